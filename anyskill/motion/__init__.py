@@ -1,0 +1,42 @@
+"""Motion data: clips, importers (own .npz, poselib .npy, CMU BVH), keyframe authoring, the motion library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anyskill.motion.clip import MotionClip, MotionFormatError, load_npz
+from anyskill.sim.model import HumanoidModel
+
+__all__ = ["MotionClip", "MotionFormatError", "load_motion", "MotionLibrary"]
+
+
+def load_motion(path: str | Path, model: HumanoidModel | None = None) -> MotionClip:
+    """Load a motion file as a :class:`MotionClip`, dispatching on the extension.
+
+    ``.npz``: the project's own format; ``.npy``: a poselib ``SkeletonMotion`` (ASE, CALM, AnySkill,
+    IsaacGymEnvs), read without executing code; ``.bvh``: CMU-style BVH, retargeted to the humanoid.
+    Any problem raises :class:`MotionFormatError` naming the file and the reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MotionFormatError(path, "no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return load_npz(path, model)
+    if suffix == ".npy":
+        from anyskill.motion.poselib import load_poselib
+
+        return load_poselib(path, model)
+    if suffix == ".bvh":
+        from anyskill.motion.bvh import load_bvh
+
+        return load_bvh(path, model)
+    raise MotionFormatError(path, f"unknown motion file extension {suffix!r}; expected .npz, .npy (poselib) or .bvh")
+
+
+def __getattr__(name: str):
+    if name == "MotionLibrary":
+        from anyskill.motion.library import MotionLibrary
+
+        return MotionLibrary
+    raise AttributeError(name)
