@@ -36,7 +36,7 @@ try:  # numpy >= 2 moved the pickle helpers to numpy._core
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import _reconstruct, scalar as _scalar
 
-_GIMBAL_SIN = math.sqrt(1.0 - 0.05**2)  # |sin b| above this means |cos b| < 0.05: near gimbal lock
+_GIMBAL_SIN = math.sqrt(1.0 - 1e-6**2)  # |sin b| above this: |cos b| < 1e-6, x and z axes coincide
 
 
 _ALLOWED = {
@@ -155,7 +155,12 @@ def poselib_state_to_clip(state: dict, path: str | Path, model: HumanoidModel | 
 
     local = rot.quat_normalize(rot.xyzw_to_wxyz(torch.from_numpy(quats)))  # (T, B, 4)
     dof_raw = local_rotations_to_dofs(local, model)
-    dof = np.clip(dof_raw, model.dof_lower, model.dof_upper)
+    from anyskill.motion.clip import skeleton_for
+
+    sk = skeleton_for(model)
+    root_t = torch.from_numpy(root_pos)
+    ref_pos = _poselib_fk(root_t, local, torch.from_numpy(local_t), sk.parents)
+    dof = fit_within_limits(sk, root_t, local[:, 0], dof_raw, ref_pos)
 
     clip = MotionClip(
         name=name or Path(path).stem,
@@ -166,14 +171,10 @@ def poselib_state_to_clip(state: dict, path: str | Path, model: HumanoidModel | 
         meta={"source": str(Path(path).name), "importer": "poselib"},
         model=model,
     )
-    # FK of the file's own skeleton (its own offsets, its local quaternions) as ground truth.
-    from anyskill.motion.clip import skeleton_for
-
-    sk = skeleton_for(model)
-    ref_pos = _poselib_fk(torch.from_numpy(root_pos), local, torch.from_numpy(local_t), sk.parents)
+    # FK of the file's own skeleton (its own offsets and local quaternions) is the ground truth.
     root_rot = local[:, 0]
-    raw_pos, _ = sk.forward_kinematics(torch.from_numpy(root_pos), root_rot, torch.from_numpy(dof_raw))
-    cl_pos, _ = sk.forward_kinematics(torch.from_numpy(root_pos), root_rot, torch.from_numpy(dof))
+    raw_pos, _ = sk.forward_kinematics(root_t, root_rot, torch.from_numpy(dof_raw))
+    cl_pos, _ = sk.forward_kinematics(root_t, root_rot, torch.from_numpy(dof))
     err_raw = (raw_pos - ref_pos).norm(dim=-1)
     err_cl = (cl_pos - ref_pos).norm(dim=-1)
     over = np.maximum(dof_raw - model.dof_upper, model.dof_lower - dof_raw).max(axis=0)
@@ -200,6 +201,38 @@ def load_poselib(path: str | Path, model: HumanoidModel | None = None) -> Motion
     return poselib_state_to_clip(read_skeleton_motion(path), path, model)[0]
 
 
+def fit_within_limits(sk, root_pos: torch.Tensor, root_rot: torch.Tensor, dof_init: np.ndarray,
+                      ref_pos: torch.Tensor, iters: int = 300, lr: float = 0.02) -> np.ndarray:
+    """Hinge angles inside the joint limits whose FK best matches reference body positions.
+
+    Frames inside the limits whose FK is exact (error < 1 mm) are returned unchanged. For the others
+    (limits violated, or 1-DoF joints whose source rotation has a swing component), plain clamping or twist
+    projection moves whole limbs; instead start from the clamped angles and minimise the squared
+    body-position error (T, B, 3) by projected Adam steps. Returns (T, D) rad.
+    """
+    model = sk.model
+    lo, hi = torch.as_tensor(model.dof_lower), torch.as_tensor(model.dof_upper)
+    init = torch.from_numpy(dof_init)
+    out = init.clamp(lo, hi)
+    with torch.no_grad():
+        pos, _ = sk.forward_kinematics(root_pos, root_rot, out)
+    bad = (pos - ref_pos).norm(dim=-1).amax(dim=-1) > 1e-3
+    if not bool(bad.any()):
+        return out.numpy()
+    x = out[bad].clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    for _ in range(iters):
+        pos, _ = sk.forward_kinematics(root_pos[bad], root_rot[bad], x)
+        loss = ((pos - ref_pos[bad]) ** 2).sum(dim=(-1, -2)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            x.copy_(x.clamp(lo, hi))
+    out[bad] = x.detach()
+    return out.numpy()
+
+
 def _poselib_fk(root_pos, local, offsets, parents):
     pos, rots = [], []
     for b, p in enumerate(parents):
@@ -216,8 +249,8 @@ def local_rotations_to_dofs(local: torch.Tensor, model: HumanoidModel) -> np.nda
     """(T, B, 4) local body rotations (wxyz) -> (T, D) hinge angles, rad, not yet clamped.
 
     3-DoF joints: intrinsic XYZ decomposition with per-frame branch/wrap continuity, preferring
-    angles inside the joint range; near gimbal lock (|cos b| < 0.05) the z angle is held at its previous
-    value and x, y are solved exactly given it. 1-DoF joints: twist about the hinge axis.
+    angles inside the joint range; at gimbal lock (|cos b| < 1e-6, where only a +- c is defined) the z angle
+    is held at its previous value and x, y are solved exactly given it. 1-DoF joints: twist about the axis.
     """
     t = local.shape[0]
     dofs = np.zeros((t, model.num_dofs))
@@ -274,3 +307,47 @@ def _nearest_wrap(angles: np.ndarray, prev: np.ndarray, lo: np.ndarray, hi: np.n
         out[i] = best
         total += best_cost
     return out, total
+
+
+def save_poselib(clip: MotionClip, path: str | Path) -> Path:
+    """Write a clip as a poselib ``SkeletonMotion`` ``.npy`` (local quaternions xyzw), for ASE/CALM/AnySkill code.
+
+    Global body velocities are finite differences of the FK positions (m/s); angular velocities are finite
+    differences of the global body rotations (rad/s, world frame).
+    """
+    from anyskill.motion.clip import skeleton_for
+
+    sk = skeleton_for(clip.model)
+    dof = torch.from_numpy(clip.dof_pos)
+    local = sk.local_rotations(dof)
+    local[:, 0] = torch.from_numpy(clip.root_rot)
+    body_pos, body_rot = sk.forward_kinematics(torch.from_numpy(clip.root_pos), torch.from_numpy(clip.root_rot), dof)
+    vel = np.gradient(body_pos.numpy(), 1.0 / clip.fps, axis=0)
+    dq = rot.quat_mul(body_rot[1:], rot.quat_conjugate(body_rot[:-1]))
+    ang = (rot.quat_to_exp_map(dq) * clip.fps).numpy()
+    ang = np.concatenate([ang, ang[-1:]], axis=0)
+
+    def tensor(a: np.ndarray, dtype=np.float32) -> OrderedDict:
+        a = np.ascontiguousarray(a, dtype=dtype)
+        return OrderedDict(arr=a, context=OrderedDict(dtype=a.dtype.name))
+
+    offsets = clip.model.offsets.copy()
+    state = OrderedDict(
+        rotation=tensor(rot.wxyz_to_xyzw(local).numpy()),
+        root_translation=tensor(clip.root_pos),
+        global_velocity=tensor(vel),
+        global_angular_velocity=tensor(ang),
+        skeleton_tree=OrderedDict(
+            node_names=list(clip.model.body_names),
+            parent_indices=tensor(clip.model.parents, np.int64),
+            local_translation=tensor(offsets),
+        ),
+        is_local=True,
+        fps=float(clip.fps),
+        __name__="SkeletonMotion",
+    )
+    holder = np.empty((), dtype=object)
+    holder[()] = state
+    path = Path(path)
+    np.save(path, holder, allow_pickle=True)
+    return path

@@ -1,0 +1,316 @@
+"""`MujocoBackend`: N independent MuJoCo worlds on the CPU (the embedded default backend).
+
+One ``MjModel``, N ``MjData``. A control step of ``n`` physics steps runs, per world,
+``mj_step2`` (integrate with the new PD targets; the position/velocity stages were computed at the
+end of the previous step), ``n - 1`` further ``mj_step`` calls, ``mj_rnePostConstraint`` (per-body
+contact forces of the last solve, like PhysX reports them) and ``mj_step1`` (kinematics, velocities and
+collisions of the new state, which the readers return and the next ``mj_step2`` reuses). So reading
+fresh body states costs no extra forward pass; the sequence is bit-identical to ``n`` ``mj_step`` calls.
+
+After stepping, each world's ``qpos``, ``qvel``, ``xpos``, ``xquat``, ``cvel``, ``subtree_com`` and
+``cfrc_ext`` are copied into (N, ...) numpy buffers; the batched readers convert those to torch.
+
+Stepping options measured on this project's 2-core CPU machine (humanoid under random PD targets,
+64 worlds x 4 substeps, physics steps per second, same process; the machine was shared, so +-20 %):
+
+===============================================  ==================
+python loop of ``mj_step``                        ~17,000
+``mj_step(m, d, nstep=4)`` per world              ~20,700
+``mujoco.rollout.Rollout(nthread=2)``             ~20,800 (state only: body states would need an
+                                                  extra kinematics pass per world afterwards)
+ThreadPoolExecutor(2) over chunks of worlds       no gain over one thread on the shared 2 cores
+===============================================  ==================
+
+The per-world loop (``num_threads=1``) is therefore the default; ``num_threads > 1`` splits the worlds
+into chunks stepped by a thread pool (MuJoCo releases the GIL inside its step functions), which pays
+off on machines with idle cores (see ``bench/bench_env.py``).
+
+MuJoCo's automatic reset of unstable worlds is disabled so that a blow-up stays visible (non-finite
+state) and is reported by :meth:`MujocoBackend.diverged` instead of being silently replaced.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import mujoco
+import numpy as np
+import torch
+
+from anyskill.sim.model import HumanoidModel, load_humanoid
+
+Tensor = torch.Tensor
+
+_FLOOR_CONTYPE = 1
+_HUMANOID_CONTYPE = 2  # collides with the floor (conaffinity 1) but not with itself
+
+
+class MujocoBackend:
+    """N MuJoCo worlds of one humanoid; see :class:`anyskill.sim.backend.Backend` for the conventions.
+
+    Args:
+        num_envs: N, number of worlds.
+        model: the humanoid (default: the bundled one).
+        mj_model: the MuJoCo model to simulate (default: compiled from ``model.xml_path``); it may hold
+            more than the humanoid (a scene), whose bodies are found by name.
+        device, dtype: where and in which precision the readers return tensors.
+        num_threads: worker threads stepping chunks of worlds (1 = step in the calling thread).
+        self_collision: whether the humanoid's limbs collide with each other (Isaac Gym's AMP humanoid
+            does); ``False`` keeps only contacts with the rest of the scene.
+        max_speed: a world whose |qvel| exceeds this (m/s, rad/s) counts as diverged.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        model: HumanoidModel | None = None,
+        *,
+        mj_model: mujoco.MjModel | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        num_threads: int = 1,
+        self_collision: bool = True,
+        max_speed: float = 1e3,
+    ):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        self._model = model or load_humanoid()
+        m = mj_model if mj_model is not None else self._model.mj_model()
+        m.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_AUTORESET)
+        self.mj_model = m
+        self._num_envs = num_envs
+        self._device = torch.device(device)
+        self._dtype = dtype
+        self.max_speed = max_speed
+
+        hm = self._model
+        self._body_ids = np.array([_id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in hm.body_names])
+        self._root_of_body = m.body_rootid[self._body_ids]
+        root_jnt = [j for j in range(m.njnt) if m.jnt_bodyid[j] == self._body_ids[0]]
+        if len(root_jnt) != 1 or m.jnt_type[root_jnt[0]] != mujoco.mjtJoint.mjJNT_FREE:
+            raise ValueError(f"body {hm.body_names[0]!r} must have exactly one free joint in the MuJoCo model")
+        self._root_qpos = int(m.jnt_qposadr[root_jnt[0]])
+        self._root_qvel = int(m.jnt_dofadr[root_jnt[0]])
+        hinges = [_id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in hm.dof_names]
+        self._dof_qpos = m.jnt_qposadr[hinges]
+        self._dof_qvel = m.jnt_dofadr[hinges]
+        self._actuators = np.array([_actuator_of_joint(m, j) for j in hinges])
+        if not self_collision:
+            _disable_self_collision(m, set(self._body_ids.tolist()))
+
+        self.data = [mujoco.MjData(m) for _ in range(num_envs)]
+        """The N ``MjData`` (for rendering or inspection; change states through :meth:`set_state`)."""
+        self._ctrl = np.zeros((num_envs, m.nu))
+        self._qpos = np.zeros((num_envs, m.nq))
+        self._qvel = np.zeros((num_envs, m.nv))
+        self._xpos = np.zeros((num_envs, m.nbody, 3))
+        self._xquat = np.zeros((num_envs, m.nbody, 4))
+        self._cvel = np.zeros((num_envs, m.nbody, 6))
+        self._subtree_com = np.zeros((num_envs, m.nbody, 3))
+        self._cfrc_ext = np.zeros((num_envs, m.nbody, 6))
+        self._cache: dict[str, Tensor] = {}
+
+        self._chunks = [c for c in np.array_split(np.arange(num_envs), min(num_threads, num_envs)) if len(c)]
+        self._pool = ThreadPoolExecutor(len(self._chunks)) if len(self._chunks) > 1 else None
+
+        for i, d in enumerate(self.data):
+            mujoco.mj_forward(m, d)
+            self._gather(i, d)
+
+    # ------------------------------------------------------------------ protocol: sizes
+    @property
+    def num_envs(self) -> int:
+        return self._num_envs
+
+    @property
+    def model(self) -> HumanoidModel:
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def physics_dt(self) -> float:
+        return float(self.mj_model.opt.timestep)
+
+    # ------------------------------------------------------------------ protocol: writers
+    def set_state(
+        self,
+        env_ids: Tensor,
+        root_pos: Tensor,
+        root_rot: Tensor,
+        root_vel: Tensor,
+        root_ang_vel: Tensor,
+        dof_pos: Tensor,
+        dof_vel: Tensor,
+    ) -> None:
+        ids = _np(env_ids).astype(np.int64).reshape(-1)
+        m = len(ids)
+        root_pos, root_rot, root_vel, root_ang_vel = (_np(x) for x in (root_pos, root_rot, root_vel, root_ang_vel))
+        dof_pos, dof_vel = _np(dof_pos), _np(dof_vel)
+        d_ = self._model.num_dofs
+        for name, x, shape in (
+            ("root_pos", root_pos, (m, 3)),
+            ("root_rot", root_rot, (m, 4)),
+            ("root_vel", root_vel, (m, 3)),
+            ("root_ang_vel", root_ang_vel, (m, 3)),
+            ("dof_pos", dof_pos, (m, d_)),
+            ("dof_vel", dof_vel, (m, d_)),
+        ):
+            if x.shape != shape:
+                raise ValueError(f"set_state: {name} must have shape {shape} for {m} env ids, got {x.shape}")
+        if m and (ids.min() < 0 or ids.max() >= self._num_envs):
+            raise IndexError(f"set_state: env ids must be in [0, {self._num_envs}), got {ids.tolist()}")
+        norm = np.linalg.norm(root_rot, axis=-1, keepdims=True)
+        if np.any(norm < 1e-6):
+            raise ValueError("set_state: root_rot contains zero quaternions; pass unit quaternions (wxyz)")
+        root_rot = root_rot / norm
+        ang_local = _rotate_inverse(root_rot, root_ang_vel)  # free-joint angular velocity is body-frame
+        rq, rv = self._root_qpos, self._root_qvel
+        for k, i in enumerate(ids):
+            d = self.data[i]
+            mujoco.mj_resetData(self.mj_model, d)
+            d.qpos[rq : rq + 3] = root_pos[k]
+            d.qpos[rq + 3 : rq + 7] = root_rot[k]
+            d.qpos[self._dof_qpos] = dof_pos[k]
+            d.qvel[rv : rv + 3] = root_vel[k]
+            d.qvel[rv + 3 : rv + 6] = ang_local[k]
+            d.qvel[self._dof_qvel] = dof_vel[k]
+            d.ctrl[:] = self._ctrl[i]
+            mujoco.mj_forward(self.mj_model, d)
+            self._gather(i, d)
+            self._cfrc_ext[i] = 0.0
+        self._cache.clear()
+
+    def set_pd_targets(self, targets: Tensor) -> None:
+        t = _np(targets)
+        if t.shape != (self._num_envs, self._model.num_dofs):
+            raise ValueError(f"set_pd_targets: expected ({self._num_envs}, {self._model.num_dofs}) rad, got {t.shape}")
+        self._ctrl[:, self._actuators] = t
+
+    def step(self, num_substeps: int) -> None:
+        if num_substeps < 1:
+            raise ValueError(f"step: num_substeps must be >= 1, got {num_substeps}")
+        if self._pool is None:
+            self._advance(self._chunks[0], num_substeps)
+        else:
+            list(self._pool.map(lambda c: self._advance(c, num_substeps), self._chunks))
+        self._cache.clear()
+
+    def _advance(self, env_ids: np.ndarray, n: int) -> None:
+        m = self.mj_model
+        for i in env_ids:
+            d = self.data[i]
+            d.ctrl[:] = self._ctrl[i]
+            mujoco.mj_step2(m, d)
+            if n > 1:
+                mujoco.mj_step(m, d, n - 1)
+            mujoco.mj_rnePostConstraint(m, d)
+            self._cfrc_ext[i] = d.cfrc_ext
+            mujoco.mj_step1(m, d)
+            self._gather(i, d)
+
+    def _gather(self, i: int, d: mujoco.MjData) -> None:
+        self._qpos[i] = d.qpos
+        self._qvel[i] = d.qvel
+        self._xpos[i] = d.xpos
+        self._xquat[i] = d.xquat
+        self._cvel[i] = d.cvel
+        self._subtree_com[i] = d.subtree_com
+
+    # ------------------------------------------------------------------ protocol: readers
+    def _tensor(self, key: str, array: np.ndarray) -> Tensor:
+        t = self._cache.get(key)
+        if t is None:
+            t = torch.from_numpy(np.ascontiguousarray(array)).to(self._device, self._dtype)
+            self._cache[key] = t
+        return t
+
+    def dof_pos(self) -> Tensor:
+        return self._tensor("dof_pos", self._qpos[:, self._dof_qpos])
+
+    def dof_vel(self) -> Tensor:
+        return self._tensor("dof_vel", self._qvel[:, self._dof_qvel])
+
+    def body_pos(self) -> Tensor:
+        return self._tensor("body_pos", self._xpos[:, self._body_ids])
+
+    def body_rot(self) -> Tensor:
+        return self._tensor("body_rot", self._xquat[:, self._body_ids])
+
+    def body_ang_vel(self) -> Tensor:
+        return self._tensor("body_ang_vel", self._cvel[:, self._body_ids, :3])
+
+    def body_vel(self) -> Tensor:
+        # cvel is the spatial velocity at the subtree centre of mass of each body's tree root
+        # ([angular; linear], world axes); move its linear part to the body origin.
+        ref = np.take_along_axis(self._subtree_com, self._root_of_body[None, :, None].repeat(3, -1), axis=1)
+        cvel = self._cvel[:, self._body_ids]
+        lin = cvel[..., 3:] + np.cross(cvel[..., :3], self._xpos[:, self._body_ids] - ref)
+        return self._tensor("body_vel", lin)
+
+    def body_contact_force(self) -> Tensor:
+        return self._tensor("contact", self._cfrc_ext[:, self._body_ids, 3:])
+
+    def qpos(self) -> Tensor:
+        rq = self._root_qpos
+        return torch.cat([self._tensor("root_qpos", self._qpos[:, rq : rq + 7]), self.dof_pos()], dim=-1)
+
+    def qvel(self) -> Tensor:
+        rv = self._root_qvel
+        root_lin = self._tensor("root_lin", self._qvel[:, rv : rv + 3])
+        return torch.cat([root_lin, self.body_ang_vel()[:, 0], self.dof_vel()], dim=-1)
+
+    def root_state(self) -> Tensor:
+        q, v = self.qpos(), self.qvel()
+        return torch.cat([q[:, :7], v[:, :6]], dim=-1)
+
+    def diverged(self) -> Tensor:
+        finite = np.isfinite(self._qpos).all(-1) & np.isfinite(self._qvel).all(-1)
+        with np.errstate(invalid="ignore"):
+            fast = (np.abs(self._qvel) > self.max_speed).any(-1)
+        return torch.from_numpy(~finite | fast).to(self._device)
+
+    def close(self) -> None:
+        """Stop the worker threads (only needed when ``num_threads > 1``)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _id(m: mujoco.MjModel, kind: mujoco.mjtObj, name: str) -> int:
+    i = mujoco.mj_name2id(m, kind, name)
+    if i < 0:
+        raise ValueError(f"the MuJoCo model has no {kind.name[6:].lower()} named {name!r}")
+    return i
+
+
+def _actuator_of_joint(m: mujoco.MjModel, joint: int) -> int:
+    for a in range(m.nu):
+        if m.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT and m.actuator_trnid[a][0] == joint:
+            return a
+    name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, joint)
+    raise ValueError(f"joint {name!r} has no actuator; every hinge needs a position actuator for PD control")
+
+
+def _disable_self_collision(m: mujoco.MjModel, bodies: set[int]) -> None:
+    for g in range(m.ngeom):
+        if int(m.geom_bodyid[g]) in bodies:
+            m.geom_contype[g] = _HUMANOID_CONTYPE
+            m.geom_conaffinity[g] = _FLOOR_CONTYPE
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy().astype(np.float64, copy=False)
+    return np.asarray(x, dtype=np.float64)
+
+
+def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate (M, 3) vectors by the inverse of (M, 4) wxyz unit quaternions."""
+    w, u = q[:, :1], -q[:, 1:]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)

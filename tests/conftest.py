@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+REPO = Path(__file__).resolve().parent.parent
+# The original motion sources live in ../shared/data beside a checkout (and in CI); the bundled .npz do not need them.
+SHARED_DATA = Path(os.environ.get("ANYSKILL_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def model():
+    from anyskill.sim.model import load_humanoid
+
+    return load_humanoid()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "motions").is_dir():
+        pytest.skip(f"original motion sources not found at {SHARED_DATA} (set ANYSKILL_SHARED_DATA)")
+    return SHARED_DATA
