@@ -17,6 +17,7 @@ import yaml
 from anyskill.data import MANIFEST, MOTIONS_DIR
 from anyskill.motion import load_motion
 from anyskill.motion.clip import MotionClip
+from anyskill.motion.quality import ground_align
 
 CMU_ACK = "The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217."
 
@@ -58,6 +59,7 @@ def build_bundled_data(shared: str | Path = "../shared/data", verbose: bool = Fa
 
     for name, (cat, tags, desc) in POSELIB_CLIPS.items():
         clip = load_motion(shared / "motions" / f"{name}.npy")
+        ground_align(clip)
         clip.meta.update(description=desc, licence="BSD-3-Clause (NVIDIA)", acknowledgement=CMU_ACK)
         clip.save(MOTIONS_DIR / f"{name}.npz")
         entries.append(_entry(clip, f"motions/{name}.npz", cat, tags, desc, "CMU mocap via NVIDIA IsaacGymEnvs (poselib)", "BSD-3-Clause"))

@@ -15,8 +15,10 @@ critic loss is ``critic_coef * MSE`` (rl-games uses 0.5 * critic_coef), the boun
 bound of 1.0 (rl-games 1.1), and with epsilon-greedy rollouts the actor/entropy/bound terms are
 averaged over the stochastic samples only.
 
-GAE keeps terminations and time-outs apart: the bootstrap value V(s', z) is zeroed only on
-termination (``extras["terminate"]``), and the advantage recursion is cut at every episode end.
+GAE keeps terminations and time-outs apart: the advantage recursion is cut at every episode end;
+the bootstrap value is 0 on termination (``extras["terminate"]``), V(s_t, z) on a time-out
+(``extras["time_outs"]``; the env auto-resets, so the obs it returns for a done env is the next
+episode's first one and cannot be used), and V(s_{t+1}, z) otherwise.
 """
 
 from __future__ import annotations
@@ -151,6 +153,24 @@ def exploration_probabilities(num_envs: int) -> Tensor:
     return 1.0 - torch.exp(10.0 * (frac - 1.0))
 
 
+def gae_advantages(rewards: Tensor, values: Tensor, next_values: Tensor, step_dones: Tensor, gamma: float,
+                   tau: float) -> Tensor:
+    """Generalised advantage estimates (H, N, 1) over a rollout of H steps.
+
+    rewards, values (H, N, 1); next_values (H, N, 1) the bootstrap value after step t, already zero where
+    step t terminated; step_dones (H, N) 1 where the episode ended at step t (termination or time-out),
+    which cuts the recursion: A_t = δ_t + γ τ (1 - done_t) A_{t+1}, δ_t = r_t + γ V'_t - V_t.
+    """
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        not_done = (1.0 - step_dones[t]).unsqueeze(1)
+        delta = rewards[t] + gamma * next_values[t] - values[t]
+        running = delta + gamma * tau * not_done * running
+        advantages[t] = running
+    return advantages
+
+
 class CALMAgent(A2CAgent):
     """rl-games agent registered as ``calm`` (see :func:`anyskill.llc.registry.register_calm`)."""
 
@@ -283,10 +303,14 @@ class CALMAgent(A2CAgent):
                     f"{self.net_cfg.amp_frame_dim}; check network.amp_frame_dim / disc_steps against the env"
                 )
             terminate = self._env_tensor(infos, "terminate").bool()
+            time_outs = self._env_tensor(infos, "time_outs").bool()
             with torch.no_grad():
                 rewards = losses.style_reward(self.model.disc_logits(amp_obs, self._latents),
                                               self.calm.disc_reward_scale)
-            next_values = self.get_values(self.obs) * (~terminate).float().unsqueeze(1)
+            # The env resets done envs inside step, so their returned obs starts the next episode:
+            # a time-out bootstraps from V(s_t, z) (as rl-games' value_bootstrap), a termination from 0.
+            next_values = torch.where(time_outs.unsqueeze(1), res["values"], self.get_values(self.obs))
+            next_values = next_values * (~terminate).float().unsqueeze(1)
             shaped = self.rewards_shaper(rewards)
             buf.update_data("amp_obs", n, amp_obs)
             buf.update_data("rewards", n, shaped)
@@ -296,7 +320,7 @@ class CALMAgent(A2CAgent):
             self.current_rewards.add_(rewards)
             self.current_shaped_rewards.add_(shaped)
             self.current_lengths.add_(1)
-            done_ids = self.dones.nonzero(as_tuple=False)[:, 0]
+            done_ids = self.dones.nonzero(as_tuple=False)  # (k, 1), the indexing rl-games' meters expect
             self.game_rewards.update(self.current_rewards[done_ids])
             self.game_shaped_rewards.update(self.current_shaped_rewards[done_ids])
             self.game_lengths.update(self.current_lengths[done_ids])
@@ -308,7 +332,7 @@ class CALMAgent(A2CAgent):
             self._latent_steps_left.sub_(1)
 
         td = buf.tensor_dict
-        advantages = self._gae(td["rewards"], td["values"], td["next_values"], td["step_dones"])
+        advantages = gae_advantages(td["rewards"], td["values"], td["next_values"], td["step_dones"], self.gamma, self.tau)
         batch = buf.get_transformed_list(swap_and_flatten01, self.tensor_list)
         batch["returns"] = swap_and_flatten01(advantages + td["values"])
         batch["played_frames"] = self.batch_size
@@ -316,17 +340,6 @@ class CALMAgent(A2CAgent):
         self._log["style_reward"].append(td["rewards"].mean().item())
         self._log["explore_fraction"].append(td["rand_action_mask"].mean().item())
         return batch
-
-    def _gae(self, rewards: Tensor, values: Tensor, next_values: Tensor, step_dones: Tensor) -> Tensor:
-        """GAE (H, N, 1): delta_t = r_t + γ V'_t - V_t (V'_t already zero on termination), cut at episode ends."""
-        advantages = torch.zeros_like(rewards)
-        running = torch.zeros_like(rewards[0])
-        for t in reversed(range(self.horizon_length)):
-            not_done = (1.0 - step_dones[t]).unsqueeze(1)
-            delta = rewards[t] + self.gamma * next_values[t] - values[t]
-            running = delta + self.gamma * self.tau * not_done * running
-            advantages[t] = running
-        return advantages
 
     # ------------------------------------------------------------------ update
     def train_epoch(self):

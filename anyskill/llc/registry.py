@@ -14,13 +14,16 @@ The env named in the config must be registered with rl-games first
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from rl_games.algos_torch import model_builder
-from rl_games.torch_runner import Runner
 
 from anyskill.llc.agent import CALMAgent, CALMSettings
 from anyskill.llc.networks import CALMBuilder, CALMModel, CALMNetworkConfig
+
+if TYPE_CHECKING:
+    from rl_games.torch_runner import Runner
 
 ALGO_NAME = "calm"
 SCALES = ("smoke", "laptop", "paper")
@@ -109,7 +112,7 @@ def calm_config(
     ppo = _ppo(scale, num_envs)
     if max_epochs is not None:
         ppo["max_epochs"] = max_epochs
-    calm = {k: v for k, v in vars(_calm(scale)).items()}
+    calm = asdict(_calm(scale))
     config: dict[str, Any] = {
         "name": experiment_name,
         "full_experiment_name": experiment_name,

@@ -23,7 +23,7 @@ def _both(right: dict[str, float], **centre: float) -> dict[str, float]:
 
 # Recurring poses, deg.
 REST = {"right_shoulder_x": -4.0, "left_shoulder_x": 4.0, "right_elbow": -8.0, "left_elbow": -8.0}
-GUARD = _both({"right_shoulder_x": 12.0, "right_shoulder_y": -50.0, "right_shoulder_z": 10.0, "right_elbow": -125.0})
+GUARD = _both({"right_shoulder_x": 12.0, "right_shoulder_y": -50.0, "right_shoulder_z": 35.0, "right_elbow": -125.0})
 FIGHT_LEGS = _both({"right_hip_y": -14.0, "right_knee": 24.0, "right_ankle_y": -10.0})
 
 
@@ -72,7 +72,7 @@ def _wave_both_hands() -> AuthoredSpec:
 
 
 def _raise_both_arms() -> AuthoredSpec:
-    up = _both({"right_shoulder_x": -12.0, "right_shoulder_y": -170.0, "right_elbow": -5.0}, abdomen_y=-6.0, neck_y=-15.0)
+    up = _both({"right_shoulder_x": 10.0, "right_shoulder_y": -170.0, "right_elbow": -5.0}, abdomen_y=-6.0, neck_y=-15.0)
     keys = (KeyPose(0.0, REST), KeyPose(1.1, up), KeyPose(1.9, up), KeyPose(3.0, REST))
     return AuthoredSpec("raise_both_arms", "a person raises both arms straight up over the head and lowers them", "gesture", keys)
 
@@ -124,20 +124,22 @@ def _punch() -> AuthoredSpec:
 
 def _kick() -> AuthoredSpec:
     shift = {"right_hip_x": -7.0, "left_hip_x": -7.0, "right_ankle_x": 7.0, "left_ankle_x": 7.0}
-    support = {"left_hip_y": -10.0, "left_knee": 14.0, "left_ankle_y": -4.0, "abdomen_y": -8.0}
-    guard = {**GUARD, **shift, **support, **_both({"right_hip_y": -10.0, "right_knee": 14.0, "right_ankle_y": -4.0})}
-    chamber = {**guard, **support, "right_hip_y": -95.0, "right_knee": 105.0, "right_ankle_y": 20.0}
-    extend = {**guard, **support, "right_hip_y": -85.0, "right_knee": 5.0, "right_ankle_y": 30.0, "abdomen_y": -14.0}
-    lift = {**guard, **support, "right_hip_y": -30.0, "right_knee": 60.0, "right_ankle_y": 5.0}
+    bent = _both({"right_hip_y": -10.0, "right_knee": 14.0, "right_ankle_y": -4.0}, abdomen_y=-8.0)
+    guard = {**GUARD, **shift, **bent}
+    lift = {**guard, "right_hip_y": -38.0, "right_knee": 60.0, "right_ankle_y": -12.0}
+    chamber = {**guard, "right_hip_y": -95.0, "right_knee": 105.0, "right_ankle_y": 20.0}
+    extend = {**guard, "right_hip_y": -85.0, "right_knee": 5.0, "right_ankle_y": 30.0, "abdomen_y": -14.0}
     keys = (
         KeyPose(0.0, REST),
-        KeyPose(0.5, guard),
-        KeyPose(0.75, lift),
+        KeyPose(0.45, guard),
+        KeyPose(0.55, guard),
+        KeyPose(0.8, lift),
         KeyPose(1.0, chamber),
         KeyPose(1.25, extend),
         KeyPose(1.4, extend),
         KeyPose(1.65, chamber),
-        KeyPose(1.9, lift),
+        KeyPose(1.85, lift),
+        KeyPose(2.1, guard),
         KeyPose(2.2, guard),
         KeyPose(2.7, REST),
     )
@@ -147,8 +149,9 @@ def _kick() -> AuthoredSpec:
 
 
 def _arms_crossed() -> AuthoredSpec:
-    right = {"right_shoulder_x": 18.0, "right_shoulder_y": -38.0, "right_shoulder_z": 70.0, "right_elbow": -112.0}
-    left = {"left_shoulder_x": -14.0, "left_shoulder_y": -30.0, "left_shoulder_z": -78.0, "left_elbow": -118.0}
+    # Right forearm over and in front of the left one; hands near the opposite elbows.
+    right = {"right_shoulder_x": 2.0, "right_shoulder_y": -31.0, "right_shoulder_z": 69.0, "right_elbow": -85.0}
+    left = {"left_shoulder_x": -2.0, "left_shoulder_y": -23.0, "left_shoulder_z": -73.0, "left_elbow": -80.0}
     crossed = {**right, **left}
     breathe = {**crossed, "abdomen_y": -2.0, "neck_y": -3.0}
     keys = (KeyPose(0.0, REST), KeyPose(1.0, crossed), KeyPose(2.0, breathe), KeyPose(3.0, crossed))

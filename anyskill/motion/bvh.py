@@ -117,13 +117,16 @@ class BvhMotion:
         i0 = np.floor(s + 1e-6).astype(int).clip(0, self.num_frames - 1)
         frac = np.clip(s - i0, 0.0, 1.0)
         frac[frac < 1e-6] = 0.0
-        i1 = np.minimum(i0 + 1, self.num_frames - 1)
-        q0 = torch.from_numpy(self.local_rot[i0])
-        q1 = torch.from_numpy(self.local_rot[i1])
-        t = torch.from_numpy(frac)[:, None].expand(q0.shape[:-1])
-        local_rot = rot.quat_slerp(q0, q1, t).numpy()
-        f = frac[:, None, None]
-        local_pos = (1.0 - f) * self.local_pos[i0] + f * self.local_pos[i1]
+        if not frac.any():  # exact decimation
+            local_rot, local_pos = self.local_rot[i0], self.local_pos[i0]
+        else:
+            i1 = np.minimum(i0 + 1, self.num_frames - 1)
+            q0 = torch.from_numpy(self.local_rot[i0])
+            q1 = torch.from_numpy(self.local_rot[i1])
+            t = torch.from_numpy(frac)[:, None].expand(q0.shape[:-1])
+            local_rot = rot.quat_slerp(q0, q1, t).numpy()
+            f = frac[:, None, None]
+            local_pos = (1.0 - f) * self.local_pos[i0] + f * self.local_pos[i1]
         positions, rotations = _source_fk(self.parents, local_rot, local_pos)
         return replace(self, frame_time=1.0 / fps, local_rot=local_rot, local_pos=local_pos,
                        positions=positions, rotations=rotations)
@@ -413,7 +416,7 @@ STANCE_SPEED = 0.3
 """m/s: a foot whose origin moves slower than this horizontally is in stance (ground contact)."""
 GROUND_TOLERANCE = 0.03
 """m: stance soles must be within this height of the ground (project requirement)."""
-_BLEND = 0.1  # weight of the source joint's own frame in the knee/elbow bending-plane direction
+_BENT = math.sin(math.radians(20.0))  # knees/elbows flexed beyond this define their bending plane exactly
 
 
 @dataclass(frozen=True)
@@ -465,7 +468,7 @@ class _Targets:
 
     points: dict[str, np.ndarray]  # role -> (T, 3) m, humanoid world axes, not yet shifted
     body_rot: np.ndarray  # (T, B, 3, 3) target global body rotations
-    foot_vector: np.ndarray  # (3,) the foot bone (ankle -> toe) in the foot body frame
+    foot_vector: dict[str, np.ndarray]  # side -> (3,) the foot bone (ankle -> toe) in the foot body frame
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -524,8 +527,10 @@ def _targets(bvh: BvhMotion, joints: dict[str, int], frame: SourceFrame, model: 
     off = {n: model.offsets[i] for i, n in enumerate(model.body_names)}
     ex, ey, ez = np.eye(3)
     rest = frame.points(bvh.rest_positions())
-    foot_rest = rest[joints["left_toe"]] - rest[joints["left_ankle"]]
-    foot_vector = _unit(np.array([abs(foot_rest[0]), 0.0, foot_rest[2]]))  # rest foot, yaw removed
+    foot_vector = {}  # per side, the rest foot (ankle -> toe), taken as flat, yaw removed, in the foot frame
+    for side in ("left", "right"):
+        v = rest[joints[f"{side}_toe"]] - rest[joints[f"{side}_ankle"]]
+        foot_vector[side] = _unit(np.array([abs(v[0]), 0.0, v[2]]))
 
     r = {
         "pelvis": _triad(_unit(off["left_thigh"] - off["right_thigh"]), pts["left_hip"] - pts["right_hip"],
@@ -545,14 +550,24 @@ def _targets(bvh: BvhMotion, joints: dict[str, int], frame: SourceFrame, model: 
             bend_b = _bend_vector(model, lo_b, end_b)
             bend = _perp(d_lower, _unit(d_upper))  # |bend| = sin(flexion)
             own = _unit(source_axis(f"{side}_{j0}", bend_b))
-            agree = (bend * own).sum(-1, keepdims=True) > 0  # not hyper-extended against the source's frame
-            c = np.where(agree, bend + _BLEND * own, own)
+            # Bent: the bending plane, exactly (the hinge then reproduces the lower bone). Nearly straight or
+            # hyper-extended: the source joint's own frame fixes the twist.
+            sin_flex = np.linalg.norm(bend, axis=-1, keepdims=True)
+            agree = (bend * own).sum(-1, keepdims=True) > 0
+            c = np.where(agree, bend + own * np.clip(1.0 - sin_flex / _BENT, 0.0, 1.0), own)
             r[up_b] = _triad(_unit(off[lo_b]), d_upper, bend_b, c)
             hinge = np.cross(_unit(off[end_b]), bend_b)  # hinge axis (body frame), sign irrelevant to the fit
             r[lo_b] = _triad(_unit(off[end_b]), d_lower, hinge, r[up_b] @ hinge)
         r[f"{side}_hand"] = r[f"{side}_lower_arm"]
-        r[f"{side}_foot"] = _triad(foot_vector, pts[f"{side}_toe"] - pts[f"{side}_ankle"],
-                                   ey, source_axis(f"{side}_ankle", ey))
+        # Foot roll: level (lateral axis horizontal) when the foot is near horizontal, as soles are on flat
+        # ground; the shin's hinge axis as the foot turns vertical. Source foot frames are not used: CMU rest
+        # legs splay, which rolls them.
+        d_foot = _unit(pts[f"{side}_toe"] - pts[f"{side}_ankle"])
+        shin_axis = r[f"{side}_shin"] @ ey
+        level = np.cross(ez, d_foot)  # |level| = cos(foot pitch)
+        level = level * np.sign((level * shin_axis).sum(-1, keepdims=True) + 1e-12)
+        w = np.linalg.norm(level, axis=-1, keepdims=True) ** 2
+        r[f"{side}_foot"] = _triad(foot_vector[side], d_foot, ey, w * _unit(level) + (1.0 - w) * shin_axis)
     missing = [n for n in model.body_names if n not in r]
     if missing:
         raise ValueError(f"humanoid bodies {missing} have no retargeting rule; the BVH retargeter expects the 15-body humanoid")
@@ -615,6 +630,8 @@ class RetargetReport:
     stance_sole_height_mean_m: float  # signed mean of the stance foot's lowest sole point
     stance_sole_height_abs_max_m: float
     stance_within_tolerance: float  # fraction of stance foot-frames with |sole height| <= GROUND_TOLERANCE
+    standing_frames: int  # frames with both feet in stance and the root slower than STANCE_SPEED / 3
+    standing_sole_height_abs_max_m: float  # largest |sole height| of either foot in those frames
     min_sole_height_m: float  # lowest sole point over the clip (negative: below the floor)
     root_height_min_m: float
     root_height_median_m: float
@@ -660,8 +677,10 @@ def _foot_contacts(model: HumanoidModel, body_pos: np.ndarray, body_rot: np.ndar
     return np.stack(heights, -1), np.stack(stance, -1)
 
 
-def _bone_vectors(model: HumanoidModel, body_pos: np.ndarray, body_rot: np.ndarray, foot_vector: np.ndarray) -> dict[str, np.ndarray]:
-    axis_vec = {"head": np.array([0.0, 0.0, 1.0]), "left_foot": foot_vector, "right_foot": foot_vector}
+def _bone_vectors(model: HumanoidModel, body_pos: np.ndarray, body_rot: np.ndarray,
+                  foot_vector: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Humanoid bone directions (T, 3) by the names of ``_BONES``."""
+    axis_vec = {"head": np.array([0.0, 0.0, 1.0]), "left_foot": foot_vector["left"], "right_foot": foot_vector["right"]}
     out = {}
     for name, ((a, b), _) in _BONES.items():
         if b == "axis":
@@ -698,6 +717,8 @@ def _report(source: str, targets: _Targets, raw_dof: np.ndarray, clip: MotionCli
     over = np.maximum(raw_dof - model.dof_upper, model.dof_lower - raw_dof)  # (T, D) > 0 where clamped
     heights, stance = _foot_contacts(model, pos, rq, clip.fps)
     sh = heights[stance]
+    root_speed = np.linalg.norm(np.gradient(clip.root_pos[:, :2], clip.dt, axis=0), axis=-1)
+    standing = stance.all(-1) & (root_speed < STANCE_SPEED / 3)
     step = np.linalg.norm(np.diff(clip.root_pos[:, :2], axis=0), axis=-1)
     facing = _facing_errors(clip.root_pos, clip.root_rot, clip.fps)
     return RetargetReport(
@@ -715,6 +736,8 @@ def _report(source: str, targets: _Targets, raw_dof: np.ndarray, clip: MotionCli
         stance_sole_height_mean_m=float(sh.mean()) if sh.size else float("nan"),
         stance_sole_height_abs_max_m=float(np.abs(sh).max()) if sh.size else float("nan"),
         stance_within_tolerance=float((np.abs(sh) <= GROUND_TOLERANCE).mean()) if sh.size else float("nan"),
+        standing_frames=int(standing.sum()),
+        standing_sole_height_abs_max_m=float(np.abs(heights[standing]).max()) if standing.any() else float("nan"),
         min_sole_height_m=float(heights.min()),
         root_height_min_m=float(clip.root_pos[:, 2].min()),
         root_height_median_m=float(np.median(clip.root_pos[:, 2])),

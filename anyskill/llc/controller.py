@@ -1,0 +1,110 @@
+"""Inference side of the low-level controller: :func:`load_llc` -> :class:`LowLevelController`.
+
+A CALM checkpoint is an rl-games checkpoint (``torch.save`` of a dict) whose ``model`` entry holds
+every network and normaliser (policy obs, value, per-frame AMP) and whose ``calm_config`` entry holds
+what is needed to rebuild them (network sizes, obs/action sizes, CALM settings).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from rl_games.algos_torch import torch_ext
+from torch import Tensor, nn
+
+from anyskill.llc import losses
+from anyskill.llc.networks import CALMBuilder, CALMModel, CALMNetworkConfig
+
+
+class LowLevelController(nn.Module):
+    """Frozen CALM: encoder E, deterministic policy π_L(s, z), conditional discriminator D.
+
+    All inputs are raw (unnormalised); the checkpoint's normalisers are applied inside.
+    """
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        self.config = config
+        builder = CALMBuilder()
+        builder.load(config["network"])
+        self.network_config: CALMNetworkConfig = builder.cfg
+        self.model = CALMModel(builder).build({
+            "actions_num": config["actions_num"],
+            "input_shape": (config["obs_dim"],),
+            "normalize_input": config["normalize_input"],
+            "normalize_value": config["normalize_value"],
+            "value_size": 1,
+        })
+        self.eval()
+
+    @property
+    def latent_dim(self) -> int:
+        return self.network_config.latent_dim
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.config["obs_dim"])
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.config["actions_num"])
+
+    @property
+    def enc_steps(self) -> int:
+        return self.network_config.enc_steps
+
+    @property
+    def disc_steps(self) -> int:
+        return self.network_config.disc_steps
+
+    @property
+    def frame_dim(self) -> int:
+        return self.network_config.amp_frame_dim
+
+    @torch.no_grad()
+    def encode(self, windows: Tensor) -> Tensor:
+        """AMP windows (N, enc_steps, frame_dim) newest first, or flattened -> unit latents (N, latent_dim)."""
+        return self.model.encode(windows)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, z: Tensor) -> Tensor:
+        """Mean action (N, action_dim) in [-1, 1] for policy obs (N, obs_dim) and latents (N, latent_dim)."""
+        if obs.shape[-1] != self.obs_dim or z.shape[-1] != self.latent_dim:
+            raise ValueError(
+                f"act expects obs (N, {self.obs_dim}) and z (N, {self.latent_dim}), got {tuple(obs.shape)} and "
+                f"{tuple(z.shape)}"
+            )
+        norm_obs = self.model.norm_obs(obs)
+        return self.model.calm.actor(norm_obs, z).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def discriminator_score(self, amp_obs: Tensor, z: Tensor) -> Tensor:
+        """Conditional discriminator logits (N,) for AMP histories (N, disc_steps * frame_dim) under z (N, latent)."""
+        return self.model.disc_logits(amp_obs, z).squeeze(-1)
+
+    @torch.no_grad()
+    def style_reward(self, amp_obs: Tensor, z: Tensor) -> Tensor:
+        """Paper Eq. 2 reward (N,) with the training scale from the checkpoint."""
+        scale = float(self.config.get("calm", {}).get("disc_reward_scale", 2.0))
+        return losses.style_reward(self.discriminator_score(amp_obs, z), scale)
+
+
+def load_llc(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> LowLevelController:
+    """Load a CALM checkpoint written by the rl-games runner (``.pth``) as a frozen controller on ``device``."""
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"LLC checkpoint {path} does not exist; train one with the 'calm' rl-games agent")
+    state = torch_ext.safe_load(str(path))
+    if "calm_config" not in state or "model" not in state:
+        raise ValueError(
+            f"{path} is not a CALM checkpoint (keys {sorted(state)}); it needs 'model' and 'calm_config', "
+            "which the 'calm' agent writes"
+        )
+    llc = LowLevelController(state["calm_config"])
+    model_state = {k.removeprefix("_orig_mod."): v for k, v in state["model"].items()}
+    llc.model.load_state_dict(model_state)
+    for p in llc.parameters():
+        p.requires_grad_(False)
+    return llc.to(device).eval()

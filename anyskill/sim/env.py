@@ -1,0 +1,380 @@
+"""`HumanoidEnv`: the humanoid task of the low-level controller, on any :class:`Backend`.
+
+An IsaacGymEnvs/rl-games ``VecTask``-like environment of N humanoids (reference facts §1.2-§1.5, §2.5):
+
+* **actions** (N, 28) in [-1, 1] (clamped) -> PD targets ``offset + scale * a`` (facts §1.3), held for
+  ``control_freq_inv`` physics steps (4 x 1/120 s -> 30 Hz control);
+* **observations** ``{"obs": (N, 223)}`` from :func:`anyskill.obs.policy_obs` on the simulated body states;
+* **AMP observations** ``extras["amp_obs"]`` (N, 10 * 125): the last 10 AMP frames
+  (:func:`anyskill.obs.amp_frame_obs`), newest first, ending at the state the step reached (before any
+  reset), which is the transition's next state the discriminator scores;
+* **resets** (automatic, inside :meth:`HumanoidEnv.step`; the returned obs of a done env is its new
+  episode's first obs): default pose, reference state init from a :class:`MotionLibrary` ("start",
+  "random", "hybrid"), a bank of fall states (probability ``fall_init_prob``), and recovery episodes
+  (a fallen env keeps its state with probability ``recovery_episode_prob`` and cannot terminate for
+  ``recovery_steps`` control steps);
+* **terminations** (``extras["terminate"]``): the fall rule of facts §2.5; **time-outs**
+  (``extras["time_outs"]``, progress >= episode_length - 1) are kept apart for value bootstrapping;
+* **blow-up guard**: envs whose simulation diverged are reset, reported as time-outs (the policy did not
+  cause them) and counted in ``extras["sim_blowups"]`` (this step) and ``extras["sim_blowups_total"]``.
+
+The reward is zero: the agent computes it (CALM from its discriminator, the high-level policy from CLIP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from rl_games.common.ivecenv import IVecEnv
+
+from anyskill.motion.library import MotionLibrary
+from anyskill.motion.skeleton import Skeleton
+from anyskill.obs import amp_frame_obs, amp_obs_size, policy_obs, policy_obs_size
+from anyskill.sim import terms
+from anyskill.sim.backend import Backend
+from anyskill.sim.model import HumanoidModel, load_humanoid
+
+Tensor = torch.Tensor
+
+STATE_INITS = ("default", "start", "random", "hybrid")
+
+
+@dataclass
+class EnvConfig:
+    """Settings of :class:`HumanoidEnv`; defaults follow the reference LLC config (facts §2.5) where noted."""
+
+    num_envs: int = 16
+    control_freq_inv: int = 4
+    """physics steps (1/120 s) per control step: 30 Hz control (facts §1.2)."""
+    episode_length: int = 300
+    """control steps; the reference LLC uses 3,000,000 (no limit), CALM's original configs 300."""
+    state_init: str = "default"
+    """"default" (spawn pose, the reference LLC), "start" (clip frame 0), "random" (reference state init,
+    random clip and time), "hybrid" (random with probability hybrid_init_prob, else default)."""
+    hybrid_init_prob: float = 0.5
+    fall_init_prob: float = 0.1
+    """probability that a reset starts from the fall-state bank (0 skips building the bank)."""
+    recovery_episode_prob: float = 0.2
+    recovery_steps: int = 60
+    termination_height: float = 0.15
+    """m; bodies other than the feet below this while touching something end the episode."""
+    enable_early_termination: bool = True
+    num_amp_obs_steps: int = 10
+    num_fall_states: int | None = None
+    """size of the fall-state bank; None: num_envs."""
+    fall_settle_steps: int = 300
+    """physics steps under random PD targets that make each fall state: 2.5 s at 120 Hz, the duration of
+    the reference's 150 steps at 60 Hz (facts §1.2, §2.5)."""
+    spawn_height: float = 0.89
+    """m, root height of the default pose (facts §1.1)."""
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int = 1
+    """worker threads of the MuJoCo backend."""
+    self_collision: bool = True
+
+    def __post_init__(self) -> None:
+        if self.state_init not in STATE_INITS:
+            raise ValueError(f"state_init must be one of {STATE_INITS}, got {self.state_init!r}")
+        for name in ("num_envs", "control_freq_inv", "episode_length", "num_amp_obs_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("hybrid_init_prob", "fall_init_prob", "recovery_episode_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+
+
+class HumanoidEnv:
+    """N humanoids with the VecTask-like API of IsaacGymEnvs / rl-games (see the module docstring).
+
+    Args:
+        cfg: the settings.
+        motion_lib: reference motions; required when ``cfg.state_init`` is not "default".
+        model: the humanoid (default: the bundled one).
+        backend: the physics (default: a :class:`MujocoBackend` with ``cfg.num_envs`` worlds).
+    """
+
+    def __init__(
+        self,
+        cfg: EnvConfig,
+        motion_lib: MotionLibrary | None = None,
+        model: HumanoidModel | None = None,
+        backend: Backend | None = None,
+    ):
+        if cfg.state_init != "default" and motion_lib is None:
+            raise ValueError(f"state_init={cfg.state_init!r} needs a motion_lib; pass one or use state_init='default'")
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        if backend is None:
+            from anyskill.sim.mujoco_backend import MujocoBackend
+
+            backend = MujocoBackend(
+                cfg.num_envs,
+                model,
+                device=self.device,
+                num_threads=cfg.num_threads,
+                self_collision=cfg.self_collision,
+            )
+        if backend.num_envs != cfg.num_envs:
+            raise ValueError(f"backend has {backend.num_envs} worlds but cfg.num_envs is {cfg.num_envs}")
+        self.backend = backend
+        self.model = backend.model
+        self.motion_lib = motion_lib
+        self.skeleton = Skeleton(self.model)
+        self.dt = cfg.control_freq_inv * backend.physics_dt  # s per control step
+
+        m = self.model
+        self.num_envs = cfg.num_envs
+        self.num_actions = m.num_dofs
+        self.num_obs = policy_obs_size(m.num_bodies)
+        self.num_amp_obs_per_step = amp_obs_size(len(m.joints), m.num_dofs, len(m.key_body_ids))
+        self.num_amp_obs = cfg.num_amp_obs_steps * self.num_amp_obs_per_step
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.num_obs,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (self.num_actions,), np.float32)
+        self.amp_observation_space = gym.spaces.Box(-np.inf, np.inf, (self.num_amp_obs,), np.float32)
+
+        dev = dict(device=self.device)
+        offset, scale = m.pd_offset_scale
+        self._pd_offset = torch.as_tensor(offset, dtype=torch.float32, **dev)
+        self._pd_scale = torch.as_tensor(scale, dtype=torch.float32, **dev)
+        self._key_body_ids = torch.as_tensor(m.key_body_ids, dtype=torch.long, **dev)
+        self._fall_bodies = terms.non_contact_body_mask(m).to(self.device)
+        self._term_heights = terms.termination_heights(m, cfg.termination_height).to(self.device)
+        self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
+
+        n = self.num_envs
+        self.progress = torch.zeros(n, dtype=torch.long, **dev)
+        self.recovery_counter = torch.zeros(n, dtype=torch.long, **dev)
+        self.amp_obs_history = torch.zeros(n, cfg.num_amp_obs_steps, self.num_amp_obs_per_step, **dev)
+        self.sim_blowups_total = 0
+        self._fall_states: dict[str, Tensor] | None = None
+        if cfg.fall_init_prob > 0:
+            self._fall_states = self._build_fall_states(cfg.num_fall_states or n)
+
+    # ------------------------------------------------------------------ VecTask API
+    def reset(self) -> dict[str, Tensor]:
+        """Reset every env; returns ``{"obs": (N, 223)}``."""
+        ids = torch.arange(self.num_envs, device=self.device)
+        self.recovery_counter.zero_()
+        self._reset_envs(ids, torch.zeros_like(ids, dtype=torch.bool))
+        return {"obs": self._policy_obs()}
+
+    def step(self, actions: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, dict]:
+        """Apply (N, 28) actions for one control step; returns obs dict, reward (N,) zeros, dones (N,), extras."""
+        actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
+        if actions.shape != (self.num_envs, self.num_actions):
+            raise ValueError(f"actions must have shape ({self.num_envs}, {self.num_actions}), got {tuple(actions.shape)}")
+        targets = self._pd_offset + self._pd_scale * actions.clamp(-1.0, 1.0)
+        self.backend.set_pd_targets(targets)
+        self.backend.step(self.cfg.control_freq_inv)
+        self.progress += 1
+        self.recovery_counter = (self.recovery_counter - 1).clamp_min(0)
+
+        frame = self._amp_frame()
+        self.amp_obs_history = torch.cat([frame[:, None], self.amp_obs_history[:, :-1]], dim=1)
+        blowup = self.backend.diverged() | ~torch.isfinite(frame).all(-1)
+        recovering = self.recovery_counter > 0
+        if self.cfg.enable_early_termination:
+            body_pos = self.backend.body_pos()
+            fallen = terms.has_fallen(
+                self.backend.body_contact_force(), body_pos[..., 2], self._term_heights, self._fall_bodies, self.progress
+            )
+            fallen &= ~recovering & ~blowup
+        else:
+            fallen = torch.zeros_like(blowup)
+        time_out = (terms.timed_out(self.progress, self.cfg.episode_length) & ~recovering & ~fallen) | blowup
+        dones = fallen | time_out
+        amp_obs = self.amp_obs_history.flatten(1).clone()  # resets below rewrite the history
+
+        done_ids = dones.nonzero().squeeze(-1)
+        if done_ids.numel():
+            self._reset_envs(done_ids, fallen[done_ids])
+            amp_obs[blowup] = self.amp_obs_history[blowup].flatten(1)
+        num_blowups = int(blowup.sum())
+        self.sim_blowups_total += num_blowups
+        extras = {
+            "terminate": fallen,
+            "time_outs": time_out,
+            "amp_obs": amp_obs,
+            "sim_blowups": num_blowups,
+            "sim_blowups_total": self.sim_blowups_total,
+        }
+        reward = torch.zeros(self.num_envs, device=self.device)
+        return {"obs": self._policy_obs()}, reward, dones, extras
+
+    # ------------------------------------------------------------------ observations
+    def _policy_obs(self) -> Tensor:
+        b = self.backend
+        return policy_obs(b.body_pos(), b.body_rot(), b.body_vel(), b.body_ang_vel())
+
+    def _amp_frame(self, env_ids: Tensor | None = None) -> Tensor:
+        """(N or M, 125) AMP frame of the current simulated state."""
+        b = self.backend
+        sel = slice(None) if env_ids is None else env_ids
+        body_pos = b.body_pos()[sel]
+        body_vel = b.body_vel()[sel]
+        ang_vel = b.body_ang_vel()[sel]
+        return amp_frame_obs(
+            self.skeleton,
+            body_pos[:, 0],
+            b.body_rot()[sel][:, 0],
+            body_vel[:, 0],
+            ang_vel[:, 0],
+            b.dof_pos()[sel],
+            b.dof_vel()[sel],
+            body_pos[:, self._key_body_ids],
+        )
+
+    # ------------------------------------------------------------------ resets
+    def _reset_envs(self, env_ids: Tensor, fell: Tensor) -> None:
+        """Start new episodes in ``env_ids`` (M,); ``fell`` (M,) bool marks envs that ended by falling."""
+        cfg = self.cfg
+        self.progress[env_ids] = 0
+        recover = fell & (self._rand(len(env_ids)) < cfg.recovery_episode_prob)
+        self.recovery_counter[env_ids[recover]] = cfg.recovery_steps
+        ids = env_ids[~recover]
+        if not len(ids):
+            return
+        self.recovery_counter[ids] = 0
+        from_bank = torch.zeros(len(ids), dtype=torch.bool, device=self.device)
+        if self._fall_states is not None:
+            from_bank = self._rand(len(ids)) < cfg.fall_init_prob
+        if cfg.state_init == "default":
+            from_clip = torch.zeros_like(from_bank)
+        elif cfg.state_init == "hybrid":
+            from_clip = self._rand(len(ids)) < cfg.hybrid_init_prob
+        else:
+            from_clip = torch.ones_like(from_bank)
+        from_clip &= ~from_bank
+        self._reset_default(ids[~from_bank & ~from_clip])
+        self._reset_from_bank(ids[from_bank])
+        self._reset_from_clip(ids[from_clip], random_time=cfg.state_init != "start")
+
+    def _reset_default(self, ids: Tensor) -> None:
+        m = len(ids)
+        if not m:
+            return
+        root_pos = torch.zeros(m, 3, device=self.device)
+        root_pos[:, 2] = self.cfg.spawn_height
+        root_rot = torch.zeros(m, 4, device=self.device)
+        root_rot[:, 0] = 1.0
+        zeros3 = torch.zeros(m, 3, device=self.device)
+        zeros_d = torch.zeros(m, self.num_actions, device=self.device)
+        self.backend.set_state(ids, root_pos, root_rot, zeros3, zeros3, zeros_d, zeros_d)
+        self._fill_history_with_current(ids)
+
+    def _reset_from_bank(self, ids: Tensor) -> None:
+        m = len(ids)
+        if not m:
+            return
+        bank = self._fall_states
+        pick = torch.randint(len(bank["root_pos"]), (m,), generator=self._gen, device=self.device)
+        zeros3 = torch.zeros(m, 3, device=self.device)
+        zeros_d = torch.zeros(m, self.num_actions, device=self.device)
+        self.backend.set_state(ids, bank["root_pos"][pick], bank["root_rot"][pick], zeros3, zeros3, bank["dof_pos"][pick], zeros_d)
+        self._fill_history_with_current(ids)
+
+    def _reset_from_clip(self, ids: Tensor, random_time: bool) -> None:
+        if not len(ids):
+            return
+        lib = self.motion_lib
+        clip_ids = lib.sample_clips(len(ids), generator=self._lib_gen())
+        if random_time:
+            times = lib.sample_times(clip_ids, generator=self._lib_gen())
+        else:
+            times = torch.zeros(len(ids), device=lib.device)
+        s = lib.state_at(clip_ids, times)
+        dev = self.device
+        self.backend.set_state(
+            ids, s.root_pos.to(dev), s.root_rot.to(dev), s.root_vel.to(dev), s.root_ang_vel.to(dev), s.dof_pos.to(dev), s.dof_vel.to(dev)
+        )
+        window = lib.amp_obs_window(clip_ids, times, self.cfg.num_amp_obs_steps, self.dt)
+        self.amp_obs_history[ids] = window.to(dev, torch.float32)
+
+    def _fill_history_with_current(self, ids: Tensor) -> None:
+        frame = self._amp_frame(ids)
+        self.amp_obs_history[ids] = frame[:, None].expand(-1, self.cfg.num_amp_obs_steps, -1)
+
+    def _rand(self, n: int) -> Tensor:
+        return torch.rand(n, generator=self._gen, device=self.device)
+
+    def _lib_gen(self) -> torch.Generator | None:
+        """The env's generator when the motion library samples on the same device, else the library's default."""
+        return self._gen if self.motion_lib.device == self.device else None
+
+    def _build_fall_states(self, count: int) -> dict[str, Tensor]:
+        """Bank of ``count`` fallen poses (facts §2.5): random root orientation at spawn height, random PD
+        targets (actions U(-0.5, 0.5)) for ``fall_settle_steps`` physics steps; velocities are dropped."""
+        n, b = self.num_envs, self.backend
+        ids = torch.arange(n, device=self.device)
+        banks: dict[str, list[Tensor]] = {"root_pos": [], "root_rot": [], "dof_pos": []}
+        made = 0
+        while made < count:
+            root_pos = torch.zeros(n, 3, device=self.device)
+            root_pos[:, 2] = self.cfg.spawn_height
+            root_rot = terms.random_unit_quaternions(n, self._gen, self.device)
+            zeros3 = torch.zeros(n, 3, device=self.device)
+            zeros_d = torch.zeros(n, self.num_actions, device=self.device)
+            b.set_state(ids, root_pos, root_rot, zeros3, zeros3, zeros_d, zeros_d)
+            actions = torch.rand(n, self.num_actions, generator=self._gen, device=self.device) - 0.5
+            b.set_pd_targets(self._pd_offset + self._pd_scale * actions)
+            b.step(self.cfg.fall_settle_steps)
+            ok = ~b.diverged()
+            root = b.root_state()[ok]
+            banks["root_pos"].append(root[:, :3])
+            banks["root_rot"].append(root[:, 3:7])
+            banks["dof_pos"].append(b.dof_pos()[ok])
+            made += int(ok.sum())
+        return {k: torch.cat(v)[:count].clone() for k, v in banks.items()}
+
+    @property
+    def fall_states(self) -> dict[str, Tensor] | None:
+        """The fall-state bank: root_pos (F, 3) m, root_rot (F, 4) wxyz, dof_pos (F, 28) rad; None if not built."""
+        return self._fall_states
+
+
+class RlGamesVecEnv(IVecEnv):
+    """rl-games vec-env adapter: creates the env registered under ``config_name`` and forwards to it."""
+
+    def __init__(self, config_name: str, num_actors: int, **kwargs):
+        from rl_games.common import env_configurations
+
+        self.env: HumanoidEnv = env_configurations.configurations[config_name]["env_creator"](**kwargs)
+        if self.env.num_envs != num_actors:
+            raise ValueError(
+                f"rl-games asked for {num_actors} actors but env {config_name!r} has {self.env.num_envs} envs; "
+                "make config.num_actors equal to the env's num_envs"
+            )
+
+    def step(self, actions: Tensor):
+        return self.env.step(actions)
+
+    def reset(self):
+        return self.env.reset()
+
+    def get_number_of_agents(self) -> int:
+        return 1
+
+    def get_env_info(self) -> dict:
+        return {
+            "observation_space": self.env.observation_space,
+            "action_space": self.env.action_space,
+            "amp_observation_space": self.env.amp_observation_space,
+            "agents": 1,
+            "value_size": 1,
+        }
+
+
+RL_GAMES_VECENV_TYPE = "ANYSKILL"
+
+
+def register_rl_games_env(name: str, env_factory: Callable[..., HumanoidEnv]) -> None:
+    """Make ``env_factory(**kwargs)`` available to rl-games as env ``name`` (vecenv type "ANYSKILL")."""
+    from rl_games.common import env_configurations, vecenv
+
+    env_configurations.register(name, {"env_creator": env_factory, "vecenv_type": RL_GAMES_VECENV_TYPE})
+    vecenv.register(RL_GAMES_VECENV_TYPE, lambda config_name, num_actors, **kwargs: RlGamesVecEnv(config_name, num_actors, **kwargs))
