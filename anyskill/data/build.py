@@ -16,7 +16,6 @@ import yaml
 
 from anyskill.data import MANIFEST, MOTIONS_DIR
 from anyskill.motion import load_motion
-from anyskill.motion.clip import MotionClip
 from anyskill.motion.quality import ground_align
 
 CMU_ACK = "The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217."
@@ -37,7 +36,7 @@ BVH_CLIPS = {
 AUTHORED_TAGS = {"punch": ["attack"], "kick": ["attack"], "jumping_jack": ["jump"]}
 
 
-def _entry(clip: MotionClip, file: str, category: str, tags: list[str], description: str, source: str, licence: str) -> dict:
+def _entry(file: str, category: str, tags: list[str], description: str, source: str, licence: str) -> dict:
     return {
         "file": file,
         "weight": 1.0,
@@ -46,8 +45,6 @@ def _entry(clip: MotionClip, file: str, category: str, tags: list[str], descript
         "description": description,
         "source": source,
         "licence": licence,
-        "frames": clip.num_frames,
-        "fps": float(clip.fps),
     }
 
 
@@ -62,18 +59,20 @@ def build_bundled_data(shared: str | Path = "../shared/data", verbose: bool = Fa
         ground_align(clip)
         clip.meta.update(description=desc, licence="BSD-3-Clause (NVIDIA)", acknowledgement=CMU_ACK)
         clip.save(MOTIONS_DIR / f"{name}.npz")
-        entries.append(_entry(clip, f"motions/{name}.npz", cat, tags, desc, "CMU mocap via NVIDIA IsaacGymEnvs (poselib)", "BSD-3-Clause"))
+        entries.append(_entry(f"motions/{name}.npz", cat, tags, desc, "CMU mocap via NVIDIA IsaacGymEnvs (poselib)", "BSD-3-Clause"))
         if verbose:
             print(f"poselib  {name}: {clip.meta['conversion']}")
     for name in ("LICENSE-BSD-3.txt", "ACKNOWLEDGEMENT.txt"):
         shutil.copy(shared / "motions" / name, MOTIONS_DIR / name)
-    shutil.copy(shared / "bvh" / "README.md", MOTIONS_DIR / "CMU-BVH-README.md")
+    (MOTIONS_DIR.parent / "bvh").mkdir(exist_ok=True)
+    shutil.copy(shared / "bvh" / "README.md", MOTIONS_DIR.parent / "bvh" / "README.md")
 
     for name, (cat, tags, desc) in BVH_CLIPS.items():
+        shutil.copy(shared / "bvh" / f"{name}.bvh", MOTIONS_DIR.parent / "bvh" / f"{name}.bvh")
         clip = load_motion(shared / "bvh" / f"{name}.bvh")
         clip.meta.update(description=desc, acknowledgement=CMU_ACK)
         clip.save(MOTIONS_DIR / f"{name}.npz")
-        entries.append(_entry(clip, f"motions/{name}.npz", cat, tags, desc, "CMU mocap BVH, retargeted by this project", "CMU terms (acknowledgement required)"))
+        entries.append(_entry(f"motions/{name}.npz", cat, tags, desc, "CMU mocap BVH, retargeted by this project", "CMU terms (acknowledgement required)"))
         if verbose:
             print(f"bvh      {name}: {clip.meta.get('retarget')}")
 
@@ -82,7 +81,7 @@ def build_bundled_data(shared: str | Path = "../shared/data", verbose: bool = Fa
     for clip in authored_clips():
         desc = clip.meta.get("description", clip.name)
         clip.save(MOTIONS_DIR / f"authored_{clip.name}.npz")
-        entries.append(_entry(clip, f"motions/authored_{clip.name}.npz", "in-place", ["gesture", *AUTHORED_TAGS.get(clip.name, [])],
+        entries.append(_entry(f"motions/authored_{clip.name}.npz", "in-place", ["gesture", *AUTHORED_TAGS.get(clip.name, [])],
                               desc, "authored by this project (anyskill.motion.author)", "BSD-3-Clause (this project)"))
         if verbose:
             print(f"authored {clip.name}: {clip.num_frames} frames")
