@@ -224,9 +224,12 @@ def test_monotone_cubic_passes_through_keys_without_overshoot():
     lo = np.minimum(values[seg], values[seg + 1]) - 1e-12
     hi = np.maximum(values[seg], values[seg + 1]) + 1e-12
     assert np.all((out >= lo) & (out <= hi))
-    # smooth: no jump in velocity at interior keys
-    v = np.diff(out, axis=0) / np.diff(t)[:, None]
-    assert np.abs(np.diff(v, axis=0)).max() < 0.2
+    # C1: the velocity just before and just after each interior key agree
+    eps = 1e-7
+    left = (monotone_cubic(key_t[1:-1] - eps, key_t, values) - monotone_cubic(key_t[1:-1] - 2 * eps, key_t, values)) / eps
+    right = (monotone_cubic(key_t[1:-1] + 2 * eps, key_t, values) - monotone_cubic(key_t[1:-1] + eps, key_t, values)) / eps
+    assert np.allclose(left, right, atol=1e-3)
+    assert np.abs(left).max() > 0.1, "interior velocities are not all zero (not a stop at every key)"
 
 
 def test_monotone_cubic_loop_has_continuous_velocity_at_seam():
@@ -264,6 +267,14 @@ def test_root_pitch_key_tilts_pelvis_and_height_is_solved(model):
     assert np.isclose(clip.root_pos[0, 2], 0.421546 + 0.40987 + 0.05, atol=1e-6), "zero pose: legs + sole depth"
 
 
+def test_root_offsets_move_the_anchored_body(model):
+    keys = [KeyPose(0.0, {"right_knee": 30.0}), KeyPose(1.0, {"right_knee": 0.0}, root_x=0.2, root_y=-0.1)]
+    clip = author_clip("shift", keys, model=model, anchor="left_foot")
+    assert np.allclose(clip.root_pos[-1, :2] - clip.root_pos[0, :2], [0.2, -0.1], atol=1e-9)
+    left = sole_corners(model, clip.root_pos, clip.root_rot, clip.dof_pos)[:, 1, :, :2].mean(axis=1)
+    assert np.allclose(left[-1] - left[0], [0.2, -0.1], atol=1e-9)
+
+
 def test_rigid_lean_puts_centre_of_mass_outside_support(model):
     """A whole-body 30 deg forward lean pivots on the toes: the balance check must notice."""
     clip = author_clip("lean", [KeyPose(0.0), KeyPose(1.0, root_pitch=30.0)], model=model)
@@ -281,7 +292,9 @@ def test_anchor_feet_removes_foot_sliding(model, specs):
 def test_validation_flags_a_floating_clip(clips):
     clip = clips["bow"]
     lifted = MotionClip(clip.name, clip.fps, clip.root_pos + [0, 0, 0.05], clip.root_rot, clip.dof_pos, model=clip.model)
-    assert any("off the ground" in p for p in validate_clip(lifted).problems())
+    report = validate_clip(lifted)
+    assert any("off the ground" in p for p in report.problems())
+    assert report.airborne_frames == clip.num_frames and np.isnan(report.com_inside_fraction)
 
 
 def test_mirrored_pose_is_mirror_image(model):

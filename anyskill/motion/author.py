@@ -95,19 +95,15 @@ def monotone_cubic(times: np.ndarray, key_times: np.ndarray, values: np.ndarray,
     if loop and len(h) >= 2:
         seam = _fritsch_carlson(delta[-1:], delta[:1], h[-1:], h[:1])
         slopes[0] = slopes[-1] = seam[0]
-    # Limit slopes so that each cubic segment stays monotone (Fritsch-Carlson condition a^2 + b^2 <= 9).
+    # Limit slopes so that each cubic segment stays monotone (Fritsch-Carlson condition a^2 + b^2 <= 9);
+    # a flat segment gets zero slopes at both ends.
     for k in range(len(h)):
-        d = delta[k]
-        nz = np.abs(d) > 1e-12
-        a = np.where(nz, slopes[k] / np.where(nz, d, 1.0), 0.0)
-        b = np.where(nz, slopes[k + 1] / np.where(nz, d, 1.0), 0.0)
-        r = np.hypot(a, b)
-        scale = np.where(r > 3.0, 3.0 / np.maximum(r, 1e-12), 1.0)
-        slopes[k] = np.where(nz, slopes[k] * scale, slopes[k])
-        slopes[k + 1] = np.where(nz, slopes[k + 1] * scale, slopes[k + 1])
-        flat = ~nz
-        slopes[k, flat] = 0.0
-        slopes[k + 1, flat] = 0.0
+        flat = np.abs(delta[k]) <= 1e-12
+        safe = np.where(flat, 1.0, delta[k])
+        r = np.hypot(slopes[k] / safe, slopes[k + 1] / safe)
+        scale = np.where(flat, 0.0, np.minimum(1.0, 3.0 / np.maximum(r, 1e-12)))
+        slopes[k] *= scale
+        slopes[k + 1] *= scale
     if loop:
         seam = np.where(np.abs(slopes[0]) < np.abs(slopes[-1]), slopes[0], slopes[-1])
         slopes[0] = slopes[-1] = seam
@@ -147,8 +143,9 @@ def author_clip(
     """Sample key poses into a :class:`MotionClip` with the soles on the ground.
 
     ``keys`` at least 2, strictly increasing times (s); the clip spans ``keys[0].time`` to ``keys[-1].time``
-    at ``fps``. ``loop`` requires the last key to equal the first and makes the velocity continuous across
-    the seam. ``anchor`` is one of :data:`ANCHORS`; ``category`` one of :data:`CATEGORIES`.
+    at ``fps`` (``round(span * fps) + 1`` frames; put key times on the frame grid to hit every key exactly).
+    ``loop`` requires the last key to equal the first and makes the velocity continuous across the seam.
+    ``anchor`` is one of :data:`ANCHORS`; ``category`` one of :data:`CATEGORIES`.
     """
     model = model or load_humanoid()
     _check_keys(name, keys, model, loop)
@@ -177,10 +174,12 @@ def author_clip(
 
     corners = sole_corners(model, root_pos, root_rot, dof_pos)  # (T, 2, 8, 3)
     if anchor is not None:
+        # Cancel the drift of the anchor relative to the root, so that only the key offsets move it.
         feet = [0, 1] if anchor == "feet" else [FOOT_GEOMS.index(anchor)]
-        anchor_xy = corners[:, feet, :, :2].mean(axis=(1, 2))  # (T, 2)
-        root_pos[:, :2] -= anchor_xy - anchor_xy[0]
-        corners[..., :2] -= (anchor_xy - anchor_xy[0])[:, None, None, :]
+        relative = corners[:, feet, :, :2].mean(axis=(1, 2)) - root_pos[:, :2]  # (T, 2)
+        shift = relative[0] - relative
+        root_pos[:, :2] += shift
+        corners[..., :2] += shift[:, None, None, :]
     root_pos[:, 2] = -corners[..., 2].min(axis=(1, 2))
 
     meta = {
@@ -193,7 +192,9 @@ def author_clip(
         "loop": bool(loop),
         "clamped": clamped,
     }
-    return MotionClip(name=name, fps=float(fps), root_pos=root_pos, root_rot=root_rot, dof_pos=dof_pos, meta=meta, model=model)
+    return MotionClip(
+        name=name, fps=float(fps), root_pos=root_pos, root_rot=root_rot, dof_pos=dof_pos, meta=meta, model=model
+    )
 
 
 def _check_keys(name: str, keys: Sequence[KeyPose], model: HumanoidModel, loop: bool) -> None:
@@ -213,7 +214,8 @@ def _check_keys(name: str, keys: Sequence[KeyPose], model: HumanoidModel, loop: 
         unknown = sorted(set(k.joints) - valid)
         if unknown:
             raise ValueError(
-                f"clip {name!r}: key {i} (t={k.time} s) names unknown DoF(s) {unknown}; valid DoF names are {list(model.dof_names)}"
+                f"clip {name!r}: key {i} (t={k.time} s) names unknown DoF(s) {unknown}; "
+                f"valid DoF names are {list(model.dof_names)}"
             )
         bad = [n for n, v in k.joints.items() if not math.isfinite(v)]
         if bad:
@@ -306,6 +308,8 @@ class ClipReport:
     sole_min: float  # m, lowest sole point over frames (0 by construction)
     sole_max: float  # m, highest per-frame lowest sole point
     max_foot_slide: float  # m/s, horizontal speed of a sole corner while it touches the ground
+    airborne_frames: int  # frames without any sole corner within CONTACT_TOLERANCE of the ground
+    # Balance over the frames with ground contact (NaN if there are none):
     com_to_support_centre_max: float  # m, horizontal CoM distance to the centre of the support contacts
     com_to_support_centre_mean: float  # m
     com_outside_support_max: float  # m, horizontal distance of the CoM outside the support polygon (0: inside)
@@ -337,12 +341,15 @@ def validate_clip(clip: MotionClip) -> ClipReport:
     grounded = (corners[1:, ..., 2] < CONTACT_TOLERANCE) & (corners[:-1, ..., 2] < CONTACT_TOLERANCE)
     max_slide = float((slide * grounded).max())
 
+    # Balance, over the frames with ground contact (airborne frames have no support polygon).
     com_xy = centre_of_mass(clip)[:, :2]
     to_centre, outside = [], []
     for t in range(clip.num_frames):
         support = corners[t][corners[t, ..., 2] < CONTACT_TOLERANCE][:, :2]
-        to_centre.append(float(np.linalg.norm(com_xy[t] - support.mean(axis=0))))
-        outside.append(_distance_outside(com_xy[t], _convex_hull(support)))
+        if len(support):
+            to_centre.append(float(np.linalg.norm(com_xy[t] - support.mean(axis=0))))
+            outside.append(_distance_outside(com_xy[t], _convex_hull(support)))
+    supported = len(outside) > 0
     outside_arr = np.array(outside)
     return ClipReport(
         name=clip.name,
@@ -355,10 +362,11 @@ def validate_clip(clip: MotionClip) -> ClipReport:
         sole_min=float(lowest.min()),
         sole_max=float(lowest.max()),
         max_foot_slide=max_slide,
-        com_to_support_centre_max=float(max(to_centre)),
-        com_to_support_centre_mean=float(np.mean(to_centre)),
-        com_outside_support_max=float(outside_arr.max()),
-        com_inside_fraction=float(np.mean(outside_arr <= 0.0)),
+        airborne_frames=clip.num_frames - len(outside),
+        com_to_support_centre_max=float(max(to_centre)) if supported else math.nan,
+        com_to_support_centre_mean=float(np.mean(to_centre)) if supported else math.nan,
+        com_outside_support_max=float(outside_arr.max()) if supported else math.nan,
+        com_inside_fraction=float(np.mean(outside_arr <= 0.0)) if supported else math.nan,
     )
 
 
@@ -403,8 +411,6 @@ def _convex_hull(points: np.ndarray) -> np.ndarray:
 
 def _distance_outside(p: np.ndarray, hull: np.ndarray) -> float:
     """Distance (m) from a point to a CCW convex polygon, 0 if inside; a degenerate hull is a point/segment set."""
-    if len(hull) == 0:
-        return float("inf")
     edges = [(hull[i], hull[(i + 1) % len(hull)]) for i in range(len(hull))]
     if len(hull) >= 3:
         inside = all((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) >= 0 for a, b in edges)

@@ -54,6 +54,8 @@ def _idle_stand() -> AuthoredSpec:
 
 
 def _wave_right_hand() -> AuthoredSpec:
+    # Upper arm out to the side, turned so that the bent forearm points up; the elbow swings the hand sideways.
+    # neck_z < 0 glances towards the waving hand.
     arm = {"right_shoulder_x": -85.0, "right_shoulder_z": -80.0, "left_shoulder_x": 4.0, "left_elbow": -8.0, "neck_z": -10.0}
     keys = [KeyPose(0.0, REST), KeyPose(0.7, {**arm, "right_elbow": -75.0})]
     for i, t in enumerate((1.0, 1.3, 1.6, 1.9, 2.2)):
@@ -72,23 +74,25 @@ def _wave_both_hands() -> AuthoredSpec:
 
 
 def _raise_both_arms() -> AuthoredSpec:
+    # Overhead, shoulder x > 0 splays the right arm outwards (the abduction sign flips above the head).
     up = _both({"right_shoulder_x": 10.0, "right_shoulder_y": -170.0, "right_elbow": -5.0}, abdomen_y=-6.0, neck_y=-15.0)
     keys = (KeyPose(0.0, REST), KeyPose(1.1, up), KeyPose(1.9, up), KeyPose(3.0, REST))
-    return AuthoredSpec("raise_both_arms", "a person raises both arms straight up over the head and lowers them", "gesture", keys)
+    text = "a person raises both arms straight up over the head and lowers them"
+    return AuthoredSpec("raise_both_arms", text, "gesture", keys)
 
 
 def _squat() -> AuthoredSpec:
-    down = _both(
-        {"right_hip_y": -105.0, "right_knee": 115.0, "right_ankle_y": -35.0, "right_shoulder_y": -100.0, "right_elbow": -5.0},
-        abdomen_y=15.0,
-        neck_y=-15.0,
-    )
+    # Soles flat: root pitch + hip y + knee + ankle y = 25 - 105 + 115 - 35 = 0.
+    legs = {"right_hip_y": -105.0, "right_knee": 115.0, "right_ankle_y": -35.0}
+    down = _both({**legs, "right_shoulder_y": -100.0, "right_elbow": -5.0}, abdomen_y=15.0, neck_y=-15.0)
     keys = (KeyPose(0.0, REST), KeyPose(1.2, down, root_pitch=25.0), KeyPose(1.7, down, root_pitch=25.0), KeyPose(3.0, REST))
     return AuthoredSpec("squat", "a person does a deep squat with the arms forward and stands back up", "gesture", keys)
 
 
 def _bow() -> AuthoredSpec:
-    bent = _both({"right_hip_y": -33.0, "right_ankle_y": 8.0, "right_shoulder_y": -20.0, "right_elbow": -10.0}, abdomen_y=50.0, neck_y=10.0)
+    # Pelvis pitched 25 deg, hips flexed 33 deg: the legs lean 8 deg back (hips behind the feet), feet flat.
+    legs = {"right_hip_y": -33.0, "right_ankle_y": 8.0}
+    bent = _both({**legs, "right_shoulder_y": -20.0, "right_elbow": -10.0}, abdomen_y=50.0, neck_y=10.0)
     keys = (
         KeyPose(0.0, REST),
         KeyPose(1.2, bent, root_pitch=25.0),
@@ -119,7 +123,8 @@ def _punch() -> AuthoredSpec:
         KeyPose(2.1, stance),
         KeyPose(2.7, REST),
     )
-    return AuthoredSpec("punch", "a person throws a straight right punch forward, guarding with the left", "martial", keys)
+    text = "a person throws a straight right punch forward, guarding with the left"
+    return AuthoredSpec("punch", text, "martial", keys)
 
 
 def _kick() -> AuthoredSpec:
@@ -143,9 +148,8 @@ def _kick() -> AuthoredSpec:
         KeyPose(2.2, guard),
         KeyPose(2.7, REST),
     )
-    return AuthoredSpec(
-        "kick", "a person does a front kick with the right leg and puts it back down", "martial", keys, anchor="left_foot"
-    )
+    text = "a person does a front kick with the right leg and puts it back down"
+    return AuthoredSpec("kick", text, "martial", keys, anchor="left_foot")
 
 
 def _arms_crossed() -> AuthoredSpec:
@@ -169,9 +173,8 @@ def _jumping_jack() -> AuthoredSpec:
         t0 = 1.5 * rep
         keys += [KeyPose(t0, REST), KeyPose(t0 + 0.35, dip), KeyPose(t0 + 0.75, spread), KeyPose(t0 + 1.15, dip)]
     keys.append(KeyPose(3.0, REST))
-    return AuthoredSpec(
-        "jumping_jack", "a person does jumping jacks, arms over the head and legs apart, then back", "acrobatics", tuple(keys), loop=True
-    )
+    text = "a person does jumping jacks, arms over the head and legs apart, then back"
+    return AuthoredSpec("jumping_jack", text, "acrobatics", tuple(keys), loop=True)
 
 
 SPECS = (
@@ -197,6 +200,8 @@ def authored_clips(model: HumanoidModel | None = None) -> list[MotionClip]:
     """All authored clips as :class:`MotionClip` (30 fps; meta carries description and category)."""
     model = model or load_humanoid()
     return [
-        author_clip(s.name, s.keys, FPS, description=s.description, loop=s.loop, model=model, category=s.category, anchor=s.anchor)
+        author_clip(
+            s.name, s.keys, FPS, description=s.description, loop=s.loop, model=model, category=s.category, anchor=s.anchor
+        )
         for s in authored_specs()
     ]

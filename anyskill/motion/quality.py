@@ -104,3 +104,25 @@ def ground_align(clip: MotionClip) -> float:
     clip.root_pos[:, 2] += shift
     clip.meta["ground_shift_m"] = round(shift, 4)
     return shift
+
+
+def dataset_report(lib) -> "pandas.DataFrame":  # noqa: F821
+    """One row per clip of a MotionLibrary: summary, conversion/retargeting errors and ground contact."""
+    import pandas as pd
+
+    rows = []
+    summary = lib.summary()
+    for i, clip in enumerate(lib.clips):
+        conv = clip.meta.get("conversion") or {}
+        ret = clip.meta.get("retarget") or {}
+        row = {
+            **summary.iloc[i].to_dict(),
+            "authored": bool(clip.meta.get("authored", False)),
+            "fk_error_max_cm": 100 * conv["fk_error_clamped_max_m"] if conv else float("nan"),
+            "limit_violations": len(conv.get("limit_violations_rad", {})) if conv else 0,
+            "ground_shift_cm": 100 * clip.meta.get("ground_shift_m", 0.0),
+            "retarget_bone_error_mean_deg": ret.get("bone_error_mean_deg", float("nan")),
+        }
+        row.update(ground_report(clip))
+        rows.append(row)
+    return pd.DataFrame(rows)
