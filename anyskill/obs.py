@@ -57,6 +57,7 @@ def amp_frame_obs(
     dof_pos: Tensor,
     dof_vel: Tensor,
     key_pos: Tensor,
+    joint_rot: Tensor | None = None,
 ) -> Tensor:
     """One 125-D AMP / discriminator / encoder frame (reference facts §1.5), batched.
 
@@ -65,13 +66,17 @@ def amp_frame_obs(
     Layout: root height (1) | root rotation tan-norm without heading (6) | root linear velocity (3) and
     angular velocity (3) in the heading frame | each joint's rotation (composition of its hinges) as
     tan-norm (6 J) | DoF velocities (D) | key-body positions relative to the root in the heading frame (3 K).
+    ``joint_rot`` (N, J, 4) wxyz: the joints' rotations when already known (e.g. a simulator's parent-relative
+    body rotations, much cheaper than composing hinges); default ``skeleton.joint_rotations(dof_pos)``.
     """
     n = root_pos.shape[0]
     heading_inv = rot.heading_quat_inverse(root_rot)
     root_tn = rot.quat_to_tan_norm(rot.quat_mul(heading_inv, root_rot))
     vel = rot.quat_rotate(heading_inv, root_vel)
     ang = rot.quat_rotate(heading_inv, root_ang_vel)
-    joint_tn = rot.quat_to_tan_norm(skeleton.joint_rotations(dof_pos)).reshape(n, -1)
+    if joint_rot is None:
+        joint_rot = skeleton.joint_rotations(dof_pos)
+    joint_tn = rot.quat_to_tan_norm(joint_rot).reshape(n, -1)
     k = key_pos.shape[1]
     key_rel = rot.quat_rotate(heading_inv[:, None].expand(n, k, 4), key_pos - root_pos[:, None])
     return torch.cat([root_pos[:, 2:3], root_tn, vel, ang, joint_tn, dof_vel, key_rel.reshape(n, -1)], dim=-1)

@@ -92,6 +92,7 @@ def calm_config(
     experiment_name: str = "calm",
     max_epochs: int | None = None,
     latent_dim: int = 64,
+    torch_threads: int | str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """rl-games config ``{"params": ...}`` training CALM at ``scale`` ("smoke", "laptop" or "paper").
@@ -103,6 +104,9 @@ def calm_config(
     ``params["config"]`` (a nested ``calm`` dict is merged into the CALM section).
     ``device`` defaults to "cuda:0" for ``paper`` and "cpu" otherwise. ``torch_compile`` is off: the
     gradient penalty needs double backward, which compiled graphs do not support.
+    ``torch_threads`` (rl-games' intra-op thread count) defaults to 1 for ``smoke`` (tiny matrices run
+    several times faster single-threaded, measured 0.7 s vs 14 s for 4 epochs on a loaded 2-core CPU)
+    and rl-games' "auto" otherwise.
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
@@ -154,6 +158,7 @@ def calm_config(
     return {
         "params": {
             "seed": seed,
+            "torch_threads": torch_threads if torch_threads is not None else (1 if scale == "smoke" else "auto"),
             "algo": {"name": ALGO_NAME},
             "model": {"name": ALGO_NAME},
             "network": _network(scale, latent_dim).to_params(),

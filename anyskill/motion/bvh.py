@@ -15,11 +15,14 @@ source's rest pose, bone lengths and Euler conventions never reach the clip:
 2. per frame, the global orientation of each humanoid body is the rotation that maps its bone
    (e.g. thigh: hip -> knee) onto the source's bone, with a second direction fixing the twist: the
    bending plane of knee/elbow (our knees and elbows are single hinges), the hip and shoulder lines
-   for pelvis and torso, and the source joint's own frame for feet and head;
+   for pelvis and torso, a level sole for the feet (the rest foot counts as flat) and the source
+   joint's own frame for the head and for nearly straight limbs;
 3. local rotations -> hinge angles by :func:`anyskill.motion.poselib.local_rotations_to_dofs`,
    clamped to the joint limits;
 4. root position = source hip-joint midpoint, scaled; the clip is then shifted vertically so that the
-   foot soles rest on the ground in stance frames, and horizontally so it starts at the origin.
+   foot soles rest on the ground in stance frames (median lowest-sole height over frames whose foot is
+   still), and horizontally so it starts at the origin. Feet that still sink more than 2 cm into the
+   floor (tiptoes, source toes through the source floor) get their ankle pitch corrected.
 
 :func:`retarget_report` measures the result (bone direction errors, clamping, stance sole height,
 root height, speed, facing); :func:`load_bvh` stores it in ``clip.meta["retarget"]``.
@@ -27,7 +30,9 @@ root height, speed, facing); :func:`load_bvh` stores it in ``clip.meta["retarget
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -102,7 +107,7 @@ class BvhMotion:
             pos[j] = self.offsets[j] if p < 0 else pos[p] + self.offsets[j]
         return pos
 
-    def resample(self, fps: float) -> "BvhMotion":
+    def resample(self, fps: float) -> BvhMotion:
         """The motion at ``fps``: root/joint translations interpolated linearly, rotations by slerp.
 
         Exact decimation when the source rate is a multiple of ``fps`` (120 -> 30 keeps every 4th frame).
@@ -112,7 +117,7 @@ class BvhMotion:
         src_fps = self.fps
         if abs(fps - src_fps) < 1e-9:
             return self
-        n_out = int(math.floor((self.num_frames - 1) * fps / src_fps + 1e-6)) + 1
+        n_out = math.floor((self.num_frames - 1) * fps / src_fps + 1e-6) + 1
         s = np.arange(n_out) * (src_fps / fps)  # fractional source frame of each output frame
         i0 = np.floor(s + 1e-6).astype(int).clip(0, self.num_frames - 1)
         frac = np.clip(s - i0, 0.0, 1.0)
@@ -416,6 +421,7 @@ STANCE_SPEED = 0.3
 """m/s: a foot whose origin moves slower than this horizontally is in stance (ground contact)."""
 GROUND_TOLERANCE = 0.03
 """m: stance soles must be within this height of the ground (project requirement)."""
+_SINK = 0.02  # m: soles lower than this below the ground get their ankle pitch corrected
 _BENT = math.sin(math.radians(20.0))  # knees/elbows flexed beyond this define their bending plane exactly
 
 
@@ -525,7 +531,7 @@ def _targets(bvh: BvhMotion, joints: dict[str, int], frame: SourceFrame, model: 
         return src_rot[:, joints[role]] @ (ax.T @ v_ours) @ ax.T
 
     off = {n: model.offsets[i] for i, n in enumerate(model.body_names)}
-    ex, ey, ez = np.eye(3)
+    _, ey, ez = np.eye(3)
     rest = frame.points(bvh.rest_positions())
     foot_vector = {}  # per side, the rest foot (ankle -> toe), taken as flat, yaw removed, in the foot frame
     for side in ("left", "right"):
@@ -646,9 +652,11 @@ class RetargetReport:
         """JSON-ready dict (for ``clip.meta["retarget"]``)."""
         out = asdict(self)
         out["bone_error_deg"] = {k: [round(v[0], 3), round(v[1], 3)] for k, v in self.bone_error_deg.items()}
+        out["limit_violations_deg"] = {k: round(v, 3) for k, v in self.limit_violations_deg.items()}
         return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in out.items()}
 
 
+@functools.lru_cache(maxsize=8)
 def _sole_points(model: HumanoidModel) -> dict[str, np.ndarray]:
     """Foot body -> (8, 3) corners of its box geom in the body frame, m."""
     m = model.mj_model()
@@ -664,14 +672,19 @@ def _sole_points(model: HumanoidModel) -> dict[str, np.ndarray]:
     return out
 
 
+def _sole_height(model: HumanoidModel, foot: str, pos: np.ndarray, quat: np.ndarray) -> np.ndarray:
+    """(N,) m: height of the lowest corner of ``foot``'s box for foot body positions (N, 3), rotations (N, 4)."""
+    corners = torch.from_numpy(_sole_points(model)[foot]).expand(len(pos), 8, 3)
+    q = torch.from_numpy(np.ascontiguousarray(quat))[:, None].expand(-1, 8, 4)
+    return pos[:, 2] + rot.quat_rotate(q, corners)[..., 2].numpy().min(-1)
+
+
 def _foot_contacts(model: HumanoidModel, body_pos: np.ndarray, body_rot: np.ndarray, fps: float):
     """Lowest sole height (T, 2) m and stance mask (T, 2) of the left and right foot."""
     heights, stance = [], []
-    for name, corners in _sole_points(model).items():
+    for name in ("left_foot", "right_foot"):
         b = model.body_index(name)
-        q = torch.from_numpy(body_rot[:, b])[:, None].expand(-1, 8, 4)
-        world = body_pos[:, b, None] + rot.quat_rotate(q, torch.from_numpy(corners).expand(len(q), 8, 3)).numpy()
-        heights.append(world[..., 2].min(-1))
+        heights.append(_sole_height(model, name, body_pos[:, b], body_rot[:, b]))
         vel = np.gradient(body_pos[:, b, :2], 1.0 / fps, axis=0)
         stance.append(np.linalg.norm(vel, axis=-1) < STANCE_SPEED)
     return np.stack(heights, -1), np.stack(stance, -1)
@@ -693,7 +706,7 @@ def _bone_vectors(model: HumanoidModel, body_pos: np.ndarray, body_rot: np.ndarr
 
 def _facing_errors(root_pos: np.ndarray, root_rot: np.ndarray, fps: float) -> np.ndarray:
     """Angles (deg) between the mean heading and the direction of travel over 1 s windows moving > 0.3 m/s."""
-    w = max(int(round(fps)), 1)
+    w = max(round(fps), 1)
     heading = rot.heading_angle(torch.from_numpy(root_rot)).numpy()
     out = []
     for s in range(0, len(root_pos) - w, max(w // 4, 1)):
@@ -767,6 +780,44 @@ def retarget_report(bvh: BvhMotion, clip: MotionClip) -> RetargetReport:
 # --------------------------------------------------------------------------------------------------
 
 
+def _lift_sunken_feet(model: HumanoidModel, root_pos: np.ndarray, root_rot: np.ndarray, dof: np.ndarray,
+                      fps: float) -> tuple[np.ndarray, dict]:
+    """Where a foot's sole sinks more than ``_SINK`` below the ground (tiptoes, gliding steps, or sources
+    whose toes pass through their floor), pitch its ankle (y hinge) by the least angle (0.5 deg steps, within
+    the limits) that brings the sole up to -``_SINK``. Returns new hinge angles and a summary."""
+    pos, rq = skeleton_for(model).forward_kinematics(
+        torch.from_numpy(root_pos), torch.from_numpy(root_rot), torch.from_numpy(dof))
+    pos, rq = pos.numpy(), rq.numpy()
+    heights = _foot_contacts(model, pos, rq, fps)[0]
+    dof = dof.copy()
+    steps = np.radians(np.arange(0.5, 60.01, 0.5))
+    n_fixed, largest = 0, 0.0
+    for f, name in enumerate(("left_foot", "right_foot")):
+        frames = np.nonzero(heights[:, f] < -_SINK)[0]
+        if not len(frames):
+            continue
+        b = model.body_index(name)
+        idx = list(next(j for j in model.joints if j.body == b).dofs)  # x, y, z hinges of the ankle
+        parent_rot = torch.from_numpy(rq[frames, model.parents[b]])[:, None].expand(-1, len(steps), 4)
+        best = np.zeros(len(frames))
+        for sign in (-1.0, 1.0):  # raise the toes, or the heel
+            angles = np.repeat(dof[frames][:, None, idx], len(steps), 1)  # (F, S, 3)
+            angles[..., 1] = np.clip(angles[..., 1] + sign * steps, model.dof_lower[idx[1]], model.dof_upper[idx[1]])
+            q = rot.quat_mul(parent_rot, rot.quat_from_euler_xyz(torch.from_numpy(angles)))
+            h = _sole_height(model, name, np.repeat(pos[frames, b], len(steps), 0), q.reshape(-1, 4).numpy())
+            ok = h.reshape(len(frames), -1) >= -_SINK
+            for i in np.nonzero(ok.any(1))[0]:
+                k = int(ok[i].argmax())
+                if best[i] == 0 or steps[k] < abs(best[i]):
+                    best[i] = sign * steps[k]
+        changed = best != 0
+        rows = frames[changed]
+        dof[rows, idx[1]] = np.clip(dof[rows, idx[1]] + best[changed], model.dof_lower[idx[1]], model.dof_upper[idx[1]])
+        n_fixed += int(changed.sum())
+        largest = max(largest, float(np.degrees(np.abs(best).max())))
+    return dof, {"sunken_foot_frames_fixed": n_fixed, "sunken_foot_pitch_change_max_deg": round(largest, 2)}
+
+
 def retarget_bvh(bvh: BvhMotion, model: HumanoidModel | None = None, fps: float = 30.0,
                  name: str | None = None) -> MotionClip:
     """Retarget a parsed BVH to the humanoid at ``fps``; the :class:`RetargetReport` goes in ``clip.meta["retarget"]``."""
@@ -791,6 +842,7 @@ def retarget_bvh(bvh: BvhMotion, model: HumanoidModel | None = None, fps: float 
     else:  # no clear stance (e.g. a jump): the lowest soles define the ground
         ground = float(np.percentile(heights.min(-1), 5))
     root_pos[:, 2] -= ground
+    dof, fixes = _lift_sunken_feet(model, root_pos, root_rot, dof, fps)
 
     clip = MotionClip(
         name=name or bvh.path.stem,
@@ -803,19 +855,30 @@ def retarget_bvh(bvh: BvhMotion, model: HumanoidModel | None = None, fps: float 
             "importer": "bvh",
             "source_fps": bvh.fps,
             "source_frames": bvh.num_frames,
-            "acknowledgement": CMU_ACKNOWLEDGEMENT,
             "joint_map": {role: bvh.joint_names[j] for role, j in joints.items()},
         },
         model=model,
     )
+    if is_cmu(bvh):
+        clip.meta["acknowledgement"] = CMU_ACKNOWLEDGEMENT
+        clip.meta["licence"] = "CMU Graphics Lab Motion Capture Database: free to use, with the acknowledgement"
     clip.meta["retarget"] = _report(bvh.path.name, targets, raw_dof, clip, frame.scale).as_dict()
+    clip.meta["retarget"].update(fixes)
     return clip
+
+
+def is_cmu(bvh: BvhMotion) -> bool:
+    """Whether ``bvh`` looks like CMU database data: a file name with ``cmu`` or the database's
+    ``SUBJECT_TRIAL`` numbering (``131_01.bvh``), or the cgspeed conversion's skeleton (LHipJoint, lowerback)."""
+    stem = bvh.path.stem.lower()
+    return "cmu" in stem or re.fullmatch(r"\d{2,3}_\d{2}", stem) is not None or {"LHipJoint", "lowerback"} <= set(bvh.joint_names)
 
 
 def load_bvh(path: str | Path, model: HumanoidModel | None = None, fps: float = 30.0) -> MotionClip:
     """Load a CMU-style BVH file retargeted to the humanoid at ``fps`` (default: the 30 Hz control rate).
 
-    ``clip.meta`` holds the source file name, the CMU acknowledgement, the joint map and the
+    ``clip.meta`` holds the source file name, the joint map, the CMU acknowledgement (for CMU data,
+    see :func:`is_cmu`) and the
     :class:`RetargetReport` (``meta["retarget"]``). Bad input raises :class:`MotionFormatError`.
     """
     return retarget_bvh(parse_bvh(path), model, fps)

@@ -28,10 +28,12 @@ exactly the time derivatives of the linear/slerp path between f and f + 1 for th
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -135,6 +137,7 @@ class MotionLibrary:
         self.device = torch.device(device)
         self.skeleton = skeleton_for(self.model)
         self.key_body_ids = torch.as_tensor(self.model.key_body_ids, dtype=torch.long, device=self.device)
+        self._joint_body_ids = torch.tensor([j.body for j in self.model.joints], dtype=torch.long, device=self.device)
 
         f32 = dict(dtype=torch.float32, device=self.device)
         self.weights = torch.tensor(weights, **f32) / sum(weights)  # (C,)
@@ -143,6 +146,8 @@ class MotionLibrary:
         self.durations = torch.tensor([clip.duration for clip in self.clips], **f32)  # (C,) s
         self.frame_offsets = torch.cumsum(self.num_frames, 0) - self.num_frames  # (C,) first flat frame of each clip
 
+        for clip in self.clips:
+            _warn_if_repeated_frames(clip)
         frames = [_clip_frames(clip, self.skeleton) for clip in self.clips]
         self._frames = {key: torch.cat([f[key] for f in frames]).to(**f32) for key in frames[0]}  # (F, ...)
 
@@ -243,7 +248,8 @@ class MotionLibrary:
         """(N, 125) AMP frame observations (:func:`anyskill.obs.amp_frame_obs`) at ``times`` (N,) s."""
         i0, i1, blend = self._frame_pair(clip_ids, times)
         root_pos, root_rot, dof_pos = self._interpolate_pose(i0, i1, blend)
-        body_pos, _ = self.skeleton.forward_kinematics(root_pos, root_rot, dof_pos)
+        local_rot = self.skeleton.local_rotations(dof_pos)  # composed once, for FK and the joint rotations
+        body_pos, _ = self.skeleton.forward_kinematics_local(root_pos, root_rot, local_rot)
         fr = self._frames
         return amp_frame_obs(
             self.skeleton,
@@ -254,6 +260,7 @@ class MotionLibrary:
             dof_pos,
             fr["dof_vel"][i0],
             body_pos[:, self.key_body_ids],
+            joint_rot=local_rot[:, self._joint_body_ids],
         )
 
     def amp_obs_window(self, clip_ids: Tensor, end_times: Tensor, num_steps: int, dt: float) -> Tensor:
@@ -380,6 +387,22 @@ def _read_manifest(path: Path) -> list[dict]:
         if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight) or weight < 0:
             raise ManifestError(path, f"'weight' must be a finite number >= 0, got {weight!r}", i, file)
     return doc["motions"]
+
+
+def _warn_if_repeated_frames(clip: MotionClip, max_fraction: float = 0.25) -> None:
+    """Warn when many consecutive frames are exact repeats, which makes finite-difference velocities wrong."""
+    same = (
+        (np.abs(np.diff(clip.root_pos, axis=0)).max(axis=1) < 1e-9)
+        & (np.abs(np.diff(clip.root_rot, axis=0)).max(axis=1) < 1e-9)
+        & (np.abs(np.diff(clip.dof_pos, axis=0)).max(axis=1) < 1e-9)
+    )
+    if same.mean() > max_fraction:
+        warnings.warn(
+            f"clip {clip.name!r}: {int(same.sum())} of {len(same)} consecutive frame pairs are exact repeats "
+            f"(e.g. {clip.fps / 2:g} fps data stored at {clip.fps:g} fps), so its finite-difference velocities "
+            "alternate between 0 and twice the true speed; resample it (e.g. keep every second frame at half the fps)",
+            stacklevel=3,
+        )
 
 
 def _clip_frames(clip: MotionClip, skeleton) -> dict[str, Tensor]:

@@ -95,7 +95,7 @@ def fit_projection(net: StateProjection, body_pos: Tensor, features: Tensor, epo
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(chunk)
+            total += loss.item() * len(chunk)
         fit.train_loss.append(total / max(1, len(train)))
         net.eval()
         with torch.no_grad():

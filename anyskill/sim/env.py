@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from rl_games.common.ivecenv import IVecEnv
 
+from anyskill.motion import rotations as rot
 from anyskill.motion.library import MotionLibrary
 from anyskill.motion.skeleton import Skeleton
 from anyskill.obs import amp_frame_obs, amp_obs_size, policy_obs, policy_obs_size
@@ -76,6 +77,8 @@ class EnvConfig:
     num_threads: int = 1
     """worker threads of the MuJoCo backend."""
     self_collision: bool = True
+    integrator: str | None = None
+    """MuJoCo integrator override ("implicit" is steadier under violent actions, 1.75x slower); None: the MJCF's."""
 
     def __post_init__(self) -> None:
         if self.state_init not in STATE_INITS:
@@ -118,6 +121,7 @@ class HumanoidEnv:
                 device=self.device,
                 num_threads=cfg.num_threads,
                 self_collision=cfg.self_collision,
+                integrator=cfg.integrator,
             )
         if backend.num_envs != cfg.num_envs:
             raise ValueError(f"backend has {backend.num_envs} worlds but cfg.num_envs is {cfg.num_envs}")
@@ -142,6 +146,8 @@ class HumanoidEnv:
         self._pd_offset = torch.as_tensor(offset, dtype=torch.float32, **dev)
         self._pd_scale = torch.as_tensor(scale, dtype=torch.float32, **dev)
         self._key_body_ids = torch.as_tensor(m.key_body_ids, dtype=torch.long, **dev)
+        self._joint_bodies = torch.as_tensor([j.body for j in m.joints], dtype=torch.long, **dev)
+        self._joint_parents = torch.as_tensor(m.parents[[j.body for j in m.joints]], dtype=torch.long, **dev)
         self._fall_bodies = terms.non_contact_body_mask(m).to(self.device)
         self._term_heights = terms.termination_heights(m, cfg.termination_height).to(self.device)
         self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
@@ -174,7 +180,7 @@ class HumanoidEnv:
         self.progress += 1
         self.recovery_counter = (self.recovery_counter - 1).clamp_min(0)
 
-        frame = self._amp_frame()
+        frame = self.current_amp_obs()
         self.amp_obs_history = torch.cat([frame[:, None], self.amp_obs_history[:, :-1]], dim=1)
         blowup = self.backend.diverged() | ~torch.isfinite(frame).all(-1)
         recovering = self.recovery_counter > 0
@@ -211,22 +217,27 @@ class HumanoidEnv:
         b = self.backend
         return policy_obs(b.body_pos(), b.body_rot(), b.body_vel(), b.body_ang_vel())
 
-    def _amp_frame(self, env_ids: Tensor | None = None) -> Tensor:
-        """(N or M, 125) AMP frame of the current simulated state."""
+    def current_amp_obs(self, env_ids: Tensor | None = None) -> Tensor:
+        """(N, 125), or (M, 125) for ``env_ids``: the AMP frame of the current simulated state.
+
+        Joint rotations are the simulated parent-relative body rotations (equal to composing the hinges,
+        as ``tests/test_env.py`` checks against the motion library) at a fraction of the cost.
+        """
         b = self.backend
         sel = slice(None) if env_ids is None else env_ids
         body_pos = b.body_pos()[sel]
-        body_vel = b.body_vel()[sel]
-        ang_vel = b.body_ang_vel()[sel]
+        body_rot = b.body_rot()[sel]
+        joint_rot = rot.quat_mul(rot.quat_conjugate(body_rot[:, self._joint_parents]), body_rot[:, self._joint_bodies])
         return amp_frame_obs(
             self.skeleton,
             body_pos[:, 0],
-            b.body_rot()[sel][:, 0],
-            body_vel[:, 0],
-            ang_vel[:, 0],
+            body_rot[:, 0],
+            b.body_vel()[sel][:, 0],
+            b.body_ang_vel()[sel][:, 0],
             b.dof_pos()[sel],
             b.dof_vel()[sel],
             body_pos[:, self._key_body_ids],
+            joint_rot=joint_rot,
         )
 
     # ------------------------------------------------------------------ resets
@@ -296,7 +307,7 @@ class HumanoidEnv:
         self.amp_obs_history[ids] = window.to(dev, torch.float32)
 
     def _fill_history_with_current(self, ids: Tensor) -> None:
-        frame = self._amp_frame(ids)
+        frame = self.current_amp_obs(ids)
         self.amp_obs_history[ids] = frame[:, None].expand(-1, self.cfg.num_amp_obs_steps, -1)
 
     def _rand(self, n: int) -> Tensor:

@@ -26,12 +26,23 @@ into chunks stepped by a thread pool (MuJoCo releases the GIL inside its step fu
 off on machines with idle cores (see ``bench/bench_env.py``).
 
 MuJoCo's automatic reset of unstable worlds is disabled so that a blow-up stays visible (non-finite
-state) and is reported by :meth:`MujocoBackend.diverged` instead of being silently replaced.
+state) and is reported by :meth:`MujocoBackend.diverged` instead of being silently replaced; MuJoCo's
+warnings go to the ``anyskill.sim.mujoco`` logger (level INFO) instead of stderr and ``MUJOCO_LOG.TXT``.
+
+Stability (measured, 30 episodes of 5 s from the standing pose, new i.i.d. random actions every control
+step): with actions U(-1, 1) (PD targets up to the action bounds, far beyond the joint limits) the
+humanoid flails, spins in the air and 10/30 episodes blow up with the MJCF's ``implicitfast``
+integrator, 0/30 with ``integrator="implicit"`` (Coriolis derivatives implicit too; 1.75x slower:
+13,800 vs 24,200 steps/s) and 0/30 with ``implicitfast`` at 240 Hz. With U(-0.7, 0.7) actions no
+episode out of 40 blew up with ``implicitfast``. The default keeps ``implicitfast`` and relies on the
+environment's blow-up guard; pass ``integrator="implicit"`` for robustness at that cost.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+
+import logging
 
 import mujoco
 import numpy as np
@@ -41,6 +52,12 @@ from anyskill.sim.model import HumanoidModel, load_humanoid
 
 Tensor = torch.Tensor
 
+_LOG = logging.getLogger("anyskill.sim.mujoco")
+INTEGRATORS = {
+    "euler": mujoco.mjtIntegrator.mjINT_EULER,
+    "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
+    "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST,
+}
 _FLOOR_CONTYPE = 1
 _HUMANOID_CONTYPE = 2  # collides with the floor (conaffinity 1) but not with itself
 
@@ -58,6 +75,7 @@ class MujocoBackend:
         self_collision: whether the humanoid's limbs collide with each other (Isaac Gym's AMP humanoid
             does); ``False`` keeps only contacts with the rest of the scene.
         max_speed: a world whose |qvel| exceeds this (m/s, rad/s) counts as diverged.
+        integrator: one of :data:`INTEGRATORS` to override the MJCF's (see the module docstring).
     """
 
     def __init__(
@@ -71,6 +89,7 @@ class MujocoBackend:
         num_threads: int = 1,
         self_collision: bool = True,
         max_speed: float = 1e3,
+        integrator: str | None = None,
     ):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -79,6 +98,12 @@ class MujocoBackend:
         self._model = model or load_humanoid()
         m = mj_model if mj_model is not None else self._model.mj_model()
         m.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_AUTORESET)
+        if integrator is not None:
+            if integrator not in INTEGRATORS:
+                raise ValueError(f"integrator must be one of {sorted(INTEGRATORS)}, got {integrator!r}")
+            m.opt.integrator = INTEGRATORS[integrator]
+        if mujoco.get_mju_user_warning() is None:
+            mujoco.set_mju_user_warning(lambda msg: _LOG.info("MuJoCo: %s", msg))
         self.mj_model = m
         self._num_envs = num_envs
         self._device = torch.device(device)
