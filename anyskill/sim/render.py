@@ -18,6 +18,10 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+# Native libraries loaded after an EGL context exists can crash the process (measured here: importing torchvision,
+# which loads triton's C module, segfaults once a MuJoCo EGL renderer was created). Load them first.
+import torchvision  # noqa: E402, F401
+
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
