@@ -882,3 +882,15 @@ def load_bvh(path: str | Path, model: HumanoidModel | None = None, fps: float = 
     :class:`RetargetReport` (``meta["retarget"]``). Bad input raises :class:`MotionFormatError`.
     """
     return retarget_bvh(parse_bvh(path), model, fps)
+
+
+def source_points_for_plot(bvh: BvhMotion, clip: MotionClip) -> tuple[np.ndarray, np.ndarray]:
+    """The source skeleton in the retargeted clip's world (m, z up, same start and ground), for side-by-side plots.
+
+    Returns positions (T_source, J, 3) at the source's own frame rate and the parent indices (J,).
+    """
+    joints = find_joints(bvh, clip.model)
+    frame = source_frame(bvh, joints, clip.model)
+    pts = frame.points(bvh.positions)
+    hip_centre0 = 0.5 * (pts[0, joints["left_hip"]] + pts[0, joints["right_hip"]])
+    return pts + (clip.root_pos[0] - hip_centre0), bvh.parents
