@@ -83,7 +83,8 @@ class FakeHumanoidEnv:
         self.history = torch.zeros(num_envs, amp_steps, frame_dim)
 
     def _obs(self) -> dict[str, Tensor]:
-        return {"obs": torch.cat([self.x, self.x - self.prev, self.progress[:, None].float() / self.episode_length], -1)}
+        phase = self.progress[:, None].float() / self.episode_length
+        return {"obs": torch.cat([self.x, self.x - self.prev, phase], -1)}
 
     def _reset_ids(self, ids: Tensor) -> None:
         self.x[ids] = 0.3 * torch.randn(len(ids), self.x.shape[1])

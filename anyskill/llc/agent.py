@@ -179,6 +179,12 @@ class CALMAgent(A2CAgent):
         super().__init__(base_name, params)
         self.net_cfg: CALMNetworkConfig = self.model.calm.cfg
         self.motion_lib = find_motion_lib(self.vec_env)
+        env_dt = getattr(getattr(self.vec_env, "env", self.vec_env), "dt", None)
+        if env_dt is not None and abs(float(env_dt) - self.calm.motion_dt) > 1e-6:
+            raise ValueError(
+                f"config calm.motion_dt = {self.calm.motion_dt} s but the env's control step is {env_dt} s; AMP "
+                "frames of demos and agent must be spaced alike, so set calm.motion_dt to the env's dt"
+            )
         if self.num_agents != 1:
             raise ValueError(f"CALM supports one agent per env, the env reports {self.num_agents}")
         frame = self.net_cfg.amp_frame_dim
@@ -203,8 +209,8 @@ class CALMAgent(A2CAgent):
         super().init_tensors()
         h, n, dev = self.horizon_length, self.num_actors, self.ppo_device
         extra = {
-            "amp_obs": (self.amp_dim,), "enc_windows": (self.enc_dim,), "latents": (self.net_cfg.latent_dim,),
-            "rand_action_mask": (), "next_values": (1,), "step_dones": (),
+            "amp_obs": (self.amp_dim,), "enc_windows": (self.enc_dim,), "rand_action_mask": (),
+            "next_values": (1,), "step_dones": (),
         }
         for key, shape in extra.items():
             self.experience_buffer.tensor_dict[key] = torch.zeros((h, n, *shape), dtype=torch.float32, device=dev)
@@ -253,8 +259,8 @@ class CALMAgent(A2CAgent):
             self.calm.latent_steps_min, self.calm.latent_steps_max, (ids.numel(),), device=self.ppo_device)
 
     # ------------------------------------------------------------------ rollout
-    def _model_inputs(self, obs: dict[str, Tensor], is_train: bool = False) -> dict[str, Any]:
-        return {"is_train": is_train, "prev_actions": None, "obs": self._preproc_obs(obs["obs"]),
+    def _model_inputs(self, obs: dict[str, Tensor]) -> dict[str, Any]:
+        return {"is_train": False, "prev_actions": None, "obs": self._preproc_obs(obs["obs"]),
                 "rnn_states": None, "latents": self._latents}
 
     def get_action_values(self, obs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -287,7 +293,6 @@ class CALMAgent(A2CAgent):
             buf.update_data("dones", n, self.dones)
             for k in self.update_list:
                 buf.update_data(k, n, res[k])
-            buf.update_data("latents", n, self._latents)
             buf.update_data("enc_windows", n, self._enc_windows)
             buf.update_data("rand_action_mask", n, explore.float())
 
@@ -332,7 +337,8 @@ class CALMAgent(A2CAgent):
             self._latent_steps_left.sub_(1)
 
         td = buf.tensor_dict
-        advantages = gae_advantages(td["rewards"], td["values"], td["next_values"], td["step_dones"], self.gamma, self.tau)
+        advantages = gae_advantages(td["rewards"], td["values"], td["next_values"], td["step_dones"], self.gamma,
+                                    self.tau)
         batch = buf.get_transformed_list(swap_and_flatten01, self.tensor_list)
         batch["returns"] = swap_and_flatten01(advantages + td["values"])
         batch["played_frames"] = self.batch_size
@@ -343,7 +349,9 @@ class CALMAgent(A2CAgent):
 
     # ------------------------------------------------------------------ update
     def train_epoch(self):
-        self.demo_buffer.store(**self._sample_demo(self.calm.amp_batch_size))
+        demo = self._sample_demo(self.calm.amp_batch_size)
+        self.model.amp_norm.update(demo["enc_windows"])
+        self.demo_buffer.store(**demo)
         self._align_pairs = self._sample_align_pairs(self.calm.amp_minibatch_size)
         result = super().train_epoch()
         self._store_replay()
@@ -355,8 +363,8 @@ class CALMAgent(A2CAgent):
         for key in ("amp_obs", "enc_windows", "rand_action_mask"):
             values[key] = batch_dict[key]
         self._epoch_agent = (batch_dict["amp_obs"], batch_dict["enc_windows"])
-        frame = self.net_cfg.amp_frame_dim
-        self.model.amp_norm.update(batch_dict["amp_obs"][:, :frame])
+        # AMP statistics: the newest frame of every agent sample (the demo frames are added in train_epoch)
+        self.model.amp_norm.update(batch_dict["amp_obs"][:, :self.net_cfg.amp_frame_dim])
 
     def _store_replay(self) -> None:
         amp_obs, windows = self._epoch_agent
@@ -386,7 +394,9 @@ class CALMAgent(A2CAgent):
         agent_logits = self.model.disc_logits(agent_amp, z_agent)
         demo_inputs = self.model.norm_amp(demo["amp_obs"]).detach().requires_grad_(True)
         demo_logits = disc(demo_inputs, z_demo)
-        negative_logits = disc(demo_inputs.detach(), z_demo.roll(1, dims=0)) if self.calm.negative_disc_samples else None
+        negative_logits = None
+        if self.calm.negative_disc_samples:  # the paper's ternary term: demo windows under another sample's latent
+            negative_logits = disc(demo_inputs.detach(), z_demo.roll(1, dims=0))
         terms = losses.conditional_discriminator_loss(
             agent_logits, demo_logits, demo_inputs, disc.logit_weight(), disc.weights(), negative_logits,
             self.calm.disc_logit_reg, self.calm.disc_grad_penalty, self.calm.disc_weight_decay,
