@@ -18,7 +18,7 @@ Tensor = torch.Tensor
 
 def policy_obs_size(num_bodies: int) -> int:
     """1 + 3 (B-1) + 6 B + 3 B + 3 B: 223 for 15 bodies."""
-    return 1 + 3 * (num_bodies - 1) + 15 * num_bodies
+    return 1 + 3 * (num_bodies - 1) + 12 * num_bodies
 
 
 def amp_obs_size(num_joints: int, num_dofs: int, num_key_bodies: int) -> int:

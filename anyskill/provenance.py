@@ -57,8 +57,8 @@ class Provenance:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        if self.wall_time_s is None:
-            self.finish()
+        """The record; ``wall_time_s`` is the time so far unless :meth:`finish` froze it."""
+        wall = self.wall_time_s if self.wall_time_s is not None else round(time.perf_counter() - self._t0, 2)
         return {
             "notebook": self.notebook,
             "commit": self.commit,
@@ -68,7 +68,7 @@ class Provenance:
             "clip_weights": self.clip_weights,
             "machine": self.machine,
             "started": self.started,
-            "wall_time_s": self.wall_time_s,
+            "wall_time_s": wall,
         }
 
     def write_csv(self, df, path: str | Path) -> Path:

@@ -16,7 +16,8 @@ import yaml
 
 from anyskill.data import MANIFEST, MOTIONS_DIR
 from anyskill.motion import load_motion
-from anyskill.motion.quality import ground_align
+from anyskill.motion.bvh import lift_sunken_feet
+from anyskill.motion.quality import drop_repeated_frames, ground_align
 
 CMU_ACK = "The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217."
 
@@ -55,20 +56,22 @@ def build_bundled_data(shared: str | Path = "../shared/data", verbose: bool = Fa
     entries: list[dict] = []
 
     for name, (cat, tags, desc) in POSELIB_CLIPS.items():
-        clip = load_motion(shared / "motions" / f"{name}.npy")
+        clip = drop_repeated_frames(load_motion(shared / "motions" / f"{name}.npy"))
         ground_align(clip)
+        clip.dof_pos, fixes = lift_sunken_feet(clip.model, clip.root_pos, clip.root_rot, clip.dof_pos, clip.fps)
+        clip.meta["foot_fix"] = fixes
         clip.meta.update(description=desc, licence="BSD-3-Clause (NVIDIA)", acknowledgement=CMU_ACK)
         clip.save(MOTIONS_DIR / f"{name}.npz")
         entries.append(_entry(f"motions/{name}.npz", cat, tags, desc, "CMU mocap via NVIDIA IsaacGymEnvs (poselib)", "BSD-3-Clause"))
         if verbose:
             print(f"poselib  {name}: {clip.meta['conversion']}")
     for name in ("LICENSE-BSD-3.txt", "ACKNOWLEDGEMENT.txt"):
-        shutil.copy(shared / "motions" / name, MOTIONS_DIR / name)
+        shutil.copyfile(shared / "motions" / name, MOTIONS_DIR / name)
     (MOTIONS_DIR.parent / "bvh").mkdir(exist_ok=True)
-    shutil.copy(shared / "bvh" / "README.md", MOTIONS_DIR.parent / "bvh" / "README.md")
+    shutil.copyfile(shared / "bvh" / "README.md", MOTIONS_DIR.parent / "bvh" / "README.md")
 
     for name, (cat, tags, desc) in BVH_CLIPS.items():
-        shutil.copy(shared / "bvh" / f"{name}.bvh", MOTIONS_DIR.parent / "bvh" / f"{name}.bvh")
+        shutil.copyfile(shared / "bvh" / f"{name}.bvh", MOTIONS_DIR.parent / "bvh" / f"{name}.bvh")
         clip = load_motion(shared / "bvh" / f"{name}.bvh")
         clip.meta.update(description=desc, acknowledgement=CMU_ACK)
         clip.save(MOTIONS_DIR / f"{name}.npz")

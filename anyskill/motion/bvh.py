@@ -780,7 +780,7 @@ def retarget_report(bvh: BvhMotion, clip: MotionClip) -> RetargetReport:
 # --------------------------------------------------------------------------------------------------
 
 
-def _lift_sunken_feet(model: HumanoidModel, root_pos: np.ndarray, root_rot: np.ndarray, dof: np.ndarray,
+def lift_sunken_feet(model: HumanoidModel, root_pos: np.ndarray, root_rot: np.ndarray, dof: np.ndarray,
                       fps: float) -> tuple[np.ndarray, dict]:
     """Where a foot's sole sinks more than ``_SINK`` below the ground (tiptoes, gliding steps, or sources
     whose toes pass through their floor), pitch its ankle (y hinge) by the least angle (0.5 deg steps, within
@@ -842,7 +842,7 @@ def retarget_bvh(bvh: BvhMotion, model: HumanoidModel | None = None, fps: float 
     else:  # no clear stance (e.g. a jump): the lowest soles define the ground
         ground = float(np.percentile(heights.min(-1), 5))
     root_pos[:, 2] -= ground
-    dof, fixes = _lift_sunken_feet(model, root_pos, root_rot, dof, fps)
+    dof, fixes = lift_sunken_feet(model, root_pos, root_rot, dof, fps)
 
     clip = MotionClip(
         name=name or bvh.path.stem,

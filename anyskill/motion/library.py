@@ -10,6 +10,7 @@ Manifest format (YAML)::
         weight: 1.0                      # required; >= 0, renormalised over all entries to sum 1
         category: locomotion             # optional; default: the clip's meta "category" or ""
         description: walking forward     # optional; default: the clip's meta "description" or ""
+        tags: [gait]                     # optional; secondary groups, stored in the clip's meta["tags"]
         source: CMU mocap via AMP        # optional; stored in the clip's meta["source"]
         licence: BSD-3-Clause            # optional; stored in the clip's meta["licence"]
 
@@ -23,6 +24,8 @@ forward kinematics of that interpolated root and hinges, so setting the state in
 reproduces them. Velocities are those of frame f: finite differences (x[f+1] - x[f]) * fps, which are
 exactly the time derivatives of the linear/slerp path between f and f + 1 for the root and the hinges
 (the reference code also takes frame f's velocities). The last frame copies the previous frame's.
+Clips whose consecutive frames are mostly exact repeats (the IsaacGymEnvs AMP ``.npy`` files store 30 fps
+data at 60 fps) give alternating 0 / double velocities; the library warns about them on construction.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from anyskill.sim.model import HumanoidModel
 Tensor = torch.Tensor
 
 _REQUIRED_KEYS = ("file", "weight")
-_OPTIONAL_KEYS = ("category", "description", "source", "licence", "text")
+_OPTIONAL_KEYS = ("category", "description", "tags", "source", "licence", "text")
 
 _FRAME_SNAP = 1e-3
 """Times within this many frames below a frame snap onto it, so that float32 round-off of an exact frame
@@ -107,6 +110,10 @@ class MotionLibrary:
 
     ``weights`` default to equal weights; they are renormalised to sum 1. ``categories`` and
     ``descriptions`` default to the clips' ``meta`` entries of the same name (or "").
+
+    Attributes: ``clips`` (the MotionClips), ``model``, ``skeleton``, ``weights`` (C,), ``fps`` (C,) 1/s,
+    ``num_frames`` (C,) long, ``durations`` (C,) s = (T - 1) / fps, ``frame_offsets`` (C,) long (first row of
+    each clip in the flat per-frame tensors), ``key_body_ids`` (K,) long, ``categories``, ``descriptions``.
     """
 
     def __init__(
@@ -167,6 +174,8 @@ class MotionLibrary:
             for key in ("source", "licence"):
                 if key in entry:
                     clip.meta[key] = str(entry[key])
+            if "tags" in entry:
+                clip.meta["tags"] = list(entry["tags"])
             clips.append(clip)
             weights.append(float(entry["weight"]))
             categories.append(str(entry.get("category", clip.meta.get("category", ""))))
@@ -190,11 +199,12 @@ class MotionLibrary:
         return float(sum(clip.duration for clip in self.clips))
 
     def summary(self) -> pd.DataFrame:
-        """One row per clip: name, category, frames, fps, duration_s, weight, description, source, licence."""
+        """One row per clip: name, category, tags, frames, fps, duration_s, weight, description, source, licence."""
         return pd.DataFrame(
             {
                 "name": self.clip_names,
                 "category": self.categories,
+                "tags": [", ".join(str(t) for t in clip.meta.get("tags", [])) for clip in self.clips],
                 "frames": [clip.num_frames for clip in self.clips],
                 "fps": [clip.fps for clip in self.clips],
                 "duration_s": [clip.duration for clip in self.clips],
@@ -334,7 +344,9 @@ class MotionLibrary:
         clip_ids = self._check_ids(clip_ids)
         times = torch.as_tensor(times, dtype=torch.float32, device=self.device)
         if times.shape != clip_ids.shape:
-            raise ValueError(f"times {tuple(times.shape)} and clip_ids {tuple(clip_ids.shape)} must have the same shape")
+            raise ValueError(
+                f"times {tuple(times.shape)} and clip_ids {tuple(clip_ids.shape)} must have the same shape (N,)"
+            )
         times = torch.minimum(times.clamp_min(0.0), self.durations[clip_ids])
         phase = times * self.fps[clip_ids]
         last = self.num_frames[clip_ids] - 2
@@ -383,6 +395,9 @@ def _read_manifest(path: Path) -> list[dict]:
             raise ManifestError(path, f"unknown key(s) {unknown}; allowed: {_REQUIRED_KEYS + _OPTIONAL_KEYS}", i, file)
         if not isinstance(file, str) or not file:
             raise ManifestError(path, f"'file' must be a non-empty path string, got {file!r}", i)
+        tags = entry.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise ManifestError(path, f"'tags' must be a list of strings, got {tags!r}", i, file)
         weight = entry["weight"]
         if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight) or weight < 0:
             raise ManifestError(path, f"'weight' must be a finite number >= 0, got {weight!r}", i, file)

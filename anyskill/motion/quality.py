@@ -126,3 +126,26 @@ def dataset_report(lib) -> "pandas.DataFrame":  # noqa: F821
         row.update(ground_report(clip))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def repeated_frame_fraction(clip: MotionClip, tol: float = 1e-7) -> float:
+    """Fraction of frame steps where the pose does not change at all (exact repeats)."""
+    state = np.concatenate([clip.root_pos, clip.root_rot, clip.dof_pos], axis=1)
+    return float((np.abs(np.diff(state, axis=0)).max(axis=1) < tol).mean())
+
+
+def drop_repeated_frames(clip: MotionClip, tol: float = 1e-7) -> MotionClip:
+    """Undo frame doubling: a clip whose frames come in identical pairs (data at f/2 fps stored at f fps) becomes
+    every second frame at f/2 fps. Finite-difference velocities of doubled clips alternate between 0 and twice the
+    true speed, which corrupts AMP observations. Clips without the pattern are returned unchanged."""
+    state = np.concatenate([clip.root_pos, clip.root_rot, clip.dof_pos], axis=1)
+    same = np.abs(np.diff(state, axis=0)).max(axis=1) < tol  # same[i]: frame i+1 repeats frame i
+    for phase in (0, 1):
+        pairs = same[phase::2]
+        if len(pairs) >= 4 and pairs.mean() > 0.9 and not same[1 - phase :: 2].any():
+            keep = np.arange(phase, clip.num_frames, 2)
+            out = MotionClip(clip.name, clip.fps / 2, clip.root_pos[keep], clip.root_rot[keep], clip.dof_pos[keep],
+                             meta=dict(clip.meta), model=clip.model)
+            out.meta["dropped_repeated_frames"] = f"frames came in identical pairs: kept every second, {clip.fps:g} -> {out.fps:g} fps"
+            return out
+    return clip

@@ -210,12 +210,15 @@ def heading_quat_inverse(q: Tensor) -> Tensor:
 
 
 def quat_to_tan_norm(q: Tensor) -> Tensor:
-    """6-D rotation representation [R x_hat, R z_hat] (..., 6)."""
-    ref_x = torch.zeros(*q.shape[:-1], 3, dtype=q.dtype, device=q.device)
-    ref_x[..., 0] = 1.0
-    ref_z = torch.zeros_like(ref_x)
-    ref_z[..., 2] = 1.0
-    return torch.cat([quat_rotate(q, ref_x), quat_rotate(q, ref_z)], dim=-1)
+    """6-D rotation representation [R x_hat, R z_hat] (..., 6): the first and third columns of R."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y),
+            2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    )
 
 
 def quat_angle_between(a: Tensor, b: Tensor) -> Tensor:

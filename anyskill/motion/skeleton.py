@@ -7,6 +7,7 @@ in the simulator and states computed from motion clips agree to float precision.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from anyskill.motion import rotations as rot
@@ -28,23 +29,39 @@ class Skeleton:
         self.body_dofs: list[list[int]] = [[] for _ in range(m.num_bodies)]
         for d, b in enumerate(m.dof_body):
             self.body_dofs[int(b)].append(d)
+        eye = np.eye(3)
+        xyz = [b for b, dofs in enumerate(self.body_dofs) if len(dofs) == 3 and np.allclose(m.dof_axis[dofs], eye)]
+        self._xyz_bodies = xyz
+        self._xyz_dofs = [d for b in xyz for d in self.body_dofs[b]]
+        self._other_bodies = [(b, dofs) for b, dofs in enumerate(self.body_dofs) if dofs and b not in xyz]
 
     @property
     def num_bodies(self) -> int:
         return len(self.parents)
 
     def local_rotations(self, dof_pos: Tensor) -> Tensor:
-        """(..., D) rad -> (..., B, 4) local body rotations (root entry identity)."""
+        """(..., D) rad -> (..., B, 4) local body rotations (root entry identity).
+
+        Bodies with three hinges about x, y, z use the closed form of Rx(a) Ry(b) Rz(c) from half-angles, all at
+        once; other bodies compose their hinges in declaration order.
+        """
+        lead = dof_pos.shape[:-1]
+        per_body: list[Tensor] = [rot.quat_identity(lead, dof_pos.dtype, dof_pos.device)] * self.num_bodies
+        if self._xyz_bodies:
+            half = 0.5 * dof_pos[..., self._xyz_dofs].unflatten(-1, (-1, 3))  # (..., J3, 3)
+            cx, cy, cz = torch.cos(half).unbind(-1)
+            sx, sy, sz = torch.sin(half).unbind(-1)
+            a, b, c, d = cx * cy, sx * cy, cx * sy, sx * sy  # qx * qy
+            q = torch.stack([a * cz - d * sz, b * cz + c * sz, c * cz - b * sz, a * sz + d * cz], dim=-1)
+            for k, body in enumerate(self._xyz_bodies):
+                per_body[body] = q[..., k, :]
         axis = self.dof_axis.to(dof_pos)
-        per_dof = rot.quat_from_axis_angle(axis.expand(*dof_pos.shape, 3), dof_pos)  # (..., D, 4)
-        out = []
-        ident = rot.quat_identity(dof_pos.shape[:-1], dof_pos.dtype, dof_pos.device)
-        for dofs in self.body_dofs:
-            q = ident
-            for d in dofs:
-                q = rot.quat_mul(q, per_dof[..., d, :])
-            out.append(q)
-        return torch.stack(out, dim=-2)
+        for body, dofs in self._other_bodies:
+            q = per_body[body]
+            for d_ in dofs:
+                q = rot.quat_mul(q, rot.quat_from_axis_angle(axis[d_].expand(*lead, 3), dof_pos[..., d_]))
+            per_body[body] = q
+        return torch.stack(per_body, dim=-2)
 
     def forward_kinematics(self, root_pos: Tensor, root_rot: Tensor, dof_pos: Tensor) -> tuple[Tensor, Tensor]:
         """World body positions (..., B, 3) m and rotations (..., B, 4) wxyz.

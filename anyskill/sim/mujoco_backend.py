@@ -11,7 +11,8 @@ After stepping, each world's ``qpos``, ``qvel``, ``xpos``, ``xquat``, ``cvel``, 
 ``cfrc_ext`` are copied into (N, ...) numpy buffers; the batched readers convert those to torch.
 
 Stepping options measured on this project's 2-core CPU machine (humanoid under random PD targets,
-64 worlds x 4 substeps, physics steps per second, same process; the machine was shared, so +-20 %):
+64 worlds x 4 substeps, physics steps per second, same process, measured together while the machine
+was shared (load average ~3.5); on a quieter machine the raw loop reached 32,000-38,000 steps/s):
 
 ===============================================  ==================
 python loop of ``mj_step``                        ~17,000
@@ -22,8 +23,10 @@ ThreadPoolExecutor(2) over chunks of worlds       no gain over one thread on the
 ===============================================  ==================
 
 The per-world loop (``num_threads=1``) is therefore the default; ``num_threads > 1`` splits the worlds
-into chunks stepped by a thread pool (MuJoCo releases the GIL inside its step functions), which pays
-off on machines with idle cores (see ``bench/bench_env.py``).
+into chunks stepped by a thread pool, which may pay off on machines with idle cores (on the shared
+2-core machine ``bench/bench_env.py --threads 2`` was within noise of one thread). Whole-env cost
+(``bench/bench_env.py``, 64 worlds, no resets): 1.5x the raw ``mj_step`` loop; the extra is the per-world
+bookkeeping here (~30 us/world) and a fixed ~1.7 ms of torch observation ops per control step.
 
 MuJoCo's automatic reset of unstable worlds is disabled so that a blow-up stays visible (non-finite
 state) and is reported by :meth:`MujocoBackend.diverged` instead of being silently replaced; MuJoCo's
@@ -40,9 +43,8 @@ environment's blow-up guard; pass ``integrator="implicit"`` for robustness at th
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
 import numpy as np
@@ -270,12 +272,14 @@ class MujocoBackend:
         return self._tensor("body_ang_vel", self._cvel[:, self._body_ids, :3])
 
     def body_vel(self) -> Tensor:
-        # cvel is the spatial velocity at the subtree centre of mass of each body's tree root
-        # ([angular; linear], world axes); move its linear part to the body origin.
-        ref = np.take_along_axis(self._subtree_com, self._root_of_body[None, :, None].repeat(3, -1), axis=1)
-        cvel = self._cvel[:, self._body_ids]
-        lin = cvel[..., 3:] + np.cross(cvel[..., :3], self._xpos[:, self._body_ids] - ref)
-        return self._tensor("body_vel", lin)
+        t = self._cache.get("body_vel")
+        if t is None:
+            # cvel is the spatial velocity at the subtree centre of mass of each body's tree root
+            # ([angular; linear], world axes); move its linear part to the body origin.
+            cvel = self._cvel[:, self._body_ids]
+            offset = self._xpos[:, self._body_ids] - self._subtree_com[:, self._root_of_body]
+            t = self._tensor("body_vel", cvel[..., 3:] + _cross(cvel[..., :3], offset))
+        return t
 
     def body_contact_force(self) -> Tensor:
         return self._tensor("contact", self._cfrc_ext[:, self._body_ids, 3:])
@@ -334,8 +338,13 @@ def _np(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis (np.cross costs ~10x more on small arrays)."""
+    return a[..., [1, 2, 0]] * b[..., [2, 0, 1]] - a[..., [2, 0, 1]] * b[..., [1, 2, 0]]
+
+
 def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rotate (M, 3) vectors by the inverse of (M, 4) wxyz unit quaternions."""
     w, u = q[:, :1], -q[:, 1:]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
+    t = 2.0 * _cross(u, v)
+    return v + w * t + _cross(u, t)

@@ -1,0 +1,424 @@
+"""`WarpBackend`: N humanoid worlds in one MuJoCo Warp model (GPU, or Warp's CPU device for tests).
+
+All N worlds live in one ``mujoco_warp`` ``Data`` whose arrays have a leading world axis. The
+environment sees them through zero-copy torch views (``wp.to_torch``), so nothing crosses between
+host and device in a control step except the index checks of :meth:`WarpBackend.set_state`.
+
+A control step of ``n`` physics steps runs ``n`` ``mjw.step`` calls (each a full ``forward`` plus
+the integrator; bit-for-bit the sequence :class:`~anyskill.sim.mujoco_backend.MujocoBackend` runs),
+then ``rne_postconstraint`` (per-body contact forces ``cfrc_ext`` of the last solve, like the CPU
+backend) and ``kinematics``/``com_pos``/``com_vel`` for the new state, which the readers return. On
+CUDA that sequence is captured once per ``n`` into a CUDA graph and replayed.
+
+Contact buffers (see :func:`contact_buffer_sizes`). MuJoCo Warp preallocates ``nconmax`` contacts per
+world (one pool of ``nconmax * N`` shared by all worlds) and ``njmax`` constraint rows per world;
+contacts or rows beyond them are dropped, which silently changes the physics, and oversized buffers
+cost time (kernels launch over them). The defaults are the model's worst case, computed pair by pair,
+so they cannot overflow; pass smaller ``nconmax``/``njmax`` to trade safety for speed (a standing or
+fallen humanoid has at most ~40 contacts). Worlds whose buffers overflowed count as
+:meth:`~WarpBackend.diverged`, with a warning saying which size to raise.
+
+MuJoCo Warp computes in float32 (MuJoCo C in float64): over 120 steps (1 s) of this humanoid the two
+agree to ~1e-5 in qpos (see ``tests/test_warp_backend.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import warnings
+from collections.abc import Iterator
+
+import mujoco
+import mujoco_warp as mjw
+import numpy as np
+import torch
+import warp as wp
+
+from anyskill.motion.rotations import quat_rotate_inverse
+from anyskill.sim.model import HumanoidModel, load_humanoid
+from anyskill.sim.mujoco_backend import INTEGRATORS, _actuator_of_joint, _disable_self_collision, _id
+
+Tensor = torch.Tensor
+
+BUFFER_OVERFLOWS = (
+    mjw.OverflowType.NEFC
+    | mjw.OverflowType.NJMAX_NNZ
+    | mjw.OverflowType.BROADPHASE
+    | mjw.OverflowType.NARROWPHASE
+    | mjw.OverflowType.CCD
+)
+"""Overflow bits of ``Data.overflow`` that mean dropped contacts or constraint rows."""
+
+_G = mjw.GeomType
+_MAX_CONTACTS_PER_PAIR = {
+    frozenset({_G.PLANE, _G.SPHERE}): 1,
+    frozenset({_G.PLANE, _G.CAPSULE}): 2,
+    frozenset({_G.PLANE, _G.ELLIPSOID}): 1,
+    frozenset({_G.PLANE, _G.CYLINDER}): 4,
+    frozenset({_G.PLANE, _G.BOX}): 8,  # every corner below the plane (MuJoCo C keeps at most 4)
+    frozenset({_G.SPHERE}): 1,
+    frozenset({_G.SPHERE, _G.CAPSULE}): 1,
+    frozenset({_G.SPHERE, _G.CYLINDER}): 1,
+    frozenset({_G.SPHERE, _G.BOX}): 1,
+    frozenset({_G.CAPSULE}): 2,
+    frozenset({_G.CAPSULE, _G.BOX}): 2,
+    frozenset({_G.BOX}): 8,
+}
+"""Most contacts MuJoCo Warp's primitive colliders emit for a geom pair; other pairs: ``mjMAXCONPAIR``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ContactBufferSizes:
+    """Per-world buffer sizes of a MuJoCo Warp ``Data``."""
+
+    nconmax: int
+    """contacts per world (the pool holds ``nconmax * num_envs``)."""
+    njmax: int
+    """constraint rows per world (contacts, joint limits, friction loss, equalities, tendon limits)."""
+
+
+def contact_buffer_sizes(mj_model: mujoco.MjModel, mjw_model: mjw.Model) -> ContactBufferSizes:
+    """Worst-case contact and constraint-row counts of one world, pair by pair.
+
+    Contacts: for every geom pair that passes MuJoCo's collision filter (``mjw_model`` holds the
+    filtered pair list), the most contacts its collider emits (:data:`_MAX_CONTACTS_PER_PAIR`).
+    Rows: each contact with contact dimension c takes ``2 (c - 1)`` rows in a pyramidal cone (1 when
+    c = 1), ``c`` in an elliptic one; each limited joint or tendon 1 row, each DoF with friction loss 1,
+    each equality constraint at most 6. For the bundled humanoid with self-collision: 215 contacts,
+    888 rows.
+    """
+    pairs = mjw_model.nxn_geom_pair_filtered.numpy()
+    contact_pair = mjw_model.nxn_pairid_filtered.numpy()[:, 0] >= -1  # -2: kept for collision sensors only
+    pyramidal = mj_model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
+    ncon = nrows = 0
+    for (g1, g2), pid in zip(pairs[contact_pair], mjw_model.nxn_pairid_filtered.numpy()[contact_pair, 0]):
+        kinds = frozenset({int(mj_model.geom_type[g1]), int(mj_model.geom_type[g2])})
+        n = _MAX_CONTACTS_PER_PAIR.get(kinds, mujoco.mjMAXCONPAIR)
+        condim = int(mj_model.pair_dim[pid]) if pid >= 0 else max(mj_model.geom_condim[g1], mj_model.geom_condim[g2])
+        rows = (2 * (condim - 1) if condim > 1 else 1) if pyramidal else condim
+        ncon += n
+        nrows += n * rows
+    nrows += int(mj_model.jnt_limited.sum()) + int(mj_model.tendon_limited.sum())
+    nrows += int((mj_model.dof_frictionloss > 0).sum()) + 6 * mj_model.neq
+    return ContactBufferSizes(nconmax=max(int(ncon), 1), njmax=max(int(nrows), 1))
+
+
+class WarpBackend:
+    """N MuJoCo Warp worlds of one humanoid; see :class:`anyskill.sim.backend.Backend` for the conventions.
+
+    Readers return float32 tensors on ``device`` (MuJoCo Warp's precision).
+
+    Args:
+        num_envs: N, number of worlds.
+        model: the humanoid (default: the bundled one).
+        device: ``"cuda:0"``, ``"cpu"`` (Warp's CPU device: slow, for tests), ... (a Warp device name).
+        nconmax: contacts per world (default: the worst case of :func:`contact_buffer_sizes`).
+        njmax: constraint rows per world (default: the worst case of :func:`contact_buffer_sizes`).
+        mj_model: the MuJoCo model to simulate (default: compiled from ``model.xml_path``).
+        self_collision: whether the humanoid's limbs collide with each other (as in
+            :class:`~anyskill.sim.mujoco_backend.MujocoBackend`).
+        max_speed: a world whose |qvel| exceeds this (m/s, rad/s) counts as diverged.
+        integrator: one of :data:`~anyskill.sim.mujoco_backend.INTEGRATORS` to override the MJCF's.
+        cuda_graph: capture each control step in a CUDA graph (CUDA devices only).
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        model: HumanoidModel | None = None,
+        device: str = "cuda:0",
+        nconmax: int | None = None,
+        njmax: int | None = None,
+        *,
+        mj_model: mujoco.MjModel | None = None,
+        self_collision: bool = True,
+        max_speed: float = 1e3,
+        integrator: str | None = None,
+        cuda_graph: bool = True,
+    ):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self._model = model or load_humanoid()
+        m = mj_model if mj_model is not None else self._model.mj_model()
+        if integrator is not None:
+            if integrator not in INTEGRATORS:
+                raise ValueError(f"integrator must be one of {sorted(INTEGRATORS)}, got {integrator!r}")
+            m.opt.integrator = INTEGRATORS[integrator]
+        hm = self._model
+        body_ids = np.array([_id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in hm.body_names])
+        root_jnt = [j for j in range(m.njnt) if m.jnt_bodyid[j] == body_ids[0]]
+        if len(root_jnt) != 1 or m.jnt_type[root_jnt[0]] != mujoco.mjtJoint.mjJNT_FREE:
+            raise ValueError(f"body {hm.body_names[0]!r} must have exactly one free joint in the MuJoCo model")
+        hinges = [_id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in hm.dof_names]
+        actuators = [_actuator_of_joint(m, j) for j in hinges]
+        if not self_collision:
+            _disable_self_collision(m, set(body_ids.tolist()))
+        self.mj_model = m
+        self.max_speed = max_speed
+
+        try:
+            self._wp_device = wp.get_device(device)
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"Warp cannot use device {device!r} ({e}); pass device='cpu' or an available CUDA device") from e
+        self._device = torch.device(wp.device_to_torch(self._wp_device))
+        self._num_envs = num_envs
+        with wp.ScopedDevice(self._wp_device):
+            self.mjw_model = mjw.put_model(m)
+            worst = contact_buffer_sizes(m, self.mjw_model)
+            self.buffer_sizes = ContactBufferSizes(nconmax or worst.nconmax, njmax or worst.njmax)
+            """The contact/constraint buffer sizes in use (per world)."""
+            self.mjw_model.opt.warn_overflow = 0  # reported by diverged() instead of kernel printf
+            self.data = mjw.make_data(m, nworld=num_envs, nconmax=self.buffer_sizes.nconmax, njmax=self.buffer_sizes.njmax)
+            """The MuJoCo Warp ``Data`` (change states through :meth:`set_state`)."""
+        self.views = WarpViews.of(self.data)
+        """Zero-copy torch views of the state arrays of :attr:`data`."""
+
+        def index(x) -> Tensor:
+            return torch.as_tensor(np.asarray(x, dtype=np.int64), device=self._device)
+
+        self._body_ids = index(body_ids)
+        self._root_of_body = index(m.body_rootid[body_ids])
+        rq, rv = int(m.jnt_qposadr[root_jnt[0]]), int(m.jnt_dofadr[root_jnt[0]])
+        self._root_qpos = index(np.arange(rq, rq + 7))
+        self._root_lin_qvel = index(np.arange(rv, rv + 3))
+        self._root_ang_qvel = index(np.arange(rv + 3, rv + 6))
+        self._dof_qpos = index(m.jnt_qposadr[hinges])
+        self._dof_qvel = index(m.jnt_dofadr[hinges])
+        self._actuators = index(actuators)
+        self._use_graph = cuda_graph and self._wp_device.is_cuda
+        self._graphs: dict[int, wp.Graph] = {}
+        self._eager_done: set[int] = set()
+        self._warned_overflow = False
+        self._cache: dict[str, Tensor] = {}
+
+        with self._warp_scope():
+            self._update_readers()
+
+    # ------------------------------------------------------------------ protocol: sizes
+    @property
+    def num_envs(self) -> int:
+        return self._num_envs
+
+    @property
+    def model(self) -> HumanoidModel:
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def physics_dt(self) -> float:
+        return float(self.mj_model.opt.timestep)
+
+    # ------------------------------------------------------------------ protocol: writers
+    def set_state(
+        self,
+        env_ids: Tensor,
+        root_pos: Tensor,
+        root_rot: Tensor,
+        root_vel: Tensor,
+        root_ang_vel: Tensor,
+        dof_pos: Tensor,
+        dof_vel: Tensor,
+    ) -> None:
+        ids = torch.as_tensor(env_ids, device=self._device).long().reshape(-1)
+        m = ids.numel()
+        d_ = self._model.num_dofs
+        args = {}
+        for name, x, shape in (
+            ("root_pos", root_pos, (m, 3)),
+            ("root_rot", root_rot, (m, 4)),
+            ("root_vel", root_vel, (m, 3)),
+            ("root_ang_vel", root_ang_vel, (m, 3)),
+            ("dof_pos", dof_pos, (m, d_)),
+            ("dof_vel", dof_vel, (m, d_)),
+        ):
+            x = torch.as_tensor(x).to(self._device, torch.float32)
+            if tuple(x.shape) != shape:
+                raise ValueError(f"set_state: {name} must have shape {shape} for {m} env ids, got {tuple(x.shape)}")
+            args[name] = x
+        if m and (int(ids.min()) < 0 or int(ids.max()) >= self._num_envs):
+            raise IndexError(f"set_state: env ids must be in [0, {self._num_envs}), got {ids.tolist()}")
+        norm = args["root_rot"].norm(dim=-1, keepdim=True)
+        if bool((norm < 1e-6).any()):
+            raise ValueError("set_state: root_rot contains zero quaternions; pass unit quaternions (wxyz)")
+        root_rot = args["root_rot"] / norm
+        v = self.views
+        rows = ids[:, None]
+        v.qpos[rows, self._root_qpos] = torch.cat([args["root_pos"], root_rot], dim=-1)
+        v.qpos[rows, self._dof_qpos] = args["dof_pos"]
+        v.qvel[rows, self._root_lin_qvel] = args["root_vel"]
+        # the free joint's angular velocity is in the body frame
+        v.qvel[rows, self._root_ang_qvel] = quat_rotate_inverse(root_rot, args["root_ang_vel"])
+        v.qvel[rows, self._dof_qvel] = args["dof_vel"]
+        # what else mj_resetData clears that this model's next step reads; contact forces read zero
+        v.qacc_warmstart[ids] = 0.0
+        v.time[ids] = 0.0
+        v.cfrc_ext[ids] = 0.0
+        v.overflow[ids] = 0
+        with self._warp_scope():
+            self._update_readers()
+        self._cache.clear()
+
+    def set_pd_targets(self, targets: Tensor) -> None:
+        t = torch.as_tensor(targets)
+        if tuple(t.shape) != (self._num_envs, self._model.num_dofs):
+            raise ValueError(
+                f"set_pd_targets: expected ({self._num_envs}, {self._model.num_dofs}) rad, got {tuple(t.shape)}"
+            )
+        self.views.ctrl[:, self._actuators] = t.to(self._device, torch.float32)
+
+    def step(self, num_substeps: int) -> None:
+        if num_substeps < 1:
+            raise ValueError(f"step: num_substeps must be >= 1, got {num_substeps}")
+        with self._warp_scope():
+            graph = self._graphs.get(num_substeps)
+            if graph is not None:
+                wp.capture_launch(graph)
+            elif self._use_graph and num_substeps in self._eager_done:  # kernels are compiled: capture
+                with wp.ScopedCapture() as capture:
+                    self._advance(num_substeps)
+                self._graphs[num_substeps] = capture.graph
+                wp.capture_launch(capture.graph)
+            else:
+                self._advance(num_substeps)
+                self._eager_done.add(num_substeps)
+        self._cache.clear()
+
+    @contextlib.contextmanager
+    def _warp_scope(self) -> Iterator[None]:
+        """Run Warp work on this backend's device, ordered after and before torch's work on it.
+
+        On CUDA, Warp launches on its own stream (CUDA graphs cannot be captured on torch's legacy
+        default stream), which waits for torch's current stream before and is waited for after.
+        """
+        if not self._wp_device.is_cuda:
+            with wp.ScopedDevice(self._wp_device):
+                yield
+            return
+        torch_stream = wp.stream_from_torch(self._device)
+        warp_stream = self._wp_device.stream
+        warp_stream.wait_stream(torch_stream)
+        with wp.ScopedStream(warp_stream):
+            yield
+        torch_stream.wait_stream(warp_stream)
+
+    def _advance(self, n: int) -> None:
+        for _ in range(n):
+            mjw.step(self.mjw_model, self.data)
+        mjw.rne_postconstraint(self.mjw_model, self.data)
+        self._update_readers()
+
+    def _update_readers(self) -> None:
+        """Body poses, subtree centres of mass and velocities of the current qpos/qvel."""
+        mjw.kinematics(self.mjw_model, self.data)
+        mjw.com_pos(self.mjw_model, self.data)
+        mjw.com_vel(self.mjw_model, self.data)
+
+    # ------------------------------------------------------------------ protocol: readers
+    def _cached(self, key: str, compute) -> Tensor:
+        t = self._cache.get(key)
+        if t is None:
+            t = compute()
+            self._cache[key] = t
+        return t
+
+    def dof_pos(self) -> Tensor:
+        return self._cached("dof_pos", lambda: self.views.qpos[:, self._dof_qpos])
+
+    def dof_vel(self) -> Tensor:
+        return self._cached("dof_vel", lambda: self.views.qvel[:, self._dof_qvel])
+
+    def body_pos(self) -> Tensor:
+        return self._cached("body_pos", lambda: self.views.xpos[:, self._body_ids])
+
+    def body_rot(self) -> Tensor:
+        return self._cached("body_rot", lambda: self.views.xquat[:, self._body_ids])
+
+    def body_ang_vel(self) -> Tensor:
+        return self._cached("body_ang_vel", lambda: self.views.cvel[:, self._body_ids, :3])
+
+    def body_vel(self) -> Tensor:
+        def compute() -> Tensor:
+            # cvel is the spatial velocity at the subtree centre of mass of each body's tree root
+            # ([angular; linear], world axes); move its linear part to the body origin.
+            v = self.views
+            cvel = v.cvel[:, self._body_ids]
+            ref = v.subtree_com[:, self._root_of_body]
+            return cvel[..., 3:] + torch.cross(cvel[..., :3], v.xpos[:, self._body_ids] - ref, dim=-1)
+
+        return self._cached("body_vel", compute)
+
+    def body_contact_force(self) -> Tensor:
+        return self._cached("contact", lambda: self.views.cfrc_ext[:, self._body_ids, 3:])
+
+    def qpos(self) -> Tensor:
+        return self._cached("qpos", lambda: torch.cat([self.views.qpos[:, self._root_qpos], self.dof_pos()], dim=-1))
+
+    def qvel(self) -> Tensor:
+        def compute() -> Tensor:
+            root_lin = self.views.qvel[:, self._root_lin_qvel]
+            return torch.cat([root_lin, self.body_ang_vel()[:, 0], self.dof_vel()], dim=-1)
+
+        return self._cached("qvel", compute)
+
+    def root_state(self) -> Tensor:
+        q, v = self.qpos(), self.qvel()
+        return torch.cat([q[:, :7], v[:, :6]], dim=-1)
+
+    def diverged(self) -> Tensor:
+        v = self.views
+        finite = torch.isfinite(v.qpos).all(-1) & torch.isfinite(v.qvel).all(-1)
+        fast = (v.qvel.abs() > self.max_speed).any(-1)
+        overflow = (v.overflow & int(BUFFER_OVERFLOWS)) != 0
+        if not self._warned_overflow and bool(overflow.any()):
+            self._warned_overflow = True
+            warnings.warn(self._overflow_message(overflow), RuntimeWarning, stacklevel=2)
+        return ~finite | fast | overflow
+
+    def _overflow_message(self, overflow: Tensor) -> str:
+        bits = 0
+        for b in self.views.overflow[overflow].tolist():
+            bits |= b
+        kinds = mjw.OverflowType(bits & int(BUFFER_OVERFLOWS))
+        s = self.buffer_sizes
+        return (
+            f"MuJoCo Warp dropped contacts or constraint rows ({kinds!r}) in {int(overflow.sum())} of "
+            f"{self._num_envs} worlds with nconmax={s.nconmax} contacts and njmax={s.njmax} rows per world; "
+            f"those worlds count as diverged. Pass larger nconmax (contacts: BROADPHASE/NARROWPHASE) or njmax "
+            f"(rows: NEFC) to WarpBackend, or leave them None for the model's worst case."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class WarpViews:
+    """Zero-copy torch views (N worlds first) of the MuJoCo Warp ``Data`` arrays the backend uses."""
+
+    qpos: Tensor
+    """(N, nq)"""
+    qvel: Tensor
+    """(N, nv); free-joint angular velocity in the body frame"""
+    ctrl: Tensor
+    """(N, nu)"""
+    qacc_warmstart: Tensor
+    """(N, nv)"""
+    time: Tensor
+    """(N,) s"""
+    xpos: Tensor
+    """(N, nbody, 3) m, world frame"""
+    xquat: Tensor
+    """(N, nbody, 4) wxyz, world frame"""
+    cvel: Tensor
+    """(N, nbody, 6) [angular; linear] at the tree root's subtree centre of mass, world axes"""
+    subtree_com: Tensor
+    """(N, nbody, 3) m"""
+    cfrc_ext: Tensor
+    """(N, nbody, 6) [torque; force] of the last solve's external (contact) forces"""
+    overflow: Tensor
+    """(N,) int, ``mjw.OverflowType`` bits since the world's last reset"""
+
+    @classmethod
+    def of(cls, data: mjw.Data) -> WarpViews:
+        return cls(**{f.name: wp.to_torch(getattr(data, f.name)) for f in dataclasses.fields(cls)})
