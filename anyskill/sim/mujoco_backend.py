@@ -113,19 +113,19 @@ class MujocoBackend:
         self.max_speed = max_speed
 
         hm = self._model
-        self._body_ids = np.array([_id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in hm.body_names])
+        self._body_ids = np.array([name_id(m, mujoco.mjtObj.mjOBJ_BODY, n) for n in hm.body_names])
         self._root_of_body = m.body_rootid[self._body_ids]
         root_jnt = [j for j in range(m.njnt) if m.jnt_bodyid[j] == self._body_ids[0]]
         if len(root_jnt) != 1 or m.jnt_type[root_jnt[0]] != mujoco.mjtJoint.mjJNT_FREE:
             raise ValueError(f"body {hm.body_names[0]!r} must have exactly one free joint in the MuJoCo model")
         self._root_qpos = int(m.jnt_qposadr[root_jnt[0]])
         self._root_qvel = int(m.jnt_dofadr[root_jnt[0]])
-        hinges = [_id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in hm.dof_names]
+        hinges = [name_id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in hm.dof_names]
         self._dof_qpos = m.jnt_qposadr[hinges]
         self._dof_qvel = m.jnt_dofadr[hinges]
-        self._actuators = np.array([_actuator_of_joint(m, j) for j in hinges])
+        self._actuators = np.array([actuator_of_joint(m, j) for j in hinges])
         if not self_collision:
-            _disable_self_collision(m, set(self._body_ids.tolist()))
+            disable_self_collision(m, set(self._body_ids.tolist()))
 
         self.data = [mujoco.MjData(m) for _ in range(num_envs)]
         """The N ``MjData`` (for rendering or inspection; change states through :meth:`set_state`)."""
@@ -310,14 +310,14 @@ class MujocoBackend:
             self._pool = None
 
 
-def _id(m: mujoco.MjModel, kind: mujoco.mjtObj, name: str) -> int:
+def name_id(m: mujoco.MjModel, kind: mujoco.mjtObj, name: str) -> int:
     i = mujoco.mj_name2id(m, kind, name)
     if i < 0:
         raise ValueError(f"the MuJoCo model has no {kind.name[6:].lower()} named {name!r}")
     return i
 
 
-def _actuator_of_joint(m: mujoco.MjModel, joint: int) -> int:
+def actuator_of_joint(m: mujoco.MjModel, joint: int) -> int:
     for a in range(m.nu):
         if m.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT and m.actuator_trnid[a][0] == joint:
             return a
@@ -325,7 +325,7 @@ def _actuator_of_joint(m: mujoco.MjModel, joint: int) -> int:
     raise ValueError(f"joint {name!r} has no actuator; every hinge needs a position actuator for PD control")
 
 
-def _disable_self_collision(m: mujoco.MjModel, bodies: set[int]) -> None:
+def disable_self_collision(m: mujoco.MjModel, bodies: set[int]) -> None:
     for g in range(m.ngeom):
         if int(m.geom_bodyid[g]) in bodies:
             m.geom_contype[g] = _HUMANOID_CONTYPE
