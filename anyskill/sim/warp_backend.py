@@ -47,6 +47,8 @@ import numpy as np
 import torch
 import warp as wp
 
+wp.config.quiet = True  # no per-kernel "module load" lines in training logs
+
 from anyskill.motion.rotations import quat_rotate_inverse
 from anyskill.sim.model import HumanoidModel, load_humanoid
 from anyskill.sim.mujoco_backend import INTEGRATORS, actuator_of_joint, disable_self_collision, name_id
