@@ -31,6 +31,34 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_llc(args: argparse.Namespace) -> int:
+    from anyskill.llc.train import train_llc
+
+    result = train_llc(scale=args.scale, motions=args.motions, out_dir=args.out, num_envs=args.envs,
+                       max_epochs=args.epochs, seed=args.seed, device=args.device, resume=args.resume,
+                       progress=not args.no_progress)
+    print(f"trained {result.epochs} epochs, {result.samples} samples in {result.wall_time_s:.0f} s")
+    print(f"checkpoint: {result.checkpoint}\ntensorboard: {result.tensorboard_dir}")
+    return 0
+
+
+def _eval_llc(args: argparse.Namespace) -> int:
+    import torch
+
+    from anyskill.llc.evaluate import evaluate_llc, summarize, write_llc_eval
+    from anyskill.provenance import Provenance
+
+    torch.set_num_threads(1)
+    checkpoint = None if args.checkpoint == "untrained" else args.checkpoint
+    prov = Provenance("anyskill eval-llc", config={"checkpoint": args.checkpoint, "motions": args.motions,
+                                                    "seconds": args.seconds, "baseline": args.baseline}, seed=args.seed)
+    df = evaluate_llc(checkpoint, motions=args.motions, seconds=args.seconds, seed=args.seed, baseline=args.baseline)
+    csv, png = write_llc_eval(df, args.out, prov.finish())
+    print(summarize(df).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"wrote {csv} and {png}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="anyskill", description="AnySkill companion: motion data, training, evaluation, notebooks.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -50,6 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build-data", help="(maintainers) rebuild anyskill/data from the shared sources")
     b.add_argument("--shared", default="../shared/data", help="folder holding motions/ and bvh/")
     b.set_defaults(func=_build_data)
+
+    t = sub.add_parser("train-llc", help="train the CALM low-level controller (rl-games PPO on the MuJoCo humanoid)")
+    t.add_argument("--scale", default="smoke", choices=["smoke", "laptop", "paper"])
+    t.add_argument("--motions", help="motion manifest YAML (default: the bundled anyskill/data/motions.yaml)")
+    t.add_argument("--epochs", type=int, help="last epoch (default: the scale's; counted across --resume)")
+    t.add_argument("--envs", type=int, help="parallel humanoids (default: smoke 8, laptop 64, paper 4096)")
+    t.add_argument("--out", help="run folder (default runs/llc_<scale>)")
+    t.add_argument("--resume", help="checkpoint (.pth) to continue from")
+    t.add_argument("--device", help="cpu or cuda:0 (default: cuda:0 for paper, else cpu)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-progress", action="store_true", help="no tqdm bar (rl-games prints per-epoch stats instead)")
+    t.set_defaults(func=_train_llc)
+
+    e = sub.add_parser("eval-llc", help="per-clip imitation metrics of an LLC checkpoint, beside an untrained baseline")
+    e.add_argument("checkpoint", help="CALM checkpoint (.pth), or 'untrained' for a random-init laptop-size controller")
+    e.add_argument("--motions", help="motion manifest YAML (default: the bundled one)")
+    e.add_argument("--out", default="results/llc_eval", help="folder for llc_eval.csv and llc_eval.png")
+    e.add_argument("--seconds", type=float, default=5.0, help="longest rollout per clip, s")
+    e.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                   help="also evaluate an untrained controller of the same size (default: on)")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=_eval_llc)
+
+    from anyskill.hlc.cli import add_hlc_commands
+
+    add_hlc_commands(sub)
     return p
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -301,8 +302,15 @@ def test_repeated_frames_warn():
     clip = synthetic_clip(num_frames=20, speed=1.0, dof_rate=0.5)
     doubled = MotionClip("doubled", 60.0, clip.root_pos.repeat(2, 0), clip.root_rot.repeat(2, 0),
                          clip.dof_pos.repeat(2, 0), model=MODEL)
-    with pytest.warns(UserWarning, match="'doubled': 20 of 39 consecutive frame pairs are exact repeats"):
+    with pytest.warns(UserWarning, match="'doubled': frames come in identical pairs"):
         MotionLibrary([doubled])
+    # A held pose (a run of identical frames) is not frame doubling: no warning.
+    held = MotionClip("held", 30.0, np.concatenate([clip.root_pos, clip.root_pos[-1:].repeat(15, 0)]),
+                      np.concatenate([clip.root_rot, clip.root_rot[-1:].repeat(15, 0)]),
+                      np.concatenate([clip.dof_pos, clip.dof_pos[-1:].repeat(15, 0)]), model=MODEL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MotionLibrary([held])
 
 
 # ---------------------------------------------------------------------------------------- manifests
@@ -329,7 +337,7 @@ def test_manifest_loads_and_renormalises(clip_folder):
         "  - {file: clips/b.npz, weight: 1, text: pass}\n"
         f"  - {{file: {MOTIONS / 'amp_humanoid_walk.npy'}, weight: 0, category: locomotion}}\n",
     )
-    with pytest.warns(UserWarning, match="'amp_humanoid_walk'.*exact repeats"):  # 30 fps data stored at 60 fps
+    with pytest.warns(UserWarning, match="'amp_humanoid_walk'.*identical pairs"):  # 30 fps data stored at 60 fps
         lib = MotionLibrary.from_manifest(path)
     assert lib.clip_names == ["walkish", "spin", "amp_humanoid_walk"]
     torch.testing.assert_close(lib.weights, torch.tensor([0.75, 0.25, 0.0]))

@@ -34,3 +34,20 @@ def test_notebook_01_motion_data(tmp_path):
         assert png.stat().st_size > 10_000
         assert json.loads(png.with_suffix(".json").read_text())["seed"] == 0
     assert list((tmp_path / "figures").glob("01_*.gif"))
+
+
+def test_notebook_02_low_level_training(tmp_path):
+    run_notebook(list_notebooks(["02"])[0], tmp_path, scale="smoke")
+    df, meta = read_csv(tmp_path / "results" / "02_llc_eval.csv")
+    assert set(df["controller"]) == {"trained", "untrained"} and df["survival_s"].gt(0).all()
+    assert "evaluated_checkpoint" in meta["config"]
+    assert (tmp_path / "figures" / "02_training_curves_smoke.png").stat().st_size > 10_000
+    assert (tmp_path / "runs" / "llc_smoke").is_dir()
+
+
+def test_notebook_03_latent_space(tmp_path):
+    run_notebook(list_notebooks(["03"])[0], tmp_path, scale="smoke")
+    stats = json.loads((tmp_path / "results" / "03_latent_stats.json").read_text())
+    assert stats["within_clip_cosine"] > stats["between_clip_cosine"]
+    for name in ("03_latent_map", "03_latent_similarity", "03_atomic_actions", "03_latent_interpolation"):
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from rl_games.algos_torch import torch_ext
@@ -202,6 +202,8 @@ class CALMAgent(A2CAgent):
             "calm": asdict(self.calm),
         }
         self.epoch_stats: list[dict[str, float]] = []
+        self.epoch_callbacks: list[Callable[["CALMAgent", dict[str, float]], None]] = []
+        """called as ``callback(agent, stats)`` at the end of every epoch, after logging (progress, monitors)."""
         self._log: dict[str, list[float]] = defaultdict(list)
 
     # ------------------------------------------------------------------ setup
@@ -222,11 +224,14 @@ class CALMAgent(A2CAgent):
         self._fill_demo_buffer()
 
     def _fill_demo_buffer(self) -> None:
-        """Fill the demo buffer and seed the AMP normaliser with demonstration statistics."""
+        """Fill the demo buffer and, in a fresh run (not a resumed one, whose AMP normaliser came from its
+        checkpoint), seed the AMP normaliser with demonstration statistics."""
+        fresh = self.epoch_num == 0
         while len(self.demo_buffer) < self.demo_buffer.capacity:
             n = min(self.calm.amp_batch_size, self.demo_buffer.capacity - len(self.demo_buffer))
             sample = self._sample_demo(n)
-            self.model.amp_norm.update(sample["enc_windows"])
+            if fresh:
+                self.model.amp_norm.update(sample["enc_windows"])
             self.demo_buffer.store(**sample)
 
     # ------------------------------------------------------------------ motion data
@@ -461,9 +466,12 @@ class CALMAgent(A2CAgent):
             stats["episode_length"] = float(self.game_lengths.get_mean())
         for key, value in stats.items():
             self.writer.add_scalar(f"calm/{key}", value, frame)
-        stats["epoch"] = float(epoch_num)
+        stats.update(epoch=float(epoch_num), step_time_s=float(step_time), play_time_s=float(play_time),
+                     update_time_s=float(update_time))
         self.epoch_stats.append(stats)
         self._log = defaultdict(list)
+        for callback in self.epoch_callbacks:
+            callback(self, stats)
 
     def get_full_state_weights(self) -> dict[str, Any]:
         state = super().get_full_state_weights()

@@ -24,8 +24,8 @@ forward kinematics of that interpolated root and hinges, so setting the state in
 reproduces them. Velocities are those of frame f: finite differences (x[f+1] - x[f]) * fps, which are
 exactly the time derivatives of the linear/slerp path between f and f + 1 for the root and the hinges
 (the reference code also takes frame f's velocities). The last frame copies the previous frame's.
-Clips whose consecutive frames are mostly exact repeats (the IsaacGymEnvs AMP ``.npy`` files store 30 fps
-data at 60 fps) give alternating 0 / double velocities; the library warns about them on construction.
+Clips whose frames come in identical pairs (the IsaacGymEnvs AMP ``.npy`` files store 30 fps data at 60 fps)
+give alternating 0 / double velocities; the library warns about them on construction.
 """
 
 from __future__ import annotations
@@ -404,18 +404,16 @@ def _read_manifest(path: Path) -> list[dict]:
     return doc["motions"]
 
 
-def _warn_if_repeated_frames(clip: MotionClip, max_fraction: float = 0.25) -> None:
-    """Warn when many consecutive frames are exact repeats, which makes finite-difference velocities wrong."""
-    same = (
-        (np.abs(np.diff(clip.root_pos, axis=0)).max(axis=1) < 1e-9)
-        & (np.abs(np.diff(clip.root_rot, axis=0)).max(axis=1) < 1e-9)
-        & (np.abs(np.diff(clip.dof_pos, axis=0)).max(axis=1) < 1e-9)
-    )
-    if same.mean() > max_fraction:
+def _warn_if_repeated_frames(clip: MotionClip) -> None:
+    """Warn when frames come in identical pairs (data stored at twice its rate), which makes finite-difference
+    velocities alternate between 0 and twice the true speed. Held poses (runs of still frames) are fine."""
+    from anyskill.motion.quality import drop_repeated_frames
+
+    if drop_repeated_frames(clip) is not clip:
         warnings.warn(
-            f"clip {clip.name!r}: {int(same.sum())} of {len(same)} consecutive frame pairs are exact repeats "
-            f"(e.g. {clip.fps / 2:g} fps data stored at {clip.fps:g} fps), so its finite-difference velocities "
-            "alternate between 0 and twice the true speed; resample it (e.g. keep every second frame at half the fps)",
+            f"clip {clip.name!r}: frames come in identical pairs ({clip.fps / 2:g} fps data stored at {clip.fps:g} fps), "
+            "so its finite-difference velocities alternate between 0 and twice the true speed; fix it with "
+            "anyskill.motion.quality.drop_repeated_frames (keeps every second frame at half the fps)",
             stacklevel=3,
         )
 

@@ -1,0 +1,89 @@
+"""`train_llc` / `anyskill train-llc`: a few smoke epochs on the real humanoid, outputs, exact resume."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from rl_games.algos_torch import torch_ext
+
+from anyskill.cli import main as cli_main
+from anyskill.data import MOTIONS_DIR
+from anyskill.llc import load_llc
+from anyskill.llc.train import latest_checkpoint, train_llc
+
+NUM_ENVS = 4
+EPOCHS = 3  # 24 steps: some episodes end (the untrained humanoid falls within ~0.5-1 s), so lengths are logged
+HORIZON = 8  # smoke: 8 steps x 4 envs = one minibatch of 32, 2 mini-epochs
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    path = tmp_path_factory.mktemp("motions") / "motions.yaml"
+    entries = [{"file": str(MOTIONS_DIR / f"{name}.npz"), "weight": 1.0}
+               for name in ("amp_humanoid_walk", "authored_idle_stand")]
+    path.write_text(yaml.safe_dump({"motions": entries}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "llc_smoke"
+    seen = []
+    result = train_llc("smoke", motions=manifest, out_dir=out, num_envs=NUM_ENVS, max_epochs=EPOCHS, progress=False,
+                       epoch_callbacks=[lambda agent, stats: seen.append(int(stats["epoch"]))])
+    return result, seen
+
+
+def test_training_writes_checkpoint_tensorboard_and_info(first_run, manifest):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result, seen = first_run
+    assert seen == [1, 2, 3] and result.epochs == EPOCHS and result.samples == EPOCHS * HORIZON * NUM_ENVS
+    assert result.checkpoint.parent == result.out_dir / "nn" and f"_ep_{EPOCHS}_" in result.checkpoint.name
+    info = json.loads((result.out_dir / "train_info.json").read_text())
+    assert info["epochs"] == EPOCHS and info["samples"] == result.samples and info["manifest"] == str(manifest)
+    assert info["clips"] == ["amp_humanoid_walk", "idle_stand"] and info["env"]["state_init"] == "hybrid"
+    events = EventAccumulator(str(result.tensorboard_dir))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for tag in ("calm/disc_loss", "calm/disc_demo_accuracy", "calm/disc_agent_accuracy", "calm/disc_accuracy",
+                "calm/episode_length", "calm/style_reward", "episode_lengths/step", "rewards/step"):
+        assert tag in tags, tag
+    llc = load_llc(result.checkpoint)
+    assert llc.action_dim == 28 and llc.latent_dim == 64
+
+
+def test_resume_continues_counters_normalisers_and_optimiser(first_run, manifest, tmp_path):
+    result, _ = first_run
+    before = torch_ext.load_checkpoint(str(result.checkpoint))
+    out = tmp_path / "resumed"
+    assert cli_main(["train-llc", "--scale", "smoke", "--motions", str(manifest), "--envs", str(NUM_ENVS),
+                     "--epochs", str(EPOCHS + 1), "--out", str(out), "--resume", str(result.checkpoint), "--no-progress"]) == 0
+    after = torch_ext.load_checkpoint(str(latest_checkpoint(out)))
+    batch = HORIZON * NUM_ENVS
+    assert (after["epoch"], after["frame"]) == (EPOCHS + 1, (EPOCHS + 1) * batch)
+    # Adam continued: one more epoch = 2 mini-epochs x 1 minibatch steps on top of the restored count
+    assert float(after["optimizer"]["state"][0]["step"]) == float(before["optimizer"]["state"][0]["step"]) + 2
+    m0, m1 = before["model"], after["model"]
+    # normalisers continued from the checkpoint: the obs one by one epoch at the fresh run's rate (rl-games'
+    # count starts at 1); the AMP one by one epoch of demo encoder windows (32 x 60 frames) and agent frames
+    # (32), without a second seeding from the refilled demo buffer
+    obs0, obs1 = float(m0["running_mean_std.count"]), float(m1["running_mean_std.count"])
+    assert obs1 - obs0 == pytest.approx((obs0 - 1.0) / EPOCHS)
+    assert float(m1["amp_norm.count"]) == pytest.approx(float(m0["amp_norm.count"]) + 32 * 60 + batch)
+    assert not torch.equal(m1["a2c_network.actor.out.weight"], m0["a2c_network.actor.out.weight"])
+
+
+def test_latest_checkpoint_and_errors(tmp_path, first_run):
+    nn = tmp_path / "nn"
+    nn.mkdir()
+    with pytest.raises(FileNotFoundError, match="no checkpoints"):
+        latest_checkpoint(tmp_path)
+    for name in ("last_x_ep_25_rew_1.0.pth", "last_x_ep_100_rew__0.5_.pth", "last_x_ep_50_rew_2.0.pth"):
+        (nn / name).write_bytes(b"")
+    assert latest_checkpoint(tmp_path).name == "last_x_ep_100_rew__0.5_.pth"
+    with pytest.raises(ValueError, match="unknown scale"):
+        train_llc("huge")
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train_llc("smoke", resume=tmp_path / "missing.pth")
