@@ -7,17 +7,18 @@ from rl_games.torch_runner import Runner
 
 from anyskill.llc import calm_config, load_llc, register_calm
 
-pytestmark = pytest.mark.slow  # poselib import of the clips dominates (~15-30 s on 2 CPU cores)
+pytestmark = pytest.mark.slow
 
 NUM_ENVS = 4
 
 
 @pytest.fixture(scope="module")
-def motion_lib(shared_data):
+def motion_lib():
+    from anyskill.data import MOTIONS_DIR
     from anyskill.motion import load_motion
     from anyskill.motion.library import MotionLibrary
 
-    return MotionLibrary([load_motion(shared_data / "motions" / f"amp_humanoid_{n}.npy") for n in ("walk", "run")])
+    return MotionLibrary([load_motion(MOTIONS_DIR / f"amp_humanoid_{n}.npz") for n in ("walk", "run")])
 
 
 def test_smoke_training_on_humanoid_env_and_llc_inference(motion_lib, tmp_path):
