@@ -170,7 +170,7 @@ class HumanoidEnv:
         """Reset every env; returns ``{"obs": (N, 223)}``."""
         ids = torch.arange(self.num_envs, device=self.device)
         self.recovery_counter.zero_()
-        self._reset_envs(ids, torch.zeros_like(ids, dtype=torch.bool))
+        self.reset_envs(ids, torch.zeros_like(ids, dtype=torch.bool))
         return {"obs": self._policy_obs()}
 
     def step(self, actions: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, dict]:
@@ -201,7 +201,7 @@ class HumanoidEnv:
 
         done_ids = dones.nonzero().squeeze(-1)
         if done_ids.numel():
-            self._reset_envs(done_ids, fallen[done_ids])
+            self.reset_envs(done_ids, fallen[done_ids])
             amp_obs[blowup] = self.amp_obs_history[blowup].flatten(1)
         num_blowups = int(blowup.sum())
         self.sim_blowups_total += num_blowups
@@ -251,7 +251,7 @@ class HumanoidEnv:
         )
 
     # ------------------------------------------------------------------ resets
-    def _reset_envs(self, env_ids: Tensor, fell: Tensor) -> None:
+    def reset_envs(self, env_ids: Tensor, fell: Tensor) -> None:
         """Start new episodes in ``env_ids`` (M,); ``fell`` (M,) bool marks envs that ended by falling."""
         cfg = self.cfg
         self.progress[env_ids] = 0

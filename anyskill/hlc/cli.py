@@ -1,0 +1,126 @@
+"""``anyskill train-hlc`` and ``anyskill rollout``: the high-level policy from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _clip_and_renderer(weights: str | None, device: str = "cpu"):
+    """CLIP (``weights``: tag, file or "random"; None: the authors' LAION-2B ViT-B-32) and the agent camera."""
+    from anyskill.sim.render import CameraSpec, StateRenderer  # before open_clip: see anyskill.sim.render
+    from anyskill.reward.clip_model import DEFAULT_PRETRAINED, ClipModel, ClipSpec
+    from anyskill.sim.model import load_humanoid
+
+    clip_model = ClipModel(ClipSpec(weights=weights or DEFAULT_PRETRAINED, device=device))
+    return clip_model, StateRenderer(load_humanoid().mj_model(), CameraSpec())
+
+
+def _goal_from_args(args: argparse.Namespace, motion_lib):
+    from anyskill.hlc.goals import ImageGoal, PoseGoal, TextGoal, find_clip
+    from anyskill.reward.projection import StateProjection
+
+    if args.pose_clip:
+        return PoseGoal.from_clip(find_clip(args.pose_clip, motion_lib), args.pose_time)
+    projection = StateProjection.load(args.projection) if args.projection else None
+    renderer_needed = args.reward_source == "render"
+    clip_model, renderer = _clip_and_renderer(args.clip_weights)
+    renderer = renderer if renderer_needed else None
+    if args.text:
+        return TextGoal(clip_model, renderer, args.text, args.reward_source, projection)
+    return ImageGoal(clip_model, renderer, args.image, args.reward_source, projection)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from anyskill.data import default_library
+    from anyskill.hlc.env import HLCEnvConfig
+    from anyskill.hlc.train import train_hlc
+    from anyskill.reward.early_termination import EarlyTerminationConfig
+
+    motion_lib = default_library()
+    goal = _goal_from_args(args, motion_lib)
+    et = EarlyTerminationConfig(mode="off" if args.no_early_termination else "successive",
+                                head_rule=not args.no_head_rule)
+    env_cfg = HLCEnvConfig(episode_length=args.episode_length, early_termination=et)
+    out = args.out or f"runs/hlc_{args.scale}"
+    result = train_hlc(goal, args.llc, args.scale, out, seed=args.seed, num_envs=args.num_envs,
+                       max_epochs=args.epochs, env_config=env_cfg, motion_lib=motion_lib, device=args.device,
+                       progress=not args.no_progress)
+    last = result.epoch_stats.iloc[-1] if len(result.epoch_stats) else None
+    print(f"goal: {goal.description}")
+    if last is not None:
+        print(f"last epoch {int(last['epoch'])}: similarity {last['similarity']:.4f}, reward {last['reward']:.4f}")
+    print(f"checkpoint: {result.checkpoint}\nstatistics: {result.out_dir / 'epoch_stats.csv'}")
+    return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from anyskill.data import default_library
+    from anyskill.hlc.goals import goal_from_spec
+    from anyskill.hlc.policy import load_hlc
+    from anyskill.hlc.rollout import rollout
+    from anyskill.reward.projection import StateProjection
+
+    motion_lib = default_library()
+    policy = load_hlc(args.checkpoint)
+    if args.text or args.image or args.pose_clip:
+        goal = _goal_from_args(args, motion_lib)
+    else:
+        spec = policy.config.get("goal_spec")
+        if not spec:
+            raise SystemExit(f"{args.checkpoint} stores no goal recipe; give --text, --image or --pose-clip")
+        clip_model = renderer = projection = None
+        if spec["kind"] != "pose":
+            clip_model, renderer = _clip_and_renderer(args.clip_weights or spec.get("clip_weights"))
+            projection = StateProjection.load(args.projection) if args.projection else None
+        goal = goal_from_spec(spec, clip_model, renderer, projection, motion_lib)
+    out = args.out or str(Path(args.checkpoint).with_suffix("")) + "_rollout"
+    result = rollout(policy, args.llc, goal, seconds=args.seconds, seed=args.seed, render=not args.no_render,
+                     out_dir=out, motion_lib=motion_lib)
+    print(f"goal: {goal.description}\nmean similarity {result.mean_similarity:.4f}"
+          + (f", mean pose error {result.mean_pose_error:.4f} m" if result.pose_error is not None else ""))
+    for name, path in result.files.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _goal_arguments(p: argparse.ArgumentParser, required: bool) -> None:
+    g = p.add_mutually_exclusive_group(required=required)
+    g.add_argument("--text", help="text prompt (CLIP text feature)")
+    g.add_argument("--image", help="goal image file, PNG/JPG (CLIP image feature)")
+    g.add_argument("--pose-clip", help="reference pose from a motion clip: file, bundled stem or library clip name")
+    p.add_argument("--pose-time", type=float, help="time in the pose clip, s (default: its middle)")
+    p.add_argument("--clip-weights", help="open_clip pretrained tag (default laion2b_s34b_b79k), checkpoint file, or "
+                   "'random' (pipeline tests only); rollout defaults to the checkpoint's")
+    p.add_argument("--reward-source", default="render", choices=["render", "projection"])
+    p.add_argument("--projection",
+                   help="state-projection checkpoint (StateProjection.save) for --reward-source projection")
+
+
+def add_hlc_commands(sub) -> None:
+    """Add ``train-hlc`` and ``rollout`` to the ``anyskill`` sub-command parser ``sub``."""
+    t = sub.add_parser("train-hlc", help="train the high-level policy toward a text, image or pose goal")
+    _goal_arguments(t, required=True)
+    t.add_argument("--llc", required=True, help="frozen low-level controller checkpoint (.pth)")
+    t.add_argument("--scale", default="smoke", choices=["smoke", "laptop", "paper"])
+    t.add_argument("--epochs", type=int, help="PPO epochs (default: the scale's)")
+    t.add_argument("--num-envs", type=int, help="parallel humanoids (default: smoke 8, laptop 64, paper 1024)")
+    t.add_argument("--episode-length", type=int, default=150, help="LLC steps per episode (30 Hz; reference 50)")
+    t.add_argument("--no-early-termination", action="store_true",
+                   help="ablation: no reset after 8 successive similarity decreases")
+    t.add_argument("--no-head-rule", action="store_true", help="ablation: no reset when the head is below 0.15 m")
+    t.add_argument("--out", help="run folder (default runs/hlc_<scale>)")
+    t.add_argument("--device", help="cpu or cuda:0 (default: cuda:0 for paper when available, else cpu)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_train)
+
+    r = sub.add_parser("rollout", help="run a trained high-level policy: states (.npz), video, similarity curve")
+    r.add_argument("checkpoint", help="high-level policy checkpoint (.pth) from train-hlc")
+    r.add_argument("--llc", required=True, help="the low-level controller checkpoint it was trained with")
+    _goal_arguments(r, required=False)
+    r.add_argument("--seconds", type=float, default=5.0)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", help="folder (default: <checkpoint>_rollout)")
+    r.add_argument("--no-render", action="store_true", help="skip the video (no OpenGL needed)")
+    r.set_defaults(func=_rollout)

@@ -1,0 +1,262 @@
+"""`HighLevelEnv`: the high-level policy's environment (paper §3.2, Algorithm 1) on top of a frozen LLC.
+
+One step of the high-level policy π_H (6 Hz):
+
+1. its 64-D action (rl-games: tanh'd mean + noise, clamped to [-1, 1]) is L2-normalised to a latent z on S^63;
+2. z is held for ``llc_steps`` (5) steps of the frozen low-level controller (30 Hz), which acts deterministically,
+   ``a = π_L(s, z)`` (its own observation normaliser applied inside);
+3. after every LLC step the goal scores the frame (``goal.similarity``, the cos(f_I, f_d) of Eq. 3) and the
+   early-termination rules run (:class:`anyskill.reward.early_termination.EarlyTermination`: similarity
+   decreases, head below 0.15 m);
+4. the reward is :func:`anyskill.reward.similarity.hlc_reward` (Eq. 3, or the authors' variant) of the
+   similarities of the LLC steps of this episode, with fixed reference latents Z = LLC encodings of K random
+   2-s windows of the motion library.
+
+Episodes: an env ends at the first LLC step that triggers early termination (**terminate**: no value bootstrap)
+or reaches ``episode_length`` LLC steps or blows up numerically (**time-out**: bootstrapped). The LLC steps left
+in that HLC step are simulated (the batch moves together) but not scored; the env is then reset, so the returned
+observation of a done env is its new episode's first observation, as in :class:`HumanoidEnv`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rl_games.common.ivecenv import IVecEnv
+
+from anyskill.hlc.goals import Goal, HumanoidStates
+from anyskill.llc.controller import LowLevelController
+from anyskill.motion.library import MotionLibrary
+from anyskill.obs import policy_obs
+from anyskill.reward.early_termination import EarlyTermination, EarlyTerminationConfig
+from anyskill.reward.similarity import RewardConfig, hlc_reward
+from anyskill.sim.env import EnvConfig, HumanoidEnv
+
+Tensor = torch.Tensor
+
+NO_TIME_LIMIT = 2**62
+"""Episode length handed to the inner :class:`HumanoidEnv`: this env owns the episode clock."""
+
+
+@dataclass
+class HLCEnvConfig:
+    """Settings of :class:`HighLevelEnv`."""
+
+    num_envs: int = 16
+    llc_steps: int = 5
+    """LLC steps per HLC step (30 Hz / 5 = 6 Hz, facts §1.2)."""
+    episode_length: int = 150
+    """LLC steps (150 = 5 s); the reference uses 50."""
+    state_init: str = "default"
+    """"default" (standing spawn pose), "random" (reference state init from the motion library) or "hybrid"."""
+    hybrid_init_prob: float = 0.5
+    num_reference_latents: int = 128
+    """K, encodings of random 60-frame library windows used for the style term (facts §3.3)."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    early_termination: EarlyTerminationConfig = field(default_factory=EarlyTerminationConfig)
+    stagger_episodes: bool = True
+    """start the first episodes at random progress in [0, episode_length) so that time-outs do not reset every env
+    at once (with synchronised episodes each PPO batch holds a single episode phase, which destabilises training)."""
+    record_states: bool = False
+    """put the per-LLC-step qpos and body positions in the step's infos (rollouts)."""
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "llc_steps", "episode_length", "num_reference_latents"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"HLCEnvConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+class HighLevelEnv:
+    """N humanoids driven by a frozen LLC through latents z; VecTask-like API (see the module docstring).
+
+    Args:
+        cfg: the settings.
+        llc: the frozen low-level controller.
+        goal: what the frames are scored against (:mod:`anyskill.hlc.goals`).
+        motion_lib: reference motions for the reference latents and reference state init (default: bundled).
+        backend: the physics (default: MuJoCo, ``cfg.num_envs`` worlds).
+    """
+
+    def __init__(self, cfg: HLCEnvConfig, llc: LowLevelController, goal: Goal,
+                 motion_lib: MotionLibrary | None = None, backend=None):
+        if motion_lib is None:
+            from anyskill.data import default_library
+
+            motion_lib = default_library()
+        self.cfg = cfg
+        self.llc = llc.to(cfg.device).eval()
+        self.goal = goal
+        self.device = torch.device(cfg.device)
+        self.env = HumanoidEnv(
+            EnvConfig(num_envs=cfg.num_envs, episode_length=NO_TIME_LIMIT, state_init=cfg.state_init,
+                      hybrid_init_prob=cfg.hybrid_init_prob, fall_init_prob=0.0, recovery_episode_prob=0.0,
+                      enable_early_termination=False, seed=cfg.seed, device=cfg.device, num_threads=cfg.num_threads),
+            motion_lib=motion_lib,
+            backend=backend,
+        )
+        env = self.env
+        if (llc.obs_dim, llc.action_dim, llc.frame_dim) != (env.num_obs, env.num_actions, env.num_amp_obs_per_step):
+            raise ValueError(
+                f"LLC expects obs {llc.obs_dim}, actions {llc.action_dim}, AMP frames {llc.frame_dim}, but the "
+                f"humanoid env has {env.num_obs}, {env.num_actions}, {env.num_amp_obs_per_step}; load an LLC trained "
+                "on this humanoid"
+            )
+        self.num_envs = cfg.num_envs
+        self.latent_dim = llc.latent_dim
+        self.dt = env.dt * cfg.llc_steps  # s per HLC step
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (env.num_obs,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (self.latent_dim,), np.float32)
+        self.head_id = env.model.body_index("head")
+
+        self._gen = torch.Generator().manual_seed(cfg.seed)
+        self.reference_latents = self._encode_reference_latents(motion_lib)
+        self.early_termination = EarlyTermination(
+            cfg.num_envs, cfg.early_termination, device=self.device,
+            generator=torch.Generator(self.device).manual_seed(cfg.seed + 1))
+        self.progress = torch.zeros(cfg.num_envs, dtype=torch.long, device=self.device)
+        self._obs = torch.zeros(cfg.num_envs, env.num_obs, device=self.device)
+
+    # ------------------------------------------------------------------ API
+    def reset(self) -> dict[str, Tensor]:
+        """Reset every env (first episodes staggered, see ``HLCEnvConfig.stagger_episodes``); returns
+        ``{"obs": (N, 223)}``."""
+        self._obs = self.env.reset()["obs"]
+        self.progress.zero_()
+        if self.cfg.stagger_episodes:
+            start = torch.randint(0, self.cfg.episode_length, (self.num_envs,), generator=self._gen)
+            self.progress.copy_(start.to(self.device))
+        self.early_termination.reset(torch.arange(self.num_envs, device=self.device))
+        return {"obs": self._obs}
+
+    def step(self, actions: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, dict]:
+        """One HLC step for actions (N, 64) in [-1, 1]; returns obs dict, reward (N,), dones (N,), infos.
+
+        infos: ``time_outs``/``terminate`` (N,) bool; ``similarity`` (N,) mean scored similarity; ``similarities``
+        (N, T) per LLC step and ``scored`` (N, T) bool (steps inside the episode); ``reward`` (N,) and its Eq. 3
+        terms ``reward_clip``/``reward_style`` (N,); ``head_height`` (N,) m after the last LLC step; counts (int)
+        of this step's ``et_similarity_resets``, ``et_fall_resets``, ``time_out_resets``, ``sim_blowups``;
+        ``z`` (N, 64); with ``record_states``: ``llc_qpos`` (N, T, 35), ``llc_body_pos`` (N, T, 15, 3) and ``llc_body_rot``
+        (N, T, 15, 4), before the resets.
+        """
+        n, t_max = self.num_envs, self.cfg.llc_steps
+        actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
+        if actions.shape != (n, self.latent_dim):
+            raise ValueError(f"actions must have shape ({n}, {self.latent_dim}), got {tuple(actions.shape)}")
+        z = F.normalize(actions.clamp(-1.0, 1.0), dim=-1)
+
+        sims = torch.zeros(n, t_max, device=self.device)
+        scored = torch.zeros(n, t_max, dtype=torch.bool, device=self.device)
+        ended = torch.zeros(n, dtype=torch.bool, device=self.device)
+        terminate, time_out, fired, fell = (torch.zeros_like(ended) for _ in range(4))
+        blowups = 0
+        record: dict[str, list[Tensor]] = {"llc_qpos": [], "llc_body_pos": [], "llc_body_rot": []}
+        obs = self._obs
+        for t in range(t_max):
+            obs_dict, _, inner_done, extras = self.env.step(self.llc.act(obs, z))
+            obs = obs_dict["obs"]
+            blowup = inner_done  # the inner env has no time limit and no fall rule: only blow-ups end its episodes
+            blowups += int(extras["sim_blowups"])
+            self.progress += 1
+            states = HumanoidStates.from_backend(self.env.backend)
+            if self.cfg.record_states:
+                record["llc_qpos"].append(states.qpos.clone())
+                record["llc_body_pos"].append(states.body_pos.clone())
+                record["llc_body_rot"].append(states.body_rot.clone())
+            sim = self.goal.similarity(states).to(self.device)
+            head_height = states.body_pos[:, self.head_id, 2]
+            et = self.early_termination.step(sim, head_height)
+            live = ~ended
+            sims[:, t] = sim
+            scored[:, t] = live & ~blowup
+            term_now = live & et["reset"] & ~blowup
+            out_now = live & ~term_now & (blowup | (self.progress >= self.cfg.episode_length))
+            fired |= live & et["similarity"] & ~blowup
+            fell |= live & et["fallen"] & ~blowup
+            terminate |= term_now
+            time_out |= out_now
+            ended |= term_now | out_now
+
+        sim_mean = (sims * scored).sum(1) / scored.sum(1).clamp_min(1)
+        terms = hlc_reward(sim_mean[:, None], z, self.reference_latents, self.cfg.reward)
+        done_ids = ended.nonzero().flatten()
+        if done_ids.numel():
+            self.env.reset_envs(done_ids, torch.zeros_like(done_ids, dtype=torch.bool))
+            self.progress[done_ids] = 0
+            self.early_termination.reset(done_ids)
+            b = self.env.backend
+            obs = policy_obs(b.body_pos(), b.body_rot(), b.body_vel(), b.body_ang_vel())
+        self._obs = obs
+        infos = {
+            "time_outs": time_out,
+            "terminate": terminate,
+            "similarity": sim_mean,
+            "similarities": sims,
+            "scored": scored,
+            "reward": terms["reward"],
+            "reward_clip": terms["clip"],
+            "reward_style": terms["style"],
+            "head_height": head_height,
+            "et_similarity_resets": int(fired.sum()),
+            "et_fall_resets": int(fell.sum()),
+            "time_out_resets": int(time_out.sum()),
+            "sim_blowups": blowups,
+            "z": z,
+        }
+        if self.cfg.record_states:
+            infos.update({k: torch.stack(v, dim=1) for k, v in record.items()})
+        return {"obs": obs}, terms["reward"], ended, infos
+
+    # ------------------------------------------------------------------ helpers
+    def _encode_reference_latents(self, motion_lib: MotionLibrary) -> Tensor:
+        """(K, 64) unit latents: the frozen encoder on K random ``enc_steps``-frame library windows (fixed)."""
+        gen = self._gen if motion_lib.device == torch.device("cpu") else None
+        _, _, windows = motion_lib.sample_amp_windows(
+            self.cfg.num_reference_latents, self.llc.enc_steps, self.env.dt, generator=gen)
+        return self.llc.encode(windows.to(self.device))
+
+
+class HLCVecEnv(IVecEnv):
+    """rl-games vec-env adapter for :class:`HighLevelEnv` (vecenv type ``ANYSKILL_HLC``)."""
+
+    def __init__(self, config_name: str, num_actors: int, **kwargs):
+        from rl_games.common import env_configurations
+
+        self.env: HighLevelEnv = env_configurations.configurations[config_name]["env_creator"](**kwargs)
+        if self.env.num_envs != num_actors:
+            raise ValueError(
+                f"rl-games asked for {num_actors} actors but env {config_name!r} has {self.env.num_envs} envs; "
+                "make config.num_actors equal to HLCEnvConfig.num_envs"
+            )
+
+    def step(self, actions: Tensor):
+        return self.env.step(actions)
+
+    def reset(self):
+        return self.env.reset()
+
+    def get_number_of_agents(self) -> int:
+        return 1
+
+    def get_env_info(self) -> dict:
+        return {"observation_space": self.env.observation_space, "action_space": self.env.action_space,
+                "agents": 1, "value_size": 1}
+
+
+HLC_VECENV_TYPE = "ANYSKILL_HLC"
+
+
+def register_hlc_env(name: str, env_factory: Callable[..., HighLevelEnv]) -> None:
+    """Make ``env_factory(**kwargs)`` available to rl-games as env ``name``."""
+    from rl_games.common import env_configurations, vecenv
+
+    env_configurations.register(name, {"env_creator": env_factory, "vecenv_type": HLC_VECENV_TYPE})
+    vecenv.register(HLC_VECENV_TYPE,
+                    lambda config_name, num_actors, **kwargs: HLCVecEnv(config_name, num_actors, **kwargs))

@@ -1,0 +1,86 @@
+"""Inference side of the high-level policy: :func:`load_hlc` -> :class:`HighLevelPolicy`.
+
+An HLC checkpoint is an rl-games checkpoint written by :class:`anyskill.hlc.train.HLCAgent`: ``model`` holds the
+actor, critic and the observation/value normalisers; ``hlc_config`` the network section and the provenance
+(goal, LLC checkpoint, CLIP weights, scale, seed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rl_games.algos_torch import torch_ext
+from rl_games.algos_torch.model_builder import ModelBuilder
+from torch import Tensor, nn
+
+
+class HighLevelPolicy(nn.Module):
+    """Frozen π_H: raw 223-D policy observations -> unit latents z (N, 64) for the LLC."""
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        self.config = config
+        self.model = ModelBuilder().load({"model": config["model"], "network": config["network"]}).build({
+            "actions_num": config["actions_num"],
+            "input_shape": (config["obs_dim"],),
+            "num_seqs": 1,
+            "value_size": 1,
+            "normalize_input": config["normalize_input"],
+            "normalize_value": config["normalize_value"],
+        })
+        self.eval()
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.config["obs_dim"])
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config["actions_num"])
+
+    @property
+    def description(self) -> str:
+        """The goal the policy was trained for (from the checkpoint)."""
+        return str(self.config.get("goal", "unknown goal"))
+
+    @torch.no_grad()
+    def mean_action(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """(mu (N, 64) in (-1, 1), sigma (N, 64)) for raw observations (N, 223)."""
+        if obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"HighLevelPolicy expects observations (N, {self.obs_dim}), got {tuple(obs.shape)}")
+        mu, log_std, _, _ = self.model.a2c_network({"obs": self.model.norm_obs(obs)})
+        return mu, torch.exp(log_std)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True, generator: torch.Generator | None = None) -> Tensor:
+        """Unit latents z (N, 64): the mean action (``deterministic``) or mean + sigma * noise, clamped to [-1, 1],
+        L2-normalised as in :class:`anyskill.hlc.env.HighLevelEnv`."""
+        mu, sigma = self.mean_action(obs)
+        a = mu if deterministic else mu + sigma * torch.randn(mu.shape, generator=generator, device=mu.device)
+        return F.normalize(a.clamp(-1.0, 1.0), dim=-1)
+
+    @torch.no_grad()
+    def value(self, obs: Tensor) -> Tensor:
+        """(N,) critic value, denormalised."""
+        _, _, value, _ = self.model.a2c_network({"obs": self.model.norm_obs(obs)})
+        return self.model.denorm_value(value).squeeze(-1)
+
+
+def load_hlc(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> HighLevelPolicy:
+    """Load a π_H checkpoint written by :func:`anyskill.hlc.train.train_hlc` as a frozen policy on ``device``."""
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"HLC checkpoint {path} does not exist; train one with anyskill.hlc.train_hlc "
+                                "or `anyskill train-hlc`")
+    state = torch_ext.safe_load(str(path))
+    if "hlc_config" not in state or "model" not in state:
+        raise ValueError(f"{path} is not a high-level policy checkpoint (keys {sorted(state)}); it needs 'model' "
+                         "and 'hlc_config', which train_hlc writes")
+    policy = HighLevelPolicy(state["hlc_config"])
+    policy.model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in state["model"].items()})
+    for p in policy.parameters():
+        p.requires_grad_(False)
+    return policy.to(device).eval()
