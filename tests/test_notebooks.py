@@ -51,3 +51,16 @@ def test_notebook_03_latent_space(tmp_path):
     assert stats["within_clip_cosine"] > stats["between_clip_cosine"]
     for name in ("03_latent_map", "03_latent_similarity", "03_atomic_actions", "03_latent_interpolation"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_notebook_04_high_level_training(tmp_path):
+    """Smoke scale: random CLIP weights (pipeline check only), pose goal without CLIP."""
+    run_notebook(list_notebooks(["04"])[0], tmp_path, scale="smoke")
+    df, meta = read_csv(tmp_path / "results" / "04_pose_goal.csv")
+    assert list(df["policy"]) == ["untrained", "trained"] and df["mean_pose_error_m"].gt(0).all()
+    proj = json.loads((tmp_path / "results" / "04_projection.json").read_text())
+    assert proj["speedup"]["speedup"] > 1 and "RANDOM" in proj["provenance"]["clip_weights"]
+    _, text_meta = read_csv(tmp_path / "results" / "04_text_rollout.csv")
+    assert "RANDOM" in text_meta["clip_weights"]
+    for name in ("04_pose_goal_curves", "04_projection_fit", "04_text_goal_curves", "04_text_filmstrip"):
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
