@@ -100,3 +100,56 @@ def test_load_image_from_files_and_arrays(tmp_path):
         load_image(tmp_path / "missing.png")
     with pytest.raises(ValueError, match="RGB"):
         load_image(np.zeros((4, 4, 2)))
+
+
+class _CountingRenderer:
+    """Stands in for StateRenderer: records how many frames were drawn; frame colour encodes the root x."""
+
+    def __init__(self):
+        self.frames = 0
+
+    def render_qpos(self, qpos):
+        self.frames += len(qpos)
+        out = torch.zeros(len(qpos), 8, 8, 3, dtype=torch.uint8)
+        out[..., 0] = (qpos[:, 0:1, None] * 50).clamp(0, 255).to(torch.uint8)
+        return out
+
+
+class _PixelClip:
+    """Stands in for ClipModel: the 'feature' of a frame is its mean red value along axis 0 of a 2-D space."""
+
+    class spec:
+        description = "test stand-in"
+        weights = "none"
+
+    def encode_images(self, frames):
+        r = frames[..., 0].float().mean(dim=(1, 2)) / 255
+        return torch.nn.functional.normalize(torch.stack([r, 1 - r], dim=-1), dim=-1)
+
+
+def test_render_interval_and_env_subset_limit_rendering(squat):
+    from anyskill.hlc.goals import _ClipFeatureGoal
+
+    states = _states(squat, [0, 10, 20, 30])
+    renderer = _CountingRenderer()
+    goal = _ClipFeatureGoal(_PixelClip(), renderer, torch.tensor([1.0, 0.0]), "render", None, render_interval=5)
+    first = goal.similarity(states)
+    for _ in range(4):
+        assert torch.equal(goal.similarity(states), first)  # held between renders
+    assert renderer.frames == 4
+    goal.similarity(states)  # the 6th call renders again
+    assert renderer.frames == 8
+
+    renderer = _CountingRenderer()
+    goal = _ClipFeatureGoal(_PixelClip(), renderer, torch.tensor([1.0, 0.0]), "render", None, render_envs=2)
+    initial = goal.similarity(states)  # the first call fills every env
+    moved = HumanoidStates(states.body_pos, states.body_rot, states.qpos.clone())
+    moved.qpos[:, 0] += 2.0  # every env changes colour
+    a = goal.similarity(moved)
+    assert (a != initial).sum() == 2  # one window of 2 envs refreshed, the others held
+    b = goal.similarity(moved)
+    assert renderer.frames == 4 + 2 + 2
+    full = _ClipFeatureGoal(_PixelClip(), _CountingRenderer(), torch.tensor([1.0, 0.0]), "render", None).similarity(moved)
+    assert torch.allclose(b, full)  # after two windows of 2 every env of 4 was refreshed
+    with pytest.raises(ValueError, match="render_interval"):
+        _ClipFeatureGoal(_PixelClip(), renderer, torch.tensor([1.0, 0.0]), "render", None, render_interval=0)

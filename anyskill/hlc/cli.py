@@ -7,12 +7,13 @@ from pathlib import Path
 
 
 def _clip_and_renderer(weights: str | None, device: str = "cpu"):
-    """CLIP (``weights``: tag, file or "random"; None: the authors' LAION-2B ViT-B-32) and the agent camera."""
+    """CLIP (``weights``: tag, file or "random"; None: the authors' LAION-2B ViT-B-32; fp16 on CUDA) and the agent
+    camera."""
     from anyskill.sim.render import CameraSpec, StateRenderer  # before open_clip: see anyskill.sim.render
     from anyskill.reward.clip_model import DEFAULT_PRETRAINED, ClipModel, ClipSpec
     from anyskill.sim.model import load_humanoid
 
-    clip_model = ClipModel(ClipSpec(weights=weights or DEFAULT_PRETRAINED, device=device))
+    clip_model = ClipModel(ClipSpec(weights=weights or DEFAULT_PRETRAINED, device=device, half=device.startswith("cuda")))
     return clip_model, StateRenderer(load_humanoid().mj_model(), CameraSpec())
 
 
@@ -24,10 +25,11 @@ def _goal_from_args(args: argparse.Namespace, motion_lib):
         return PoseGoal.from_clip(find_clip(args.pose_clip, motion_lib), args.pose_time)
     projection = StateProjection.load(args.projection) if args.projection else None
     renderer_needed = args.reward_source == "render"
-    clip_model, renderer = _clip_and_renderer(args.clip_weights)
+    clip_model, renderer = _clip_and_renderer(args.clip_weights, getattr(args, "device", None) or "cpu")
     renderer = renderer if renderer_needed else None
     if args.text:
-        return TextGoal(clip_model, renderer, args.text, args.reward_source, projection)
+        return TextGoal(clip_model, renderer, args.text, args.reward_source, projection,
+                        getattr(args, "render_interval", 1), getattr(args, "render_envs", None))
     return ImageGoal(clip_model, renderer, args.image, args.reward_source, projection)
 
 
@@ -109,6 +111,9 @@ def add_hlc_commands(sub) -> None:
     t.add_argument("--no-early-termination", action="store_true",
                    help="ablation: no reset after 8 successive similarity decreases")
     t.add_argument("--no-head-rule", action="store_true", help="ablation: no reset when the head is below 0.15 m")
+    t.add_argument("--render-interval", type=int, default=1,
+                   help="render + encode every k-th LLC step and hold the similarity in between (render source)")
+    t.add_argument("--render-envs", type=int, help="render only this many envs per step, a window rotating over all")
     t.add_argument("--out", help="run folder (default runs/hlc_<scale>)")
     t.add_argument("--device", help="cpu or cuda:0 (default: cuda:0 for paper when available, else cpu)")
     t.add_argument("--seed", type=int, default=0)

@@ -78,7 +78,10 @@ class _ClipFeatureGoal:
     """Cosine similarity between a frame's CLIP image feature (rendered, or projected from the state) and a target."""
 
     def __init__(self, clip_model: ClipModel, renderer: StateRenderer | None, target: Tensor,
-                 reward_source: RewardSource, projection: StateProjection | None):
+                 reward_source: RewardSource, projection: StateProjection | None,
+                 render_interval: int = 1, render_envs: int | None = None):
+        if render_interval < 1 or (render_envs is not None and render_envs < 1):
+            raise ValueError(f"render_interval and render_envs must be >= 1, got {render_interval}, {render_envs}")
         if reward_source not in ("render", "projection"):
             raise ValueError(f"reward_source must be 'render' or 'projection', got {reward_source!r}")
         if reward_source == "render" and renderer is None:
@@ -93,6 +96,11 @@ class _ClipFeatureGoal:
         self.reward_source = reward_source
         self.projection = projection.eval() if projection is not None else None
         self.target = F.normalize(target.float().flatten(), dim=0)  # (E,) unit
+        self.render_interval = render_interval
+        self.render_envs = render_envs
+        self._calls = 0
+        self._offset = 0
+        self._last: Tensor | None = None
 
     def image_features(self, states: HumanoidStates) -> Tensor:
         """(N, E) unit features of the frames: CLIP of the renders, or the projection MLP's prediction."""
@@ -104,8 +112,27 @@ class _ClipFeatureGoal:
         return self.clip_model.encode_images(frames)
 
     def similarity(self, states: HumanoidStates) -> Tensor:
-        feats = self.image_features(states)
-        return (feats @ self.target.to(feats.device)).to(states.body_pos.device)
+        """(N,) cosine similarities. With ``render_interval`` k > 1 (render source) frames are rendered and encoded
+        only every k-th call and the last values are held in between; with ``render_envs`` M only M envs (a window
+        rotating over all envs) are rendered per call and the others keep their last values. Both trade reward
+        freshness for speed; held values of an env that was reset in between are stale until it is rendered again."""
+        n = states.body_pos.shape[0]
+        sparse = self.reward_source == "render" and (self.render_interval > 1 or self.render_envs is not None)
+        if not sparse or self._last is None or len(self._last) != n:
+            feats = self.image_features(states)
+            self._last = (feats @ self.target.to(feats.device)).to(states.body_pos.device)
+            self._calls = 1
+            return self._last.clone()
+        self._calls += 1
+        if (self._calls - 1) % self.render_interval:
+            return self._last.clone()
+        m = min(self.render_envs or n, n)
+        ids = (self._offset + torch.arange(m)) % n
+        self._offset = (self._offset + m) % n
+        sub = HumanoidStates(body_pos=states.body_pos[ids], body_rot=states.body_rot[ids], qpos=states.qpos[ids])
+        feats = self.image_features(sub)
+        self._last[ids.to(self._last.device)] = (feats @ self.target.to(feats.device)).to(self._last.device)
+        return self._last.clone()
 
     @property
     def clip_weights(self) -> str:
@@ -120,10 +147,12 @@ class TextGoal(_ClipFeatureGoal):
     """
 
     def __init__(self, clip_model: ClipModel, renderer: StateRenderer | None, prompt: str,
-                 reward_source: RewardSource = "render", projection: StateProjection | None = None):
+                 reward_source: RewardSource = "render", projection: StateProjection | None = None,
+                 render_interval: int = 1, render_envs: int | None = None):
         if not prompt.strip():
             raise ValueError("TextGoal needs a non-empty prompt")
-        super().__init__(clip_model, renderer, clip_model.encode_text(prompt)[0], reward_source, projection)
+        super().__init__(clip_model, renderer, clip_model.encode_text(prompt)[0], reward_source, projection,
+                         render_interval, render_envs)
         self.prompt = prompt
         self.description = f"text {prompt!r} | CLIP {self.clip_weights} | reward source {reward_source}"
         self.spec = {"kind": "text", "prompt": prompt, "reward_source": reward_source,
