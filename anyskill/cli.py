@@ -36,7 +36,7 @@ def _train_llc(args: argparse.Namespace) -> int:
 
     result = train_llc(scale=args.scale, motions=args.motions, out_dir=args.out, num_envs=args.envs,
                        max_epochs=args.epochs, seed=args.seed, device=args.device, resume=args.resume,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, backend=args.backend)
     print(f"trained {result.epochs} epochs, {result.samples} samples in {result.wall_time_s:.0f} s")
     print(f"checkpoint: {result.checkpoint}\ntensorboard: {result.tensorboard_dir}")
     return 0
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder (default runs/llc_<scale>)")
     t.add_argument("--resume", help="checkpoint (.pth) to continue from")
     t.add_argument("--device", help="cpu or cuda:0 (default: cuda:0 for paper, else cpu)")
+    t.add_argument("--backend", choices=["mujoco", "warp"], help="physics (default: warp on CUDA, else mujoco)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar (rl-games prints per-epoch stats instead)")
     t.set_defaults(func=_train_llc)

@@ -87,3 +87,19 @@ def test_latest_checkpoint_and_errors(tmp_path, first_run):
         train_llc("huge")
     with pytest.raises(FileNotFoundError, match="cannot resume"):
         train_llc("smoke", resume=tmp_path / "missing.pth")
+
+
+@pytest.mark.slow
+def test_env_factory_runs_on_the_warp_backend():
+    """The GPU training path (MuJoCo Warp) builds and steps the LLC env; here on Warp's CPU device."""
+    from anyskill.llc.train import LLCEnvSettings, build_env_factory, load_motions
+    from anyskill.sim.warp_backend import WarpBackend
+
+    lib, _ = load_motions()
+    env = build_env_factory(lib, 2, LLCEnvSettings(), "cpu", 0, backend="warp")()
+    assert isinstance(env.backend, WarpBackend)
+    env.reset()
+    obs, _, _, extras = env.step(torch.zeros(2, env.num_actions))
+    assert obs["obs"].shape == (2, 223) and torch.isfinite(extras["amp_obs"]).all()
+    with pytest.raises(ValueError, match="backend must be"):
+        build_env_factory(lib, 2, LLCEnvSettings(), "cpu", 0, backend="isaac")

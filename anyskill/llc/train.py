@@ -70,13 +70,26 @@ class TrainResult:
     epoch_stats: list[dict[str, float]] = field(default_factory=list)
 
 
-def build_env_factory(motion_lib, num_envs: int, settings: LLCEnvSettings, device: str, seed: int):
-    """``make_env(**env_config)`` creating the LLC training :class:`HumanoidEnv` on ``motion_lib``."""
+def build_env_factory(motion_lib, num_envs: int, settings: LLCEnvSettings, device: str, seed: int,
+                      backend: str | None = None):
+    """``make_env(**env_config)`` creating the LLC training :class:`HumanoidEnv` on ``motion_lib``.
+
+    ``backend``: "mujoco" (CPU MuJoCo) or "warp" (MuJoCo Warp on ``device``); default: warp on CUDA, else mujoco.
+    """
     from anyskill.sim.env import EnvConfig, HumanoidEnv
+
+    backend = backend or ("warp" if device.startswith("cuda") else "mujoco")
+    if backend not in ("mujoco", "warp"):
+        raise ValueError(f"backend must be 'mujoco' or 'warp', got {backend!r}")
 
     def make_env(**kwargs: Any) -> HumanoidEnv:
         cfg = EnvConfig(num_envs=num_envs, device=device, seed=int(kwargs.get("seed", seed)), **asdict(settings))
-        return HumanoidEnv(cfg, motion_lib=motion_lib)
+        sim = None
+        if backend == "warp":
+            from anyskill.sim.warp_backend import WarpBackend
+
+            sim = WarpBackend(num_envs, device=device)
+        return HumanoidEnv(cfg, motion_lib=motion_lib, backend=sim)
 
     return make_env
 
@@ -149,6 +162,7 @@ def train_llc(
     overrides: dict[str, Any] | None = None,
     torch_threads: int | None = None,
     epoch_callbacks: list[Callable[[CALMAgent, dict[str, float]], None]] | None = None,
+    backend: str | None = None,
 ) -> TrainResult:
     """Train the CALM low-level controller at ``scale`` ("smoke", "laptop", "paper") with rl-games.
 
@@ -165,6 +179,7 @@ def train_llc(
         torch_threads: intra-op threads; default 1 on CPU (on 2 cores shared with other jobs, 2 threads were
             measured slower; ``results/bench_llc.json`` has a 2-thread case for an idle machine).
         epoch_callbacks: extra ``callback(agent, stats)`` hooks run after every epoch.
+        backend: physics backend, "mujoco" (CPU) or "warp" (MuJoCo Warp on ``device``); default warp on CUDA.
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
@@ -183,7 +198,7 @@ def train_llc(
     settings = env_settings or LLCEnvSettings()
 
     lib, manifest = load_motions(motions)
-    register_rl_games_env(ENV_NAME, build_env_factory(lib, num_envs, settings, device, seed))
+    register_rl_games_env(ENV_NAME, build_env_factory(lib, num_envs, settings, device, seed, backend))
     config_overrides = {"save_frequency": SAVE_FREQUENCY[scale], "save_best_after": 10**9}
     if progress:
         config_overrides["print_stats"] = False

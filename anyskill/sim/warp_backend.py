@@ -47,7 +47,9 @@ import numpy as np
 import torch
 import warp as wp
 
-wp.config.quiet = True  # no per-kernel "module load" lines in training logs
+wp.config.quiet = True  # no start-up banner
+if hasattr(wp, "LOG_WARNING"):  # Warp >= 1.19 logs each kernel module load at INFO level
+    wp.config.log_level = wp.LOG_WARNING
 
 from anyskill.motion.rotations import quat_rotate_inverse
 from anyskill.sim.model import HumanoidModel, load_humanoid
