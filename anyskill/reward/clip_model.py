@@ -161,13 +161,13 @@ class ClipModel(torch.nn.Module):
     def encode_text(self, prompts: list[str] | str) -> torch.Tensor:
         """(P, E) unit-norm text features; cached per prompt."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        todo = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
-        if todo:
-            for p in todo:
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        if missing:
+            for p in missing:
                 self._check_length(p)
-            tokens = self.tokenizer(todo).to(self.device)
+            tokens = self.tokenizer(missing).to(self.device)
             feats = F.normalize(self.model.encode_text(tokens).float(), dim=-1)
-            self._text_cache.update(zip(todo, feats))
+            self._text_cache.update(zip(missing, feats))
         return torch.stack([self._text_cache[p] for p in prompts])
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
