@@ -1,0 +1,1 @@
+"""Simulation: the humanoid model, physics backends (MuJoCo CPU, MuJoCo Warp GPU), the environment, rendering."""

@@ -1,0 +1,1 @@
+"""Figures: skeletons and animations, dataset overviews, latent-space maps, learning curves, filmstrips."""
