@@ -109,8 +109,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a sub-command. Errors about the user's input (bad files, missing weights or system libraries) print one
+    line and exit with status 2; set ``ANYSKILL_DEBUG=1`` for the full traceback."""
+    import os
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (OSError, ValueError, RuntimeError) as e:
+        if os.environ.get("ANYSKILL_DEBUG") or not _is_user_error(e):
+            raise
+        print(f"anyskill {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _is_user_error(e: BaseException) -> bool:
+    """Errors that describe bad input or a missing resource, with a message that says what to do."""
+    from anyskill.motion.clip import MotionFormatError
+    from anyskill.reward.clip_model import ClipWeightsUnavailable
+
+    user = (MotionFormatError, ClipWeightsUnavailable, FileNotFoundError)
+    try:
+        from anyskill.motion.library import ManifestError
+        from anyskill.sim.render import RenderingUnavailable
+
+        user += (ManifestError, RenderingUnavailable)
+    except ImportError:  # pragma: no cover - optional rendering stack
+        pass
+    return isinstance(e, user)
 
 
 if __name__ == "__main__":

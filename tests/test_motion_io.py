@@ -192,3 +192,11 @@ def test_restricted_unpickler_allows_only_listed_globals(tmp_path):
     path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + payload)
     with pytest.raises(MotionFormatError, match="refusing to unpickle (__builtin__|builtins).eval"):
         read_skeleton_motion(path)
+
+
+def test_cli_reports_bad_files_in_one_line(tmp_path, capsys):
+    from anyskill.cli import main
+
+    assert main(["convert", str(tmp_path / "missing.bvh"), str(tmp_path / "out.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "anyskill convert: error:" in err and "missing.bvh: no such file" in err and "Traceback" not in err
