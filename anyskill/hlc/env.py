@@ -27,7 +27,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rl_games.common.ivecenv import IVecEnv
 
 from anyskill.hlc.goals import Goal, HumanoidStates
 from anyskill.llc.controller import LowLevelController
@@ -35,7 +34,7 @@ from anyskill.motion.library import MotionLibrary
 from anyskill.obs import policy_obs
 from anyskill.reward.early_termination import EarlyTermination, EarlyTerminationConfig
 from anyskill.reward.similarity import RewardConfig, hlc_reward
-from anyskill.sim.env import EnvConfig, HumanoidEnv
+from anyskill.sim.env import EnvConfig, HumanoidEnv, register_rl_games_env
 
 Tensor = torch.Tensor
 
@@ -223,40 +222,6 @@ class HighLevelEnv:
         return self.llc.encode(windows.to(self.device))
 
 
-class HLCVecEnv(IVecEnv):
-    """rl-games vec-env adapter for :class:`HighLevelEnv` (vecenv type ``ANYSKILL_HLC``)."""
-
-    def __init__(self, config_name: str, num_actors: int, **kwargs):
-        from rl_games.common import env_configurations
-
-        self.env: HighLevelEnv = env_configurations.configurations[config_name]["env_creator"](**kwargs)
-        if self.env.num_envs != num_actors:
-            raise ValueError(
-                f"rl-games asked for {num_actors} actors but env {config_name!r} has {self.env.num_envs} envs; "
-                "make config.num_actors equal to HLCEnvConfig.num_envs"
-            )
-
-    def step(self, actions: Tensor):
-        return self.env.step(actions)
-
-    def reset(self):
-        return self.env.reset()
-
-    def get_number_of_agents(self) -> int:
-        return 1
-
-    def get_env_info(self) -> dict:
-        return {"observation_space": self.env.observation_space, "action_space": self.env.action_space,
-                "agents": 1, "value_size": 1}
-
-
-HLC_VECENV_TYPE = "ANYSKILL_HLC"
-
-
 def register_hlc_env(name: str, env_factory: Callable[..., HighLevelEnv]) -> None:
-    """Make ``env_factory(**kwargs)`` available to rl-games as env ``name``."""
-    from rl_games.common import env_configurations, vecenv
-
-    env_configurations.register(name, {"env_creator": env_factory, "vecenv_type": HLC_VECENV_TYPE})
-    vecenv.register(HLC_VECENV_TYPE,
-                    lambda config_name, num_actors, **kwargs: HLCVecEnv(config_name, num_actors, **kwargs))
+    """Make ``env_factory(**kwargs)`` available to rl-games as env ``name`` (the shared vec-env adapter)."""
+    register_rl_games_env(name, env_factory)

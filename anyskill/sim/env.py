@@ -22,7 +22,7 @@ The reward is zero: the agent computes it (CALM from its discriminator, the high
 
 Speed: the observation terms are ~250 small torch ops per control step. On small, shared CPU machines run
 with ``torch.set_num_threads(1)``: intra-op threads gain nothing on these sizes, and under contention a
-320 kB tensor copy was measured at 15 ms instead of 60 us. Measured rates are in ``results/bench_env.json``.
+320 kB tensor copy was measured at 15 ms instead of 60 us. Measured rates are in ``results/bench.json``.
 """
 
 from __future__ import annotations
@@ -359,12 +359,14 @@ class HumanoidEnv:
 
 
 class RlGamesVecEnv(IVecEnv):
-    """rl-games vec-env adapter: creates the env registered under ``config_name`` and forwards to it."""
+    """rl-games vec-env adapter: creates the env registered under ``config_name`` and forwards to it. Works for any
+    env with ``num_envs``, ``reset``, ``step``, ``observation_space`` and ``action_space`` (the low- and the
+    high-level env); an ``amp_observation_space`` is passed on when the env has one."""
 
     def __init__(self, config_name: str, num_actors: int, **kwargs):
         from rl_games.common import env_configurations
 
-        self.env: HumanoidEnv = env_configurations.configurations[config_name]["env_creator"](**kwargs)
+        self.env = env_configurations.configurations[config_name]["env_creator"](**kwargs)
         if self.env.num_envs != num_actors:
             raise ValueError(
                 f"rl-games asked for {num_actors} actors but env {config_name!r} has {self.env.num_envs} envs; "
@@ -381,19 +383,17 @@ class RlGamesVecEnv(IVecEnv):
         return 1
 
     def get_env_info(self) -> dict:
-        return {
-            "observation_space": self.env.observation_space,
-            "action_space": self.env.action_space,
-            "amp_observation_space": self.env.amp_observation_space,
-            "agents": 1,
-            "value_size": 1,
-        }
+        info = {"observation_space": self.env.observation_space, "action_space": self.env.action_space,
+                "agents": 1, "value_size": 1}
+        if hasattr(self.env, "amp_observation_space"):
+            info["amp_observation_space"] = self.env.amp_observation_space
+        return info
 
 
 RL_GAMES_VECENV_TYPE = "ANYSKILL"
 
 
-def register_rl_games_env(name: str, env_factory: Callable[..., HumanoidEnv]) -> None:
+def register_rl_games_env(name: str, env_factory: Callable) -> None:
     """Make ``env_factory(**kwargs)`` available to rl-games as env ``name`` (vecenv type "ANYSKILL")."""
     from rl_games.common import env_configurations, vecenv
 

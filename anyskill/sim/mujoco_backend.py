@@ -24,9 +24,9 @@ ThreadPoolExecutor(2) over chunks of worlds       no gain over one thread on the
 
 The per-world loop (``num_threads=1``) is therefore the default; ``num_threads > 1`` splits the worlds
 into chunks stepped by a thread pool, which may pay off on machines with idle cores (on the shared
-2-core machine ``bench/bench_env.py --threads 2`` was within noise of one thread). Whole-env cost
-(``bench/bench_env.py``, 64 worlds, no resets): 1.5x the raw ``mj_step`` loop; the extra is the per-world
-bookkeeping here (~30 us/world) and a fixed ~1.7 ms of torch observation ops per control step.
+2-core machine two threads were within noise of one). Whole-env cost (``bench/run.py``, results/bench.json):
+1.67x the raw ``mj_step`` loop at 64 worlds, 1.25x at 256; the extra is the per-world bookkeeping here
+(~30 us/world) and a fixed ~2 ms of torch observation ops per control step.
 
 MuJoCo's automatic reset of unstable worlds is disabled so that a blow-up stays visible (non-finite
 state) and is reported by :meth:`MujocoBackend.diverged` instead of being silently replaced; MuJoCo's
