@@ -362,9 +362,19 @@ def test_manifest_loads_and_renormalises(clip_folder):
         ("  - {file: clips/a.npz, weight: 1, wieght: 2}\n", r"motions\[0\].*unknown key\(s\) \['wieght'\]"),
         ("  - clips/a.npz\n", r"motions\[0\].*must be a mapping"),
         ("  - {file: clips/a.npz, weight: 1, tags: gait}\n", r"motions\[0\].*'tags' must be a list of strings"),
+        ("  - {file: clips/a.npz, weight: 1, category: 3}\n", r"motions\[0\].*'category' must be a string"),
+        ("  - {file: clips/a.npz, weight: 1, description: [a]}\n", r"motions\[0\].*'description' must be a string"),
+        ("  - {file: clips/a.npz, weight: true}\n", r"motions\[0\].*'weight' must be a finite number >= 0, got True"),
+        ("  - {file: clips/a.npz, weight: .nan}\n", r"motions\[0\].*'weight' must be a finite number"),
+        ("  - {file: clips/a.npz, weight: 1.0e400}\n", r"motions\[0\].*'weight' must be a finite number"),
+        ("  - {file: [clips/a.npz], weight: 1}\n", r"motions\[0\].*'file' must be a non-empty path string"),
+        ("  - {file: clips/a.npz, weight: 1, 3: x}\n", r"motions\[0\].*unknown key\(s\) \[3\]"),
+        ("  - {file: clips/broken.npz, weight: 1}\n",
+         r"motions\[0\] \(file 'clips/broken.npz'\).*cannot load .*broken.npz: not a readable .npz archive"),
     ],
 )
 def test_manifest_errors_name_the_entry(clip_folder, entries, match):
+    (clip_folder / "clips" / "broken.npz").write_bytes(b"PK\x03\x04 truncated")
     path = write_manifest(clip_folder, "motions:\n" + entries)
     with pytest.raises(ManifestError, match=match) as info:
         MotionLibrary.from_manifest(path)
@@ -378,3 +388,12 @@ def test_manifest_file_level_errors(tmp_path):
         MotionLibrary.from_manifest(write_manifest(tmp_path, "clips: []\n"))
     with pytest.raises(ManifestError, match="not valid YAML"):
         MotionLibrary.from_manifest(write_manifest(tmp_path, "motions: [\n"))
+    with pytest.raises(ManifestError, match="not valid YAML"):  # PyYAML recurses: RecursionError
+        MotionLibrary.from_manifest(write_manifest(tmp_path, "motions: " + "[" * 50_000 + "]" * 50_000 + "\n"))
+    with pytest.raises(ManifestError, match=r"unknown top-level key\(s\) \['extra'\]"):
+        MotionLibrary.from_manifest(write_manifest(tmp_path, "motions:\n  - {file: a.npz, weight: 1}\nextra: 1\n"))
+    (tmp_path / "latin1.yaml").write_bytes("motions:\n  - {file: caf\xe9.npz, weight: 1}\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match="not UTF-8 text"):
+        MotionLibrary.from_manifest(tmp_path / "latin1.yaml")
+    with pytest.raises(ManifestError, match="MAX_MANIFEST_BYTES"):
+        MotionLibrary.from_manifest(write_manifest(tmp_path, "# padding\n" * 200_000))

@@ -15,10 +15,15 @@ def load_motion(path: str | Path, model: HumanoidModel | None = None) -> MotionC
 
     ``.npz``: the project's own format; ``.npy``: a poselib ``SkeletonMotion`` (ASE, CALM, AnySkill,
     IsaacGymEnvs), read without executing code; ``.bvh``: CMU-style BVH, retargeted to the humanoid.
-    Any problem raises :class:`MotionFormatError` naming the file and the reason.
+    Any problem raises :class:`MotionFormatError` naming the file and the reason; files over the size, frame-count,
+    duration or frame-rate limits (``MAX_*`` in :mod:`anyskill.motion.clip` and :mod:`anyskill.motion.bvh`) are refused.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError) as e:  # e.g. a name too long for the file system
+        raise MotionFormatError(path, f"not a usable file name ({e})") from None
+    if not is_file:
         raise MotionFormatError(path, "no such file")
     suffix = path.suffix.lower()
     if suffix == ".npz":

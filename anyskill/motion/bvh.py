@@ -40,7 +40,18 @@ import numpy as np
 import torch
 
 from anyskill.motion import rotations as rot
-from anyskill.motion.clip import MotionClip, MotionFormatError, skeleton_for
+from anyskill.motion.clip import (
+    MAX_DURATION_S,
+    MAX_FPS,
+    MAX_FRAMES,
+    MIN_FPS,
+    MotionClip,
+    MotionFormatError,
+    check_file_size,
+    clip_from_file,
+    describe,
+    skeleton_for,
+)
 from anyskill.motion.poselib import local_rotations_to_dofs
 from anyskill.sim.model import HumanoidModel, load_humanoid
 
@@ -48,6 +59,17 @@ CMU_ACKNOWLEDGEMENT = (
     "The data used in this project was obtained from mocap.cs.cmu.edu. "
     "The database was created with funding from NSF EIA-0196217."
 )
+
+MAX_JOINTS = 256
+"""Most joints in a BVH skeleton, End Sites included (the CMU skeleton has 38)."""
+MAX_HIERARCHY_DEPTH = 64
+"""Deepest nesting of joints in a BVH HIERARCHY, the root at depth 1 (CMU: 11)."""
+MAX_JOINT_FRAMES = 2_000_000
+"""Most joints x frames of a BVH recording, as stored and after resampling; bounds the memory of parsing and
+retargeting (a few hundred bytes per joint-frame): 52,000 frames of the CMU skeleton, 7 min at 120 fps. (The clip
+it gives, at 30 fps by default, must also keep within :data:`~anyskill.motion.clip.MAX_FRAMES`.)"""
+MAX_ABS_VALUE = 1e6
+"""Largest magnitude of an OFFSET or channel value, in the file's units (cm, inches, ...; degrees)."""
 
 _CHANNELS = {
     "xposition": ("pos", 0), "yposition": ("pos", 1), "zposition": ("pos", 2),
@@ -110,14 +132,20 @@ class BvhMotion:
     def resample(self, fps: float) -> BvhMotion:
         """The motion at ``fps``: root/joint translations interpolated linearly, rotations by slerp.
 
-        Exact decimation when the source rate is a multiple of ``fps`` (120 -> 30 keeps every 4th frame).
+        Exact decimation when the source rate is a multiple of ``fps`` (120 -> 30 keeps every 4th frame). Raises
+        :class:`MotionFormatError` if the result would exceed ``MAX_FRAMES`` or :data:`MAX_JOINT_FRAMES`.
         """
         if fps <= 0 or not math.isfinite(fps):
             raise ValueError(f"fps must be a positive number, got {fps}")
         src_fps = self.fps
+        n_out = math.floor((self.num_frames - 1) * fps / src_fps + 1e-6) + 1
+        if n_out > MAX_FRAMES or n_out * len(self.parents) > MAX_JOINT_FRAMES:
+            raise MotionFormatError(
+                self.path, f"at {fps:g} fps the motion has {n_out} frames of {len(self.parents)} joints, over the limit "
+                f"MAX_FRAMES = {MAX_FRAMES} or MAX_JOINT_FRAMES = {MAX_JOINT_FRAMES}; split the recording into shorter clips"
+            )
         if abs(fps - src_fps) < 1e-9:
             return self
-        n_out = math.floor((self.num_frames - 1) * fps / src_fps + 1e-6) + 1
         s = np.arange(n_out) * (src_fps / fps)  # fractional source frame of each output frame
         i0 = np.floor(s + 1e-6).astype(int).clip(0, self.num_frames - 1)
         frac = np.clip(s - i0, 0.0, 1.0)
@@ -138,9 +166,14 @@ class BvhMotion:
 
 
 def parse_bvh(path: str | Path) -> BvhMotion:
-    """Read a BVH file; any problem raises :class:`MotionFormatError` naming the file and the reason."""
+    """Read a BVH file; any problem raises :class:`MotionFormatError` naming the file and the reason.
+
+    Sizes and values are checked against the limits (file size, :data:`MAX_JOINTS`, :data:`MAX_HIERARCHY_DEPTH`,
+    frame rate, frames, duration, :data:`MAX_JOINT_FRAMES`, :data:`MAX_ABS_VALUE`) before they size any allocation.
+    """
     path = Path(path)
     try:
+        check_file_size(path)
         text = path.read_text(encoding="utf-8", errors="strict")
     except UnicodeDecodeError as e:
         raise MotionFormatError(path, f"not a text file ({e}); a BVH file is plain text") from None
@@ -153,7 +186,7 @@ def parse_bvh(path: str | Path) -> BvhMotion:
             raise MotionFormatError(path, "not a BVH file: it does not start with a HIERARCHY section")
         raise MotionFormatError(path, "missing MOTION section after the HIERARCHY (truncated or not a complete BVH file)")
     names, parents, offsets, channels = _parse_hierarchy(" ".join(lines[:motion_line]).split(), path)
-    frame_time, values = _parse_motion(lines[motion_line + 1 :], motion_line + 2, sum(len(c) for c in channels), path)
+    frame_time, values = _parse_motion(lines[motion_line + 1 :], motion_line + 2, channels, path)
 
     t, nj = values.shape[0], len(names)
     local_rot = torch.zeros(t, nj, 4, dtype=torch.float64)
@@ -190,7 +223,11 @@ def parse_bvh(path: str | Path) -> BvhMotion:
 
 
 def _parse_hierarchy(tokens: list[str], path: Path):
-    """Tokens of the HIERARCHY section -> names, parents, offsets (J, 3), channels per joint."""
+    """Tokens of the HIERARCHY section -> names, parents, offsets (J, 3), channels per joint.
+
+    Iterative, with a stack of the open joints, so that the nesting depth is limited by
+    :data:`MAX_HIERARCHY_DEPTH` rather than by Python's recursion limit.
+    """
     names: list[str] = []
     parents: list[int] = []
     offsets: list[np.ndarray] = []
@@ -207,58 +244,69 @@ def _parse_hierarchy(tokens: list[str], path: Path):
     def expect(word: str, where: str) -> None:
         tok = take(f"'{word}' of {where}")
         if tok.upper() != word.upper():
-            raise MotionFormatError(path, f"expected '{word}' in {where}, found {tok!r}")
+            raise MotionFormatError(path, f"expected '{word}' in {where}, found {describe(tok)}")
 
     def number(where: str) -> float:
         tok = take(where)
         try:
             return float(tok)
         except ValueError:
-            raise MotionFormatError(path, f"non-numeric value {tok!r} in {where}") from None
+            raise MotionFormatError(path, f"non-numeric value {describe(tok)} in {where}") from None
 
-    def joint(name: str, parent: int, end_site: bool) -> None:
-        where = f"joint {name!r}"
-        j = len(names)
+    def open_joint(name: str, parent: int) -> None:
+        if len(names) >= MAX_JOINTS:
+            raise MotionFormatError(path, f"more than the limit MAX_JOINTS = {MAX_JOINTS} joints (End Sites included)")
+        where = f"joint {describe(name)}"
         names.append(name)
         parents.append(parent)
         channels.append([])
         expect("{", where)
         expect("OFFSET", where)
-        offsets.append(np.array([number(f"OFFSET of {where}") for _ in range(3)]))
-        if not np.all(np.isfinite(offsets[-1])):
-            raise MotionFormatError(path, f"OFFSET of {where} is not finite: {offsets[-1]}")
-        while True:
-            tok = take(f"the body of {where}")
-            key = tok.upper()
-            if key == "}":
-                return
-            if key == "CHANNELS" and not end_site:
-                n = number(f"CHANNELS count of {where}")
-                chans = [take(f"CHANNELS of {where}") for _ in range(int(n))]
-                bad = [c for c in chans if c.lower() not in _CHANNELS]
-                if bad or n != int(n) or n < 0:
-                    raise MotionFormatError(path, f"unknown channel(s) {bad or [n]} in {where}; expected X/Y/Z position/rotation")
-                channels[j] = chans
-            elif key == "JOINT" and not end_site:
-                joint(take(f"the name of a child of {where}"), j, False)
-            elif key == "END" and not end_site:
-                expect("Site", where)
-                joint(f"{name}_end", j, True)
-            else:
-                raise MotionFormatError(path, f"unexpected {tok!r} in {where}")
+        offset = np.array([number(f"OFFSET of {where}") for _ in range(3)])
+        if not np.all(np.abs(offset) <= MAX_ABS_VALUE):  # also catches NaN
+            raise MotionFormatError(path, f"OFFSET of {where} is not finite or larger than the limit "
+                                          f"MAX_ABS_VALUE = {MAX_ABS_VALUE:g}: {offset}")
+        offsets.append(offset)
 
     if not tokens or tokens[0].upper() != "HIERARCHY":
         raise MotionFormatError(path, "not a BVH file: it does not start with HIERARCHY")
     pos = 1
     expect("ROOT", "HIERARCHY")
-    joint(take("the root joint's name"), -1, False)
+    open_joint(take("the root joint's name"), -1)
+    stack = [(0, False)]  # the open joints: (index, whether it is an End Site)
+    while stack:
+        j, end_site = stack[-1]
+        where = f"joint {describe(names[j])}"
+        tok = take(f"the body of {where}")
+        key = tok.upper()
+        if key == "}":
+            stack.pop()
+        elif key == "CHANNELS" and not end_site:
+            n = number(f"CHANNELS count of {where}")
+            if not (math.isfinite(n) and n.is_integer() and 0 <= n <= len(_CHANNELS)):
+                raise MotionFormatError(path, f"CHANNELS count {n:g} of {where} must be a whole number from 0 to {len(_CHANNELS)}")
+            chans = [take(f"CHANNELS of {where}") for _ in range(int(n))]
+            bad = [describe(c) for c in chans if c.lower() not in _CHANNELS]
+            if bad:
+                raise MotionFormatError(path, f"unknown channel(s) {bad} in {where}; expected X/Y/Z position/rotation")
+            channels[j] = chans
+        elif key in ("JOINT", "END") and not end_site:
+            if len(stack) >= MAX_HIERARCHY_DEPTH:
+                raise MotionFormatError(path, f"joints nested more than the limit MAX_HIERARCHY_DEPTH = "
+                                              f"{MAX_HIERARCHY_DEPTH} deep (at {where})")
+            if key == "END":
+                expect("Site", where)
+            open_joint(take(f"the name of a child of {where}") if key == "JOINT" else f"{names[j]}_end", j)
+            stack.append((len(names) - 1, key == "END"))
+        else:
+            raise MotionFormatError(path, f"unexpected {describe(tok)} in {where}")
     if pos != len(tokens):
-        raise MotionFormatError(path, f"unexpected {tokens[pos]!r} after the root joint; only one ROOT is supported")
+        raise MotionFormatError(path, f"unexpected {describe(tokens[pos])} after the root joint; only one ROOT is supported")
     return names, parents, offsets, channels
 
 
-def _parse_motion(lines: list[str], first_line_no: int, num_channels: int, path: Path) -> tuple[float, np.ndarray]:
-    """Lines after MOTION -> (frame time s, (T, C) channel values)."""
+def _parse_motion(lines: list[str], first_line_no: int, channels: list[list[str]], path: Path) -> tuple[float, np.ndarray]:
+    """Lines after MOTION -> (frame time s, (T, C) channel values), for the joints' ``channels``."""
     lines = [(first_line_no + i, line) for i, line in enumerate(lines) if line.strip()]
     header: dict[str, str] = {}
     for key in ("frames:", "frame time:"):
@@ -269,13 +317,24 @@ def _parse_motion(lines: list[str], first_line_no: int, num_channels: int, path:
         n_frames = int(header["frames:"])
         frame_time = float(header["frame time:"])
     except ValueError:
-        raise MotionFormatError(path, f"malformed 'Frames:' / 'Frame Time:' values {list(header.values())}") from None
+        raise MotionFormatError(path, f"malformed 'Frames:' / 'Frame Time:' values {[describe(v) for v in header.values()]}") from None
     if n_frames < 1 or not (math.isfinite(frame_time) and frame_time > 0):
         raise MotionFormatError(path, f"need Frames >= 1 and Frame Time > 0, got {n_frames} and {frame_time}")
+    fps = 1.0 / frame_time
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise MotionFormatError(path, f"Frame Time {frame_time:g} s is {fps:g} fps, outside the supported range "
+                                      f"[MIN_FPS, MAX_FPS] = [{MIN_FPS:g}, {MAX_FPS:g}]")
+    if (n_frames - 1) * frame_time > MAX_DURATION_S:
+        raise MotionFormatError(path, f"{(n_frames - 1) * frame_time:.0f} s long, more than the limit MAX_DURATION_S = "
+                                      f"{MAX_DURATION_S:g} s; split the recording into shorter clips")
+    if n_frames * len(channels) > MAX_JOINT_FRAMES:
+        raise MotionFormatError(path, f"{n_frames} frames of {len(channels)} joints, more than the limit MAX_JOINT_FRAMES "
+                                      f"= {MAX_JOINT_FRAMES} joint-frames; split the recording into shorter clips")
     if len(lines) < n_frames:
         raise MotionFormatError(path, f"truncated file: the header declares {n_frames} frames but only {len(lines)} follow")
     if len(lines) > n_frames:
         raise MotionFormatError(path, f"the header declares {n_frames} frames but {len(lines)} lines of values follow")
+    num_channels = sum(len(c) for c in channels)
     rows = []
     for line_no, line in lines:
         toks = line.split()
@@ -287,9 +346,12 @@ def _parse_motion(lines: list[str], first_line_no: int, num_channels: int, path:
             row = np.array(toks, dtype=np.float64)
         except ValueError:
             bad = next(tk for tk in toks if not _is_float(tk))
-            raise MotionFormatError(path, f"line {line_no}: non-numeric value {bad!r}") from None
+            raise MotionFormatError(path, f"line {line_no}: non-numeric value {describe(bad)}") from None
         if not np.all(np.isfinite(row)):
             raise MotionFormatError(path, f"line {line_no}: NaN or infinite value in the motion data")
+        if np.any(np.abs(row) > MAX_ABS_VALUE):
+            raise MotionFormatError(path, f"line {line_no}: value {np.abs(row).max():g} is larger than the limit "
+                                          f"MAX_ABS_VALUE = {MAX_ABS_VALUE:g}")
         rows.append(row)
     return frame_time, np.array(rows).reshape(n_frames, num_channels)
 
@@ -828,6 +890,8 @@ def retarget_bvh(bvh: BvhMotion, model: HumanoidModel | None = None, fps: float 
     joints = find_joints(src, model)
     frame = source_frame(src, joints, model)
     targets = _targets(src, joints, frame, model)
+    if not (np.all(np.isfinite(targets.body_rot)) and all(np.all(np.isfinite(p)) for p in targets.points.values())):
+        raise MotionFormatError(bvh.path, "retargeting gives non-finite values: the skeleton or motion is degenerate")
     root_rot, raw_dof = _raw_dofs(targets, model)
     dof = np.clip(raw_dof, model.dof_lower, model.dof_upper)
     root_pos = targets.points["hip_centre"].copy()
@@ -844,7 +908,8 @@ def retarget_bvh(bvh: BvhMotion, model: HumanoidModel | None = None, fps: float 
     root_pos[:, 2] -= ground
     dof, fixes = lift_sunken_feet(model, root_pos, root_rot, dof, fps)
 
-    clip = MotionClip(
+    clip = clip_from_file(
+        bvh.path,
         name=name or bvh.path.stem,
         fps=fps,
         root_pos=root_pos,

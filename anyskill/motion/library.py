@@ -35,6 +35,7 @@ import warnings
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -43,14 +44,21 @@ import yaml
 
 from anyskill.motion import load_motion
 from anyskill.motion import rotations as rot
-from anyskill.motion.clip import MotionClip, MotionFormatError, skeleton_for
+from anyskill.motion.clip import MotionClip, MotionFormatError, describe, skeleton_for
 from anyskill.obs import amp_frame_obs
 from anyskill.sim.model import HumanoidModel
+
+if TYPE_CHECKING:
+    from anyskill.motion.frame_grid import AmpFrameGrid
 
 Tensor = torch.Tensor
 
 _REQUIRED_KEYS = ("file", "weight")
 _OPTIONAL_KEYS = ("category", "description", "tags", "source", "licence", "text")
+_STRING_KEYS = ("category", "description", "source", "licence")
+_MAX_WEIGHT = 1e300  # weights are renormalised; larger ones could overflow their sum
+MAX_MANIFEST_BYTES = 2**20
+"""Largest manifest read, in bytes."""
 
 _FRAME_SNAP = 1e-3
 """Times within this many frames below a frame snap onto it, so that float32 round-off of an exact frame
@@ -321,6 +329,17 @@ class MotionLibrary:
             demo_windows=self.amp_obs_window(clip_ids, demo_end, disc_steps, dt),
         )
 
+    def frame_grid(self, dt: float) -> "AmpFrameGrid":
+        """The clips' AMP frames precomputed at times k * dt (:class:`~anyskill.motion.frame_grid.AmpFrameGrid`),
+        built once per ``dt`` and cached."""
+        from anyskill.motion.frame_grid import AmpFrameGrid
+
+        grids = self.__dict__.setdefault("_frame_grids", {})
+        key = round(float(dt), 12)
+        if key not in grids:
+            grids[key] = AmpFrameGrid.from_library(self, dt)
+        return grids[key]
+
     # ------------------------------------------------------------------ internals
     def _sample_end_times(self, clip_ids: Tensor, window: float, generator: torch.Generator | None) -> Tensor:
         """(N,) s uniform in [min(window, duration), duration]."""
@@ -374,33 +393,47 @@ def _per_clip(values: list[str] | None, clips: list[MotionClip], meta_key: str) 
 
 
 def _read_manifest(path: Path) -> list[dict]:
-    """The validated entries of a manifest; raises :class:`ManifestError`."""
+    """The validated entries of a manifest (at most :data:`MAX_MANIFEST_BYTES`); raises :class:`ManifestError`."""
     if not path.is_file():
         raise ManifestError(path, "no such manifest file")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ManifestError(path, f"larger than the limit MAX_MANIFEST_BYTES = {MAX_MANIFEST_BYTES // 2**10} KiB; "
+                                  "a manifest lists motion files, it does not hold motion data")
     try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ManifestError(path, f"not valid YAML ({e})") from None
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ManifestError(path, f"not UTF-8 text ({e})") from None
+    except OSError as e:
+        raise ManifestError(path, f"cannot read the manifest ({e})") from None
+    except (yaml.YAMLError, RecursionError) as e:  # PyYAML recurses into nested collections
+        raise ManifestError(path, f"not valid YAML ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("motions"), list) or not doc["motions"]:
         raise ManifestError(path, "expected a top-level key 'motions' holding a non-empty list of entries")
+    extra = sorted(describe(k) for k in doc if k != "motions")
+    if extra:
+        raise ManifestError(path, f"unknown top-level key(s) [{', '.join(extra)}]; a manifest holds only 'motions'")
     for i, entry in enumerate(doc["motions"]):
         if not isinstance(entry, dict):
-            raise ManifestError(path, f"entry must be a mapping with keys {_REQUIRED_KEYS}, got {entry!r}", i)
-        file = entry.get("file")
+            raise ManifestError(path, f"entry must be a mapping with keys {_REQUIRED_KEYS}, got {describe(entry)}", i)
+        file = entry.get("file") if isinstance(entry.get("file"), str) else None
         missing = [k for k in _REQUIRED_KEYS if k not in entry]
         if missing:
             raise ManifestError(path, f"missing required key(s) {missing}", i, file)
-        unknown = sorted(set(entry) - set(_REQUIRED_KEYS) - set(_OPTIONAL_KEYS))
+        unknown = sorted(describe(k) for k in set(entry) - set(_REQUIRED_KEYS) - set(_OPTIONAL_KEYS))
         if unknown:
-            raise ManifestError(path, f"unknown key(s) {unknown}; allowed: {_REQUIRED_KEYS + _OPTIONAL_KEYS}", i, file)
-        if not isinstance(file, str) or not file:
-            raise ManifestError(path, f"'file' must be a non-empty path string, got {file!r}", i)
+            raise ManifestError(path, f"unknown key(s) [{', '.join(unknown)}]; allowed: {_REQUIRED_KEYS + _OPTIONAL_KEYS}",
+                                i, file)
+        if not file:
+            raise ManifestError(path, f"'file' must be a non-empty path string, got {describe(entry['file'])}", i)
         tags = entry.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise ManifestError(path, f"'tags' must be a list of strings, got {tags!r}", i, file)
+            raise ManifestError(path, f"'tags' must be a list of strings, got {describe(tags)}", i, file)
+        for key in _STRING_KEYS:
+            if key in entry and not isinstance(entry[key], str):
+                raise ManifestError(path, f"{key!r} must be a string (quote it), got {describe(entry[key])}", i, file)
         weight = entry["weight"]
-        if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight) or weight < 0:
-            raise ManifestError(path, f"'weight' must be a finite number >= 0, got {weight!r}", i, file)
+        if isinstance(weight, bool) or not isinstance(weight, Real) or not 0 <= weight <= _MAX_WEIGHT:
+            raise ManifestError(path, f"'weight' must be a finite number >= 0, got {describe(weight)}", i, file)
     return doc["motions"]
 
 

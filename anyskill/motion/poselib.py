@@ -13,7 +13,6 @@ twist about the hinge axis. :func:`conversion_report` measures what the conversi
 
 from __future__ import annotations
 
-import ast
 import io
 import math
 import pickle
@@ -25,11 +24,19 @@ import numpy as np
 import torch
 
 from anyskill.motion import rotations as rot
-from anyskill.motion.clip import MotionClip, MotionFormatError
+from anyskill.motion.clip import (
+    MAX_FILE_BYTES,
+    MAX_FRAMES,
+    MotionClip,
+    MotionFormatError,
+    check_file_size,
+    check_timing,
+    clip_from_file,
+    describe,
+    read_npy_header,
+    skeleton_for,
+)
 from anyskill.sim.model import HumanoidModel, load_humanoid
-
-_MAGIC = b"\x93NUMPY"
-
 
 try:  # numpy >= 2 moved the pickle helpers to numpy._core
     from numpy._core.multiarray import _reconstruct, scalar as _scalar
@@ -39,72 +46,153 @@ except ImportError:  # pragma: no cover - numpy 1.x
 _GIMBAL_SIN = math.sqrt(1.0 - 1e-6**2)  # |sin b| above this: |cos b| < 1e-6, x and z axes coincide
 
 
-_ALLOWED = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy.core.multiarray", "scalar"): _scalar,
-    ("numpy._core.multiarray", "scalar"): _scalar,
-}
+class _Refused(pickle.UnpicklingError):
+    """The pickle asks for something a SkeletonMotion never holds; the message says what."""
+
+
+def _plain_dtype(dtype: object) -> bool:
+    """Whether ``dtype`` is one a SkeletonMotion pickle uses: numbers, booleans or objects, no fields or sub-arrays."""
+    return isinstance(dtype, np.dtype) and dtype.kind in "biufO" and dtype.fields is None and dtype.subdtype is None
+
+
+class _NdarrayName:
+    """What the pickle name ``numpy.ndarray`` resolves to: accepted by :meth:`_RestrictedUnpickler.reconstruct`; a
+    call is refused (calling ``ndarray`` could allocate, and for object arrays fill, an array of any size)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: object) -> None:
+        raise _Refused("a direct call of numpy.ndarray (numpy pickles arrays with _reconstruct)")
+
+
+_NDARRAY = _NdarrayName()
+
+
+class _CheckedArray(np.ndarray):
+    """The arrays a motion pickle builds. Their state is checked before numpy uses it: numpy trusts it, and an object
+    array given a list shorter than its size reads memory it does not own."""
+
+    def __setstate__(self, state: object) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise _Refused(f"malformed array state {describe(state)}")
+        _, shape, dtype, _, data = state
+        if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)) or not _plain_dtype(dtype):
+            raise _Refused(f"an array of shape {describe(shape)} and dtype {describe(dtype)}: only arrays of numbers "
+                           "or objects are allowed")
+        size = math.prod(shape)
+        if size * dtype.itemsize > MAX_FILE_BYTES:
+            raise _Refused(f"an array of shape {shape} and dtype {dtype} is larger than the file size limit "
+                           f"MAX_FILE_BYTES = {MAX_FILE_BYTES // 2**20} MiB")
+        if dtype.hasobject:
+            consistent = isinstance(data, list) and len(data) == size
+        else:
+            consistent = isinstance(data, bytes) and len(data) == size * dtype.itemsize
+        if not consistent:
+            raise _Refused(f"an array of shape {shape} and dtype {dtype} whose data do not match them")
+        super().__setstate__(state)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, path):
-        super().__init__(file)
-        self._path = path
+    """Resolves only the names a poselib pickle uses, each to a checked stand-in; any other name is refused.
+
+    Stand-ins are bound methods or immutable objects, so that a pickle cannot alter them for later loads.
+    """
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
+        if (module, name) == ("numpy", "ndarray"):
+            return _NDARRAY
+        if (module, name) == ("numpy", "dtype"):
+            return self.dtype
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
+            return self.reconstruct if name == "_reconstruct" else self.scalar
+        raise _Refused(f"{module}.{name}: only numpy arrays and OrderedDicts are allowed in motion files")
+
+    def reconstruct(self, cls: object, shape: object, typecode: object) -> np.ndarray:
+        """numpy's ``_reconstruct``, for the empty array that numpy's pickles then fill from their state."""
+        if cls is not _NDARRAY or shape != (0,) or not isinstance(typecode, (bytes, str)) or typecode not in (b"b", "b"):
+            raise _Refused("an array not made as numpy pickles arrays (an empty array, then filled from its state)")
+        return _reconstruct(_CheckedArray, (0,), typecode)
+
+    def dtype(self, spec: object, align: object = False, copy: object = True) -> np.dtype:
+        """A fresh numpy dtype of numbers, booleans or objects (always a copy: numpy's own may not be altered)."""
         try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise MotionFormatError(
-                self._path, f"refusing to unpickle {module}.{name}: only numpy arrays and OrderedDicts are allowed in motion files"
-            ) from None
+            dtype = np.dtype(spec, bool(align), True) if isinstance(spec, str) and len(spec) <= 8 else None
+        except (TypeError, ValueError):  # not a dtype numpy knows
+            dtype = None
+        if not _plain_dtype(dtype):
+            raise _Refused(f"dtype {describe(spec)}: only numbers, booleans and objects are allowed")
+        return dtype
+
+    def scalar(self, dtype: object, data: object) -> np.generic:
+        """A numpy number or boolean from its bytes."""
+        if not (_plain_dtype(dtype) and not dtype.hasobject and isinstance(data, bytes) and len(data) == dtype.itemsize):
+            raise _Refused(f"a numpy scalar of dtype {describe(dtype)} from {describe(data)}")
+        return _scalar(dtype, data)
+
+
+def _plain_arrays(state: dict) -> dict:
+    """``state`` with the arrays in its dicts and lists turned into plain ndarray views (walked iteratively: a pickle
+    can nest containers deeply and share them)."""
+    todo: list[dict | list] = [state]
+    seen: set[int] = set()
+    while todo:
+        container = todo.pop()
+        if id(container) in seen:
+            continue
+        seen.add(id(container))
+        for key, value in list(container.items() if isinstance(container, dict) else enumerate(container)):
+            if isinstance(value, _CheckedArray):
+                container[key] = value.view(np.ndarray)
+            elif isinstance(value, (dict, list)):
+                todo.append(value)
+    return state
 
 
 def read_skeleton_motion(path: str | Path) -> dict:
     """Safely read the state dict of a poselib ``SkeletonMotion`` ``.npy`` file."""
-    raw = Path(path).read_bytes()
-    if not raw.startswith(_MAGIC):
-        raise MotionFormatError(path, "not a .npy file (bad magic bytes)")
-    try:
-        major = raw[6]
-        if major == 1:
-            hlen = int.from_bytes(raw[8:10], "little")
-            start = 10
-        elif major in (2, 3):
-            hlen = int.from_bytes(raw[8:12], "little")
-            start = 12
-        else:
-            raise ValueError(f"unknown .npy version {major}")
-        header = ast.literal_eval(raw[start : start + hlen].decode("latin1"))
-        payload = raw[start + hlen :]
-    except (ValueError, SyntaxError, IndexError) as e:
-        raise MotionFormatError(path, f"malformed .npy header ({e})") from None
-    if not isinstance(header, dict) or header.get("descr") != "|O":
+    path = Path(path)
+    check_file_size(path)
+    raw = path.read_bytes()
+    header = read_npy_header(raw, path, "poselib motion")
+    if header.dtype.kind != "O":
         raise MotionFormatError(path, "a poselib motion is a pickled object array; this .npy holds plain numbers")
+    if header.shape != ():
+        raise MotionFormatError(path, f"a poselib motion is a single pickled object; this .npy holds an array of shape "
+                                      f"{header.shape}")
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(payload), path).load()
-    except MotionFormatError:
-        raise
+        obj = _RestrictedUnpickler(io.BytesIO(raw[header.data_offset :])).load()
+    except _Refused as e:
+        raise MotionFormatError(path, f"refusing to unpickle {e}") from None
     except Exception as e:  # truncated or corrupted pickles raise many types
-        raise MotionFormatError(path, f"corrupted or truncated pickle ({type(e).__name__}: {e})") from None
-    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
+        raise MotionFormatError(path, f"corrupted or truncated pickle ({type(e).__name__}: {str(e)[:200]})") from None
+    if isinstance(obj, np.ndarray) and obj.shape == () and obj.dtype.kind == "O" and obj.dtype.fields is None:
         obj = obj.item()
     if not isinstance(obj, dict):
-        raise MotionFormatError(path, f"expected a SkeletonMotion state dict, found {type(obj).__name__}")
-    return obj
+        raise MotionFormatError(path, f"expected a SkeletonMotion state dict, found {describe(obj)}")
+    return _plain_arrays(obj)
 
 
-def _array(state: dict, key: str, path) -> np.ndarray:
-    try:
-        value = state[key]
-        arr = value["arr"] if isinstance(value, dict) else value
-        return np.asarray(arr, dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as e:
-        raise MotionFormatError(path, f"missing or malformed '{key}' ({e})") from None
+def _array(container: dict, key: str, path: str | Path, shape: tuple[int | None, ...]) -> np.ndarray:
+    """``container[key]`` (an array, or poselib's ``{'arr': array, ...}``) as float64, once its type, dtype and
+    ``shape`` (None: a frame count, at most :data:`MAX_FRAMES`) are checked; all values must be finite."""
+    value = container.get(key)
+    if isinstance(value, dict):
+        value = value.get("arr")
+    if not (isinstance(value, np.ndarray) and _plain_dtype(value.dtype) and value.dtype.kind in "iuf"):
+        raise MotionFormatError(path, f"missing or malformed '{key}': expected an array of numbers, got {describe(value)}")
+    if value.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, value.shape)):
+        want = ", ".join("T" if n is None else str(n) for n in shape)
+        raise MotionFormatError(path, f"'{key}' must have shape ({want}), got {value.shape}")
+    frames = max((m for n, m in zip(shape, value.shape) if n is None), default=0)
+    if frames > MAX_FRAMES:
+        raise MotionFormatError(path, f"'{key}' has {frames} frames, more than the limit MAX_FRAMES = {MAX_FRAMES}; "
+                                      "split the recording into shorter clips")
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise MotionFormatError(path, f"'{key}' contains NaN or infinite values")
+    return arr
 
 
 @dataclass
@@ -124,45 +212,53 @@ def poselib_state_to_clip(state: dict, path: str | Path, model: HumanoidModel | 
                           name: str | None = None) -> tuple[MotionClip, ConversionReport]:
     """Convert a SkeletonMotion state dict into a :class:`MotionClip` and a :class:`ConversionReport`."""
     model = model or load_humanoid()
+    b = model.num_bodies
     tree = state.get("skeleton_tree")
     if not isinstance(tree, dict):
-        raise MotionFormatError(path, "missing 'skeleton_tree'")
-    node_names = tuple(str(n) for n in tree.get("node_names", ()))
-    if node_names != model.body_names:
-        raise MotionFormatError(path, f"wrong skeleton: bodies {node_names} are not the humanoid's {model.body_names}")
-    parents = _array(tree, "parent_indices", path).astype(int)
+        raise MotionFormatError(path, f"missing or malformed 'skeleton_tree': expected a dict, got {describe(tree)}")
+    names = tree.get("node_names")
+    if not (isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)):
+        raise MotionFormatError(path, f"'node_names' must be a list of body names, got {describe(names)}")
+    if tuple(names) != model.body_names:
+        got = ", ".join(describe(n, 30) for n in names[:40]) + (", ..." if len(names) > 40 else "")
+        raise MotionFormatError(path, f"wrong skeleton: bodies ({got}) are not the humanoid's {model.body_names}")
+    parents = _array(tree, "parent_indices", path, (b,))
     if not np.array_equal(parents, model.parents):
         raise MotionFormatError(path, f"wrong skeleton: parent indices {parents.tolist()} differ from {model.parents.tolist()}")
-    local_t = _array(tree, "local_translation", path)
+    local_t = _array(tree, "local_translation", path, (b, 3))
     offset_err = float(np.abs(local_t[1:] - model.offsets[1:]).max())
     if offset_err > 0.02:
         raise MotionFormatError(path, f"wrong skeleton: bone offsets differ from the humanoid's by {offset_err:.3f} m")
-    if state.get("is_local", True) is not True and not bool(state.get("is_local")):
+    is_local = state.get("is_local", True)
+    if isinstance(is_local, np.ndarray) and is_local.shape == () and _plain_dtype(is_local.dtype):
+        is_local = is_local.item()
+    if not isinstance(is_local, (bool, np.bool_, int, np.integer)):
+        raise MotionFormatError(path, f"'is_local' must be a boolean, got {describe(is_local)}")
+    if not is_local:
         raise MotionFormatError(path, "only local-rotation SkeletonMotions (is_local=True) are supported")
 
-    quats = _array(state, "rotation", path)
-    root_pos = _array(state, "root_translation", path)
-    if quats.ndim != 3 or quats.shape[1:] != (model.num_bodies, 4):
-        raise MotionFormatError(path, f"'rotation' must be (T, {model.num_bodies}, 4), got {quats.shape}")
-    if root_pos.shape != (quats.shape[0], 3):
-        raise MotionFormatError(path, f"'root_translation' must be ({quats.shape[0]}, 3), got {root_pos.shape}")
-    if not (np.all(np.isfinite(quats)) and np.all(np.isfinite(root_pos))):
-        raise MotionFormatError(path, "rotations or translations contain NaN or infinite values")
-    try:
-        fps = float(state["fps"])
-    except (KeyError, TypeError, ValueError):
-        raise MotionFormatError(path, "missing or malformed 'fps'") from None
+    quats = _array(state, "rotation", path, (None, b, 4))
+    if quats.shape[0] < 2:
+        raise MotionFormatError(path, f"'rotation' has {quats.shape[0]} frames; a clip needs at least 2")
+    root_pos = _array(state, "root_translation", path, (quats.shape[0], 3))
+    fps = state.get("fps")
+    if isinstance(fps, np.ndarray) and fps.shape == () and _plain_dtype(fps.dtype) and fps.dtype.kind in "iuf":
+        fps = fps.item()  # some poselib files store fps as a 0-d int32 array
+    fps = check_timing(path, quats.shape[0], fps)
+    zero = np.argwhere(np.linalg.norm(quats, axis=-1) < 1e-6)
+    if len(zero):
+        raise MotionFormatError(path, f"'rotation' holds zero-length quaternions (first at frame {zero[0][0]}, body "
+                                      f"{model.body_names[zero[0][1]]})")
 
     local = rot.quat_normalize(rot.xyzw_to_wxyz(torch.from_numpy(quats)))  # (T, B, 4)
     dof_raw = local_rotations_to_dofs(local, model)
-    from anyskill.motion.clip import skeleton_for
-
     sk = skeleton_for(model)
     root_t = torch.from_numpy(root_pos)
     ref_pos = _poselib_fk(root_t, local, torch.from_numpy(local_t), sk.parents)
     dof = fit_within_limits(sk, root_t, local[:, 0], dof_raw, ref_pos)
 
-    clip = MotionClip(
+    clip = clip_from_file(
+        path,
         name=name or Path(path).stem,
         fps=fps,
         root_pos=root_pos,
@@ -315,8 +411,6 @@ def save_poselib(clip: MotionClip, path: str | Path) -> Path:
     Global body velocities are finite differences of the FK positions (m/s); angular velocities are finite
     differences of the global body rotations (rad/s, world frame).
     """
-    from anyskill.motion.clip import skeleton_for
-
     sk = skeleton_for(clip.model)
     dof = torch.from_numpy(clip.dof_pos)
     local = sk.local_rotations(dof)
