@@ -56,6 +56,22 @@ def _eval_llc(args: argparse.Namespace) -> int:
     csv, png = write_llc_eval(df, args.out, prov.finish())
     print(summarize(df).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"wrote {csv} and {png}")
+    if args.skills:
+        from anyskill.llc.evaluate import resolve_controller
+        from anyskill.llc.skills import evaluate_skills, write_skill_eval
+        from anyskill.llc.train import load_motions
+
+        llc, _ = resolve_controller(checkpoint, args.seed)
+        lib, _ = load_motions(args.motions)
+        result = evaluate_skills(llc, lib, seconds=args.skill_seconds, idle_seconds=args.idle_seconds, seed=args.seed)
+        s = result.summary
+        files = write_skill_eval(result, args.out, prov.finish(), title=f"held-out skills: {args.checkpoint}")
+        idle = ("no idle clip" if s["idle_survived"] is None else
+                f"idle latent {'stands' if s['idle_survived'] else 'falls within'} {s['idle_seconds']:g} s")
+        print(f"held-out skills ({s['clips']} latents, {s['seconds']:g} s from standing): stay up {s['survival_rate']:.0%}, "
+              f"identified top-1 {s['top1_accuracy']:.0%} (chance {s['chance']:.0%}), own-clip pose distance "
+              f"{s['mean_own_distance_m']:.3f} m; {idle}")
+        print("wrote " + ", ".join(str(f) for f in files))
     return 0
 
 
@@ -99,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seconds", type=float, default=5.0, help="longest rollout per clip, s")
     e.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                    help="also evaluate an untrained controller of the same size (default: on)")
+    e.add_argument("--skills", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the held-out skill evaluation: every clip's latent from standing (default: on)")
+    e.add_argument("--skill-seconds", type=float, default=10.0, help="rollout per latent in the skill evaluation, s")
+    e.add_argument("--idle-seconds", type=float, default=60.0, help="how long the idle latent must keep it standing, s")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval_llc)
 

@@ -13,6 +13,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from anyskill.motion.frame_grid import AmpFrameGrid
+
 Tensor = torch.Tensor
 
 
@@ -33,6 +35,12 @@ class FakeMotionLibrary:
     def frames(self, clip_ids: Tensor, times: Tensor) -> Tensor:
         """(..., F) frames of clips (...) at times (...) s."""
         return self.offset[clip_ids] + torch.sin(self.freq[clip_ids] * times[..., None] + self.phase[clip_ids])
+
+    def amp_obs_at(self, clip_ids: Tensor, times: Tensor) -> Tensor:
+        return self.frames(clip_ids, times)
+
+    def frame_grid(self, dt: float) -> AmpFrameGrid:
+        return AmpFrameGrid.from_library(self, dt)
 
     def sample_clips(self, n: int) -> Tensor:
         return torch.multinomial(self.weights, n, replacement=True)
@@ -82,6 +90,13 @@ class FakeHumanoidEnv:
         self.progress = torch.zeros(num_envs, dtype=torch.long)
         self.history = torch.zeros(num_envs, amp_steps, frame_dim)
 
+    def snapshot(self) -> dict[str, Tensor]:
+        return {k: getattr(self, k).clone() for k in ("x", "prev", "progress", "history")}
+
+    def restore(self, state: dict[str, Tensor]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v.clone())
+
     def _obs(self) -> dict[str, Tensor]:
         phase = self.progress[:, None].float() / self.episode_length
         return {"obs": torch.cat([self.x, self.x - self.prev, phase], -1)}
@@ -106,8 +121,10 @@ class FakeHumanoidEnv:
         time_outs = (self.progress >= self.episode_length - 1) & ~terminate
         dones = terminate | time_outs
         amp_obs = self.history.flatten(1).clone()
+        terminal_obs = self._obs()["obs"]
         ids = dones.nonzero().flatten()
         if ids.numel():
             self._reset_ids(ids)
-        extras = {"terminate": terminate, "time_outs": time_outs, "amp_obs": amp_obs, "sim_blowups": 0}
+        extras = {"terminate": terminate, "fallen": terminate, "time_outs": time_outs, "amp_obs": amp_obs,
+                  "terminal_obs": terminal_obs, "sim_blowups": 0}
         return self._obs(), torch.zeros(self.num_envs), dones, extras

@@ -301,3 +301,94 @@ def test_rl_games_vecenv_registration():
     with pytest.raises(ValueError, match="num_actors"):
         vecenv.create_vec_env("anyskill_test_env", 5)
     assert np.isfinite(reward.numpy()).all()
+
+
+def test_terminal_obs_is_the_reached_state_before_the_reset():
+    env = make_env(2, episode_length=1000, recovery_episode_prob=0.0)
+    env.reset()
+    a = knee_actions(env)
+    a[1] = standing_actions(env)[1]
+    for _ in range(90):
+        obs, _, dones, extras = env.step(a)
+        if dones.any():
+            break
+    assert dones.tolist() == [True, False]
+    assert extras["terminal_obs"][0, 0].item() < 0.5  # root height of the fallen state
+    assert obs["obs"][0, 0].item() == pytest.approx(0.89, abs=1e-4)  # the new episode's first state
+    assert torch.equal(extras["terminal_obs"][1], obs["obs"][1])  # no reset: the same observation
+    assert torch.allclose(env.policy_observation(), obs["obs"])
+
+
+def test_fallen_starts_get_recovery_immunity():
+    env = make_env(3, fall_init_prob=1.0, num_fall_states=3, recovery_steps=25)
+    env.reset()
+    assert env.recovery_counter.tolist() == [25, 25, 25]
+    for _ in range(24):
+        _, _, dones, extras = env.step(standing_actions(env))
+        assert not extras["terminate"].any()  # lying on the ground, but not yet failing
+    assert extras["fallen"].any()
+
+
+def test_reset_records_say_where_episodes_started(lib):
+    env = make_env(6, lib, state_init="random", episode_length=3)
+    env.reset()
+    assert (env.reset_clip >= 0).all() and not env.reset_default.any()
+    _, _, dones, extras = env.step(standing_actions(env))
+    assert not dones.any() and (extras["reset_clip"] == -1).all() and (extras["reset_time"] == 0).all()
+    _, _, dones, extras = env.step(standing_actions(env))
+    assert dones.all() and (extras["reset_clip"] >= 0).all()
+    assert (extras["reset_time"] <= lib.durations[extras["reset_clip"]] + 1e-6).all()
+    default = make_env(2, state_init="default")
+    default.reset()
+    assert default.reset_default.all() and (default.reset_clip == -1).all()
+
+
+def test_no_time_limit_and_fall_reporting_without_termination():
+    env = make_env(1, episode_length=None, enable_early_termination=False)
+    env.reset()
+    seen_fall = False
+    for _ in range(400):
+        _, _, dones, extras = env.step(knee_actions(env))
+        assert not dones.any()
+        seen_fall |= bool(extras["fallen"].any())
+    assert seen_fall and not extras["terminate"].any()
+    with pytest.raises(ValueError, match="episode_length"):
+        EnvConfig(episode_length=1)
+
+
+def test_snapshot_restore_continues_bit_for_bit(lib):
+    cfg = dict(state_init="hybrid", fall_init_prob=0.3, num_fall_states=8)
+    env = make_env(6, lib, seed=3, **cfg)
+    env.reset()
+    g = torch.Generator().manual_seed(0)
+    actions = [torch.rand(6, 28, generator=g) - 0.5 for _ in range(70)]
+    for a in actions[:30]:
+        env.step(a)
+    snap = env.snapshot()
+    first = [env.step(a) for a in actions[30:]]
+    other = make_env(6, lib, seed=99, **cfg)  # another seed: everything that matters comes from the snapshot
+    other.reset()
+    other.restore(snap)
+    dones_seen = 0
+    for a, (obs, _, dones, extras) in zip(actions[30:], first):
+        obs2, _, dones2, extras2 = other.step(a)
+        assert torch.equal(obs["obs"], obs2["obs"]) and torch.equal(dones, dones2)
+        assert torch.equal(extras["amp_obs"], extras2["amp_obs"])
+        assert torch.equal(extras["reset_clip"], extras2["reset_clip"])
+        dones_seen += int(dones.sum())
+    assert dones_seen > 0  # resets happened after the snapshot, so their randomness was restored too
+    with pytest.raises(ValueError, match="same size"):
+        make_env(2, lib, **cfg).restore(snap)
+
+
+def test_start_from_reference_sets_clip_state_and_history(lib):
+    env = make_env(3, lib, episode_length=None)
+    env.reset()
+    ids = torch.tensor([0, 1, 2])
+    t0 = torch.tensor([0.0, 0.3, 0.5])
+    env.start_from_reference(torch.arange(3), ids, t0)
+    assert torch.allclose(env.amp_obs_history, lib.amp_obs_window(ids, t0, 10, env.dt), atol=1e-5)
+    assert (env.backend.body_pos() - lib.state_at(ids, t0).body_pos).abs().max().item() < 1e-5
+    assert env.progress.tolist() == [0, 0, 0] and env.reset_clip.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="one clip and time per env"):
+        env.start_from_reference(torch.arange(3), ids[:2], t0)

@@ -1,4 +1,5 @@
-"""CALM agent through the rl-games Runner on a fake vec-env (seconds on CPU)."""
+"""CALM agent through the rl-games Runner on a fake vec-env (seconds on CPU): losses fall, checkpoints round-trip,
+a resumed run continues bit for bit, distinct windows are encoded once, per-network learning rates."""
 
 from pathlib import Path
 
@@ -10,7 +11,15 @@ from rl_games.common.algo_observer import DefaultAlgoObserver
 from rl_games.torch_runner import Runner
 
 from anyskill.llc import calm_config, load_llc, register_calm
-from anyskill.llc.agent import CALMSettings, SampleBuffer, exploration_probabilities, gae_advantages
+from anyskill.llc.agent import (
+    RESUME_SUFFIX,
+    CALMSettings,
+    SampleBuffer,
+    encode_unique,
+    exploration_probabilities,
+    gae_advantages,
+    update_dtype,
+)
 from anyskill.sim.env import register_rl_games_env
 
 ENV = "calm_test_fake"
@@ -19,9 +28,11 @@ EPOCHS = 20
 
 
 def _config(train_dir: Path, max_epochs: int, **calm):
+    calm = {"lr_actor": None, "lr_critic": None, "lr_encoder": None, "lr_disc": None, "track_reward_weight": 0.0,
+            "latent_from_reset_prob": 0.0, **calm}
     cfg = calm_config("smoke", NUM_ENVS, env_name=ENV, train_dir=str(train_dir), max_epochs=max_epochs,
                       overrides={"learning_rate": 1e-3, "save_frequency": 5, "calm": calm})
-    cfg["params"]["network"].update(amp_frame_dim=6, enc_steps=20, disc_steps=10)
+    cfg["params"]["network"].update(amp_frame_dim=6, enc_steps=20, enc_stride=1, disc_steps=10, actor_out_bias=None)
     return cfg
 
 
@@ -106,7 +117,7 @@ def test_training_discriminator_learns_and_logs(trained):
     for key in ("enc_align", "enc_uniform", "style_reward", "disc_grad_penalty", "episode_length"):
         assert key in stats[-1]
     assert stats[-1]["style_reward"] > 0
-    assert len(agent.replay_buffer) > 0 and len(agent.demo_buffer) == agent.demo_buffer.capacity
+    assert len(agent.replay_buffer) > 0
     events = list((train_dir / "calm" / "summaries").glob("events.*"))
     assert events
 
@@ -154,6 +165,8 @@ def test_resume_restores_exact_state_and_continues(trained, tmp_path):
     ckpt = _latest_checkpoint(train_dir)
     saved = torch_ext.load_checkpoint(str(ckpt))
     assert saved["epoch"] == EPOCHS and "calm_config" in saved
+    assert Path(str(ckpt) + RESUME_SUFFIX).is_file()
+    assert len(list((train_dir / "calm" / "nn").glob(f"*{RESUME_SUFFIX}"))) == 1  # only the newest keeps one
 
     register_rl_games_env(ENV, lambda **kw: FakeHumanoidEnv(num_envs=NUM_ENVS, **kw))
     runner = register_calm(Runner(DefaultAlgoObserver()))
@@ -174,9 +187,88 @@ def test_resume_restores_exact_state_and_continues(trained, tmp_path):
     assert not torch.equal(changed, saved["model"]["a2c_network.actor.out.weight"])
 
 
+def test_resumed_run_continues_bit_for_bit(tmp_path):
+    """0 -> 8 epochs in one run equals 0 -> 5, stop, resume 5 -> 8 (replay buffer, RNGs, env state restored)."""
+    def run(train_dir, epochs, checkpoint=None):
+        torch.manual_seed(3)
+        cfg = _config(train_dir, epochs, negative_disc_samples=True)
+        cfg["params"]["config"]["save_frequency"] = 5
+        return _train(cfg, checkpoint)
+
+    straight = run(tmp_path / "straight", 8)
+    run(tmp_path / "stopped", 5)
+    resumed = run(tmp_path / "resumed", 8, str(_latest_checkpoint(tmp_path / "stopped")))
+    assert [int(s["epoch"]) for s in resumed.epoch_stats] == [6, 7, 8]
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+    assert [s["style_reward"] for s in resumed.epoch_stats] == [s["style_reward"] for s in straight.epoch_stats[5:]]
+
+
+def test_resume_without_state_file_warns(trained, tmp_path):
+    agent, train_dir = trained
+    ckpt = _latest_checkpoint(train_dir)
+    copy = tmp_path / ckpt.name
+    copy.write_bytes(ckpt.read_bytes())
+    register_rl_games_env(ENV, lambda **kw: FakeHumanoidEnv(num_envs=NUM_ENVS, **kw))
+    runner = register_calm(Runner(DefaultAlgoObserver()))
+    runner.load(_config(tmp_path, EPOCHS + 1))
+    fresh = runner.algo_factory.create("calm", base_name="run", params=runner.params)
+    with pytest.warns(RuntimeWarning, match="not an exact continuation"):
+        fresh.restore(str(copy))
+
+
 def test_negative_samples_term_is_trained(tmp_path):
     torch.manual_seed(1)
     agent = _train(_config(tmp_path, 6, negative_disc_samples=True))
     stats = agent.epoch_stats
     assert all("disc_negative_bce" in s for s in stats)
     assert stats[-1]["disc_bce"] < stats[0]["disc_bce"]
+
+
+def test_encode_unique_encodes_each_window_once_and_matches_encoding_all():
+    table = torch.randn(10, 3, 4)
+    seen = []
+
+    def encode(windows):
+        seen.append(len(windows))
+        return windows.sum(dim=(1, 2))[:, None] * torch.ones(1, 2)
+
+    ids = torch.tensor([3, 7, 3, 3, 0, 7])
+    z = encode_unique(encode, ids, lambda u: table[u])
+    assert seen == [3]
+    assert torch.equal(z, table[ids].sum(dim=(1, 2))[:, None] * torch.ones(1, 2))
+
+
+def test_sample_buffer_state_round_trip_and_long_fields():
+    buf = SampleBuffer(4, {"x": (2,), "id": ()}, "cpu", {"id": torch.long})
+    buf.store(x=torch.arange(10.0).reshape(5, 2), id=torch.arange(5))
+    assert buf.data["id"].dtype == torch.long and len(buf) == 4
+    copy = SampleBuffer(4, {"x": (2,), "id": ()}, "cpu", {"id": torch.long})
+    copy.load_state_dict(buf.state_dict())
+    assert torch.equal(copy.data["x"], buf.data["x"]) and torch.equal(copy.data["id"], buf.data["id"])
+    buf.store(x=torch.zeros(1, 2), id=torch.tensor([9]))
+    copy.store(x=torch.zeros(1, 2), id=torch.tensor([9]))
+    assert torch.equal(copy.data["id"], buf.data["id"])  # the ring position came along
+    with pytest.raises(ValueError, match="capacity"):
+        SampleBuffer(2, {"x": (2,), "id": ()}, "cpu").load_state_dict(buf.state_dict())
+
+
+def test_update_precision_choice():
+    assert update_dtype("float32", "cpu") == torch.float32
+    assert update_dtype("bfloat16", "cpu") == torch.bfloat16
+    expected = torch.bfloat16 if torch.cpu._is_amx_tile_supported() else torch.float32
+    assert update_dtype("auto", "cpu") == expected
+    with pytest.raises(ValueError, match="precision"):
+        CALMSettings.from_config({"precision": "fp8"})
+
+
+def test_per_network_learning_rates(tmp_path):
+    cfg = _config(tmp_path, 1, lr_actor=1e-4, lr_critic=2e-4, lr_encoder=3e-4, lr_disc=4e-4)
+    register_rl_games_env(ENV, lambda **kw: FakeHumanoidEnv(num_envs=NUM_ENVS, **kw))
+    runner = register_calm(Runner(DefaultAlgoObserver()))
+    runner.load(cfg)
+    agent = runner.algo_factory.create("calm", base_name="run", params=runner.params)
+    groups = {g["name"]: g["lr"] for g in agent.optimizer.param_groups}
+    assert groups == {"actor": 1e-4, "critic": 2e-4, "encoder": 3e-4, "disc": 4e-4}
+    n_params = sum(len(g["params"]) for g in agent.optimizer.param_groups)
+    assert n_params == len(list(agent.model.parameters()))

@@ -13,7 +13,6 @@ from anyskill.llc.evaluate import (
     evaluate_llc,
     heading_local,
     rollout_llc,
-    start_from_reference,
     summarize,
     untrained_llc,
 )
@@ -60,9 +59,9 @@ def test_reference_start_and_rollout(lib):
     from anyskill.sim.env import EnvConfig, HumanoidEnv
 
     env = HumanoidEnv(EnvConfig(num_envs=2, state_init="start", fall_init_prob=0.0, recovery_episode_prob=0.0,
-                                episode_length=10**9), motion_lib=lib)
+                                episode_length=None), motion_lib=lib)
     ids, t0 = torch.arange(2), torch.tensor([0.0, 0.5])
-    start_from_reference(env, ids, t0)
+    env.start_from_reference(torch.arange(2), ids, t0)
     assert torch.allclose(env.backend.body_pos(), lib.state_at(ids, t0).body_pos, atol=1e-4)
     assert torch.allclose(env.amp_obs_history, lib.amp_obs_window(ids, t0, 10, env.dt), atol=1e-5)
     llc = untrained_llc("smoke", seed=0)
@@ -71,8 +70,7 @@ def test_reference_start_and_rollout(lib):
     # alive is monotone, and survival counts the steps up to the first episode end
     assert torch.all(r.alive[1:] <= r.alive[:-1])
     assert torch.equal(r.survival_steps.clamp_max(40), (r.alive.sum(0) + (~r.alive[-1]).long()).clamp_max(40))
-    with pytest.raises(ValueError, match="one clip per env"):
-        start_from_reference(env, ids[:1], t0[:1])
+    assert r.fallen.shape == (40, 2) and not (r.fallen & r.alive).any()  # a fall ends the episode here
 
 
 def test_evaluate_llc_rows_and_baseline(lib, tmp_path):
@@ -95,10 +93,14 @@ def test_evaluate_llc_rows_and_baseline(lib, tmp_path):
         evaluate_llc(llc, motion_lib=lib, seconds=0.0)
 
 
-def test_eval_llc_cli_writes_table_and_plot(manifest, tmp_path):
+def test_eval_llc_cli_writes_tables_and_plots(manifest, tmp_path, capsys):
     assert cli_main(["eval-llc", "untrained", "--motions", str(manifest), "--out", str(tmp_path),
-                     "--seconds", "2"]) == 0
+                     "--seconds", "2", "--skill-seconds", "2", "--idle-seconds", "3"]) == 0
     df, meta = read_csv(tmp_path / "llc_eval.csv")
     assert len(df) == len(CLIPS) and set(df["controller"]) == {"untrained"}
     assert "commit" in meta and "untrained" in meta["config"]
     assert (tmp_path / "llc_eval.png").stat().st_size > 10_000
+    skills, _ = read_csv(tmp_path / "llc_skills.csv")
+    assert list(skills["clip"]) == ["amp_humanoid_run", "wave_right_hand"] and skills["survived"].all()
+    assert (tmp_path / "llc_skills.png").stat().st_size > 10_000 and (tmp_path / "llc_skills.json").is_file()
+    assert "held-out skills (2 latents, 2 s from standing)" in capsys.readouterr().out

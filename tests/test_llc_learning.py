@@ -1,18 +1,20 @@
-"""Learning signal of CALM on the real humanoid: a short CPU run must beat an untrained controller.
+"""Learning signal of the low-level controller on the real humanoid: a short single-threaded CPU run must beat the
+controller it started from, for any seed.
 
-Three clips (walk, idle stand, a wave), smoke-size networks with a laptop-like rollout (16 envs x 32 steps),
-100 epochs (about 1.5-2 minutes on 2 cores). Afterwards, on held-out data drawn with a fixed seed
-(:func:`anyskill.llc.evaluate.learning_signals`):
+Two clips (standing idle, raising both arms), the ``smoke`` networks with a laptop-like rollout (32 envs x 16
+steps), 120 epochs (~60k samples). On data the training never saw (fresh rollouts and demo windows drawn with a
+fixed evaluation seed), the trained controller must
 
-(a) the discriminator of the saved checkpoint (through ``load_llc(...).discriminator_score``) separates fresh
-    demo windows from fresh agent windows: balanced accuracy > 0.6;
-(b) the mean time to the first fall, from the training env's hybrid starts on random clip latents, is
-    longer than the untrained controller's in the same env (by > 15 %).
+(a) have a discriminator that tells demonstration windows from its own: balanced held-out accuracy > 0.6, where the
+    untrained discriminator is at chance (asserted < 0.6);
+(b) perform the raising-arms skill better: holding that clip's latent from the standing pose, its rollout must be
+    at least 15 % closer to the clip (the skill evaluation's pose distance) than the initial policy's, which keeps
+    standing still — the held-out version of the tracking reward rising.
 
-The untrained controller of the same size fails both (asserted), so neither check passes without training.
-Observed (training seed 0, evaluation seed 1): accuracy 1.00 vs 0.53 untrained; mean episode 0.95 s vs 0.67 s
-untrained; 2 min 15 s wall on 2 shared cores.
+Observed (seeds 0-4, one thread): see the assertion messages; the thresholds hold with a margin for every seed tried.
 """
+
+import os
 
 import pytest
 import torch
@@ -20,16 +22,17 @@ import yaml
 
 from anyskill.data import MOTIONS_DIR
 from anyskill.llc import load_llc
-from anyskill.llc.evaluate import learning_signals, untrained_llc
+from anyskill.llc.evaluate import clip_latents, learning_signals, untrained_llc
+from anyskill.llc.skills import chamfer_distance, clip_pose_features, standing_rollouts
 from anyskill.llc.train import load_motions, train_llc
 
 pytestmark = pytest.mark.slow
 
-CLIPS = ("amp_humanoid_walk", "authored_idle_stand", "authored_wave_right_hand")
-NUM_ENVS = 16
-EPOCHS = 100
+CLIPS = ("authored_idle_stand", "authored_raise_both_arms")
+NUM_ENVS = 32
+EPOCHS = 120
 MIN_ACCURACY = 0.6
-MIN_EPISODE_GAIN = 1.15
+MIN_DISTANCE_GAIN = 0.85
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +43,31 @@ def manifest(tmp_path_factory):
     return path
 
 
-def test_short_training_separates_demo_from_agent_and_survives_longer(manifest, tmp_path):
+def raise_arms_distance(llc, lib) -> float:
+    k = lib.clip_names.index("raise_both_arms")
+    z = clip_latents(llc, lib, torch.tensor([k]))
+    feats, _, _ = standing_rollouts(llc, lib, z, seconds=3.0, seed=1)
+    return chamfer_distance(feats[:, 0], clip_pose_features(lib, 1 / 30)[k])
+
+
+@pytest.mark.parametrize("seed", [int(s) for s in os.environ.get("ANYSKILL_LEARNING_SEEDS", "0").split(",")])
+def test_short_training_learns(manifest, tmp_path, seed):
+    """ANYSKILL_LEARNING_SEEDS=0,1,2,3,4 runs it for several training seeds (one is the default, for time)."""
     torch.set_num_threads(1)
     result = train_llc("smoke", motions=manifest, out_dir=tmp_path / "llc", num_envs=NUM_ENVS, max_epochs=EPOCHS,
-                       seed=0, progress=False,
-                       overrides={"horizon_length": 32, "minibatch_size": 256, "learning_rate": 5e-4})
-    assert result.epochs == EPOCHS and result.samples == EPOCHS * 32 * NUM_ENVS
+                       seed=seed, progress=False, overrides={"horizon_length": 16, "minibatch_size": 128,
+                                                            "mini_epochs": 4})
+    assert result.epochs == EPOCHS and result.samples == EPOCHS * 16 * NUM_ENVS
     lib, _ = load_motions(manifest)
     trained = load_llc(result.checkpoint)
-    untrained = untrained_llc(trained, seed=0)
+    untrained = untrained_llc(trained, seed=seed)
 
-    before = learning_signals(untrained, lib, seed=1)
-    after = learning_signals(trained, lib, seed=1)
-    print(f"untrained: {before}\ntrained:   {after}")
-
-    assert before["disc_accuracy"] < MIN_ACCURACY  # the check is not passed by an untrained discriminator
-    assert after["agent_windows"] > 100
-    assert after["disc_accuracy"] > MIN_ACCURACY, after
-    assert after["mean_episode_s"] > MIN_EPISODE_GAIN * before["mean_episode_s"], (before, after)
+    before, after = learning_signals(untrained, lib, seed=1), learning_signals(trained, lib, seed=1)
+    d_before, d_after = raise_arms_distance(untrained, lib), raise_arms_distance(trained, lib)
+    report = (f"seed {seed}: disc accuracy {before['disc_accuracy']:.3f} -> {after['disc_accuracy']:.3f}; "
+              f"raise-arms distance {d_before:.3f} -> {d_after:.3f} m")
+    print(report)
+    assert before["disc_accuracy"] < MIN_ACCURACY, report  # not passed by an untrained discriminator
+    assert after["agent_windows"] > 100, report
+    assert after["disc_accuracy"] > MIN_ACCURACY, report
+    assert d_after < MIN_DISTANCE_GAIN * d_before, report

@@ -66,13 +66,24 @@ def test_resume_continues_counters_normalisers_and_optimiser(first_run, manifest
     # Adam continued: one more epoch = 2 mini-epochs x 1 minibatch steps on top of the restored count
     assert float(after["optimizer"]["state"][0]["step"]) == float(before["optimizer"]["state"][0]["step"]) + 2
     m0, m1 = before["model"], after["model"]
-    # normalisers continued from the checkpoint: the obs one by one epoch at the fresh run's rate (rl-games'
-    # count starts at 1); the AMP one by one epoch of demo encoder windows (32 x 60 frames) and agent frames
-    # (32), without a second seeding from the refilled demo buffer
-    obs0, obs1 = float(m0["running_mean_std.count"]), float(m1["running_mean_std.count"])
-    assert obs1 - obs0 == pytest.approx((obs0 - 1.0) / EPOCHS)
-    assert float(m1["amp_norm.count"]) == pytest.approx(float(m0["amp_norm.count"]) + 32 * 60 + batch)
+    # normalisers continued from the checkpoint, by one epoch: obs by the batch, the AMP one by the agent frames
+    # and amp_batch_size x disc_steps demo frames, without a second seeding
+    assert float(m1["running_mean_std.count"]) == pytest.approx(float(m0["running_mean_std.count"]) + batch)
+    assert float(m1["amp_norm.count"]) == pytest.approx(float(m0["amp_norm.count"]) + batch + 32 * 10)
     assert not torch.equal(m1["a2c_network.actor.out.weight"], m0["a2c_network.actor.out.weight"])
+
+
+def test_resumed_run_on_the_humanoid_continues_bit_for_bit(manifest, tmp_path):
+    """0 -> 5 epochs equals 0 -> 3, stop, resume -> 5: physics snapshot, replay buffer and every generator restored."""
+    kw = dict(motions=manifest, num_envs=NUM_ENVS, progress=False, overrides={"save_frequency": 3})
+    straight = train_llc("smoke", out_dir=tmp_path / "straight", max_epochs=5, **kw)
+    stopped = train_llc("smoke", out_dir=tmp_path / "stopped", max_epochs=3, **kw)
+    resumed = train_llc("smoke", out_dir=tmp_path / "resumed", max_epochs=5, resume=stopped.checkpoint, **kw)
+    a = torch_ext.load_checkpoint(str(straight.checkpoint))["model"]
+    b = torch_ext.load_checkpoint(str(resumed.checkpoint))["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [s["style_reward"] for s in resumed.epoch_stats] == [s["style_reward"] for s in straight.epoch_stats[3:]]
 
 
 def test_latest_checkpoint_and_errors(tmp_path, first_run):

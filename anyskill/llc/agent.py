@@ -1,63 +1,95 @@
-"""CALM training agent: rl-games' continuous PPO agent extended with latents, a conditional
-discriminator reward and the motion-encoder losses (paper §3.1, reference facts §2.2-2.4).
+"""CALM training agent: rl-games' continuous PPO agent extended with latents, a conditional discriminator reward and
+the motion-encoder losses (paper §3.1, reference facts §2.2-2.4).
 
-Per control step, each env follows a latent z = E(window) of a weighted-random clip at a random time,
-resampled at reset and every U{latent_steps_min .. latent_steps_max - 1} steps; the reward is the
-conditional-discriminator style reward of the env's 10-frame AMP history (``extras["amp_obs"]``) under z.
-The 60-frame encoder windows that produced z are stored with the experience, so in the update the
-latents are re-encoded *with* gradient and E learns through the actor and critic as well as through
-its alignment/uniformity regulariser.
+One epoch (:meth:`CALMAgent.train_epoch`):
 
-One Adam optimiser over all networks (actor, critic, encoder, discriminator); every minibatch takes
-one step on  PPO loss + disc_coef * discriminator loss + enc_coef * encoder regulariser
-(as the reference code does). Differences from rl-games' stock PPO loss, following the reference:
-critic loss is ``critic_coef * MSE`` (rl-games uses 0.5 * critic_coef), the bound loss uses a soft
-bound of 1.0 (rl-games 1.1), and with epsilon-greedy rollouts the actor/entropy/bound terms are
-averaged over the stochastic samples only.
+1. **Rollout** of ``horizon_length`` control steps in N envs. Each env follows a latent z = E(window), the encoding
+   of a 60-frame AMP window of a weighted-random clip; z is resampled at every episode start and after
+   U{latent_steps_min .. latent_steps_max - 1} steps. A window is named by one integer, the grid index of its
+   newest frame (:class:`~anyskill.motion.frame_grid.AmpFrameGrid`), so experience stores window ids, not frames.
+   With ``latent_from_reset_prob`` > 0, an episode that starts from a clip's reference state gets (with that
+   probability) the latent of a window of the same clip around its start time: the policy then sees each skill's
+   own states under its latent, and learns from them to perform it (an option of ours; CALM samples latents
+   independently of the start state).
+2. **Rewards and values for the whole batch at once**: the style reward r = -log(1 - D(s, s' | z)) (Eq. 2) of each
+   step's 10-frame AMP history, V(s_t, z_t), and the bootstrap value V(s_{t+1}, z_t) from the env's
+   ``terminal_obs`` (the state the step reached, also for time-outs, before the auto-reset), zero on termination.
+3. **Update**: ``mini_epochs`` passes over shuffled minibatches. Each minibatch re-encodes the windows its samples
+   followed *with* gradient — every distinct window once (there are a few per env and epoch, not one per sample) —
+   so E learns through the actor and critic; and takes one step of the discriminator (agent ∪ replay windows vs
+   demo windows drawn afresh from the grid, gradient penalty, optional negatives) and of the encoder regulariser
+   (alignment of nearby windows + uniformity). All networks are one Adam optimiser with a parameter group each
+   (actor, critic, encoder, discriminator), so each has its own learning rate (``lr_*``; default: the config's
+   ``learning_rate`` for all, as the reference's single optimiser).
 
-GAE keeps terminations and time-outs apart: the advantage recursion is cut at every episode end;
-the bootstrap value is 0 on termination (``extras["terminate"]``), V(s_t, z) on a time-out
-(``extras["time_outs"]``; the env auto-resets, so the obs it returns for a done env is the next
-episode's first one and cannot be used), and V(s_{t+1}, z) otherwise.
+Differences from rl-games' stock PPO loss, following the reference: critic loss is ``critic_coef * MSE``, the bound
+loss uses a soft bound of 1.0, and with epsilon-greedy rollouts the actor/bound terms are averaged over the
+stochastic samples only. GAE cuts the recursion at every episode end; the bootstrap is zero on termination.
+
+Exact resume: :meth:`save` also writes ``<checkpoint>.resume.pt`` (replay buffer, every random generator, the env's
+physics snapshot and the rollout state) next to the newest checkpoint; :meth:`restore` picks it up, and training
+then continues as if it had not stopped (tested bit for bit on the CPU backend).
 """
 
 from __future__ import annotations
 
+import random
 import time
+import warnings
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from rl_games.algos_torch import torch_ext
 from rl_games.algos_torch.a2c_continuous import A2CAgent
-from rl_games.common import common_losses
-from rl_games.common.a2c_common import swap_and_flatten01
 from torch import Tensor
 
 from anyskill.llc import losses
 from anyskill.llc.networks import CALMNetworkConfig
+from anyskill.obs import policy_obs
+
+RESUME_SUFFIX = ".resume.pt"
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
 class CALMSettings:
-    """The ``calm`` section of the rl-games ``config``; defaults are the reference values (facts §2.2-2.4).
+    """The ``calm`` section of the rl-games ``config``; defaults are the reference values (facts §2.2-2.4) unless
+    marked as an option of ours.
 
-    latent_steps_min/max: a latent is held for U{min .. max-1} control steps. amp_batch_size: new demo
-    samples per epoch; amp_minibatch_size: agent/replay/demo samples per discriminator minibatch.
-    replay_keep_prob: fraction of an epoch's agent samples kept once the replay buffer is full.
-    negative_disc_samples: include the paper's ternary term (demo windows with mismatched latents);
-    the reference code computes it but does not use it (set False for the code's behaviour).
-    align_max_shift: end times of the two alignment windows differ by U(0, align_max_shift) s.
-    eps_greedy: env i acts stochastically with probability 1 - exp(10 (i / (N - 1) - 1)), else takes
-    the mean action. motion_dt: spacing of AMP frames, s (one control step).
+    latent_steps_min/max: a latent is held for U{min .. max-1} control steps. amp_batch_size: demo windows drawn per
+    epoch to update the AMP normaliser (the reference's new demo samples per epoch). amp_minibatch_size: agent,
+    replay and demo windows per discriminator step. replay_keep_prob: fraction of an epoch's agent samples kept
+    once the replay buffer is full. negative_disc_samples: add the paper's ternary term (demo windows under another
+    sample's latent labelled fake); the reference code computes but does not use it. align_max_shift: end times of
+    the two alignment windows differ by U(0, align_max_shift) s. eps_greedy: env i acts stochastically with
+    probability 1 - exp(10 (i / (N - 1) - 1)), else takes the mean action. motion_dt: spacing of AMP frames, s.
+
+    Options of ours (off / neutral by default; the ``smoke`` and ``laptop`` profiles turn them on, see
+    :mod:`anyskill.llc.registry`): ``latent_from_reset_prob`` (module docstring); ``latent_from_default_prob``: an
+    episode starting from the default standing pose gets, with this probability, the latent of a random clip's
+    window within its first 2 s, and (with tracking on) tracks that clip from its first frame — the situation in
+    which the high-level policy and the skill evaluation use the controller; ``track_reward_weight`` w adds a
+    DeepMimic-style tracking reward w * exp(-track_reward_scale * e) while an episode that started from a clip's
+    reference state still holds that clip's latent, e = mean squared difference (m^2) of root height and root-relative
+    body positions (heading frame) to the clip at the same time — a dense signal that teaches each latent its skill
+    far sooner than the adversarial reward alone; ``enc_batch_size`` demo windows
+    for the uniformity term and alignment pairs per step (default: amp_minibatch_size); ``disc_update_every`` k:
+    the discriminator and encoder-regulariser terms join every k-th PPO minibatch step (1: every step, the
+    reference), so that many small PPO steps per epoch do not multiply the discriminator's cost;
+    ``lr_actor/critic/encoder/disc`` per-network learning rates (None: the config's learning_rate);
+    ``precision`` of the update: "bfloat16" autocast, "float32", or "auto" (bfloat16 on CUDA and on CPUs with AMX
+    tiles, where it is several times faster; float32 elsewhere). Rollouts always run in float32.
     """
 
     latent_steps_min: int = 10
     latent_steps_max: int = 150
     amp_batch_size: int = 512
     amp_minibatch_size: int = 1024
-    demo_buffer_size: int = 50000
     replay_buffer_size: int = 50000
     replay_keep_prob: float = 0.01
     disc_coef: float = 5.0
@@ -65,7 +97,7 @@ class CALMSettings:
     disc_grad_penalty: float = 5.0
     disc_weight_decay: float = 1e-4
     disc_reward_scale: float = 2.0
-    negative_disc_samples: bool = True
+    negative_disc_samples: bool = False
     enc_coef: float = 0.1
     enc_align_weight: float = 1.0
     enc_uniform_weight: float = 0.5
@@ -73,6 +105,17 @@ class CALMSettings:
     eps_greedy: bool = True
     bound_soft_limit: float = 1.0
     motion_dt: float = 1.0 / 30.0
+    latent_from_reset_prob: float = 0.0
+    latent_from_default_prob: float = 0.0
+    track_reward_weight: float = 0.0
+    track_reward_scale: float = 20.0
+    enc_batch_size: int | None = None
+    disc_update_every: int = 1
+    lr_actor: float | None = None
+    lr_critic: float | None = None
+    lr_encoder: float | None = None
+    lr_disc: float | None = None
+    precision: str = "float32"
 
     @classmethod
     def from_config(cls, section: dict[str, Any] | None) -> "CALMSettings":
@@ -81,28 +124,42 @@ class CALMSettings:
         unknown = sorted(set(section) - known)
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} in config['calm']; valid options are {sorted(known)}")
-        settings = cls(**section)
-        if not 1 <= settings.latent_steps_min < settings.latent_steps_max:
-            raise ValueError(
-                f"need 1 <= latent_steps_min < latent_steps_max, got {settings.latent_steps_min}, "
-                f"{settings.latent_steps_max}"
-            )
-        if settings.amp_minibatch_size < 2 or settings.amp_batch_size < 1:
-            raise ValueError(
-                f"amp_minibatch_size must be >= 2 (uniformity loss) and amp_batch_size >= 1, got "
-                f"{settings.amp_minibatch_size}, {settings.amp_batch_size}"
-            )
-        return settings
+        s = cls(**section)
+        if not 1 <= s.latent_steps_min < s.latent_steps_max:
+            raise ValueError(f"need 1 <= latent_steps_min < latent_steps_max, got {s.latent_steps_min}, "
+                             f"{s.latent_steps_max}")
+        if s.disc_update_every < 1:
+            raise ValueError(f"disc_update_every must be >= 1, got {s.disc_update_every}")
+        if s.amp_minibatch_size < 2 or s.amp_batch_size < 1 or (s.enc_batch_size is not None and s.enc_batch_size < 2):
+            raise ValueError(f"amp_minibatch_size and enc_batch_size must be >= 2 (uniformity loss) and amp_batch_size "
+                             f">= 1, got {s.amp_minibatch_size}, {s.enc_batch_size}, {s.amp_batch_size}")
+        for name in ("replay_keep_prob", "latent_from_reset_prob", "latent_from_default_prob"):
+            if not 0.0 <= getattr(s, name) <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(s, name)}")
+        if s.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {s.precision!r}")
+        return s
+
+
+def update_dtype(precision: str, device: torch.device | str) -> torch.dtype:
+    """The autocast dtype of the update for a ``precision`` setting on ``device`` (see :class:`CALMSettings`)."""
+    if precision == "auto":
+        fast_bf16 = torch.device(device).type == "cuda" or torch.cpu._is_amx_tile_supported()
+        return torch.bfloat16 if fast_bf16 else torch.float32
+    return getattr(torch, precision)
 
 
 class SampleBuffer:
-    """Fixed-capacity ring buffer of named row tensors on one device (demo and replay buffers)."""
+    """Fixed-capacity ring buffer of named row tensors on one device (the replay buffer)."""
 
-    def __init__(self, capacity: int, shapes: dict[str, tuple[int, ...]], device: str | torch.device):
+    def __init__(self, capacity: int, shapes: dict[str, tuple[int, ...]], device: str | torch.device,
+                 dtypes: dict[str, torch.dtype] | None = None):
         if capacity < 1:
             raise ValueError(f"buffer capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self.data = {k: torch.zeros((capacity, *s), dtype=torch.float32, device=device) for k, s in shapes.items()}
+        dtypes = dtypes or {}
+        self.data = {k: torch.zeros((capacity, *s), dtype=dtypes.get(k, torch.float32), device=device)
+                     for k, s in shapes.items()}
         self._head = 0
         self._size = 0
 
@@ -131,6 +188,18 @@ class SampleBuffer:
             raise RuntimeError("cannot sample from an empty buffer; store() rows first")
         idx = torch.randint(0, self._size, (n,), device=next(iter(self.data.values())).device)
         return {k: v[idx] for k, v in self.data.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": {k: v[: self._size].clone() for k, v in self.data.items()}, "head": self._head,
+                "size": self._size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        size = int(state["size"])
+        if size > self.capacity:
+            raise ValueError(f"saved buffer holds {size} rows, more than this buffer's capacity {self.capacity}")
+        for k, v in self.data.items():
+            v[:size] = state["data"][k].to(v)
+        self._head, self._size = int(state["head"]), size
 
 
 def find_motion_lib(vec_env: Any) -> Any:
@@ -171,6 +240,13 @@ def gae_advantages(rewards: Tensor, values: Tensor, next_values: Tensor, step_do
     return advantages
 
 
+def encode_unique(encode: Callable[[Tensor], Tensor], window_ids: Tensor, windows: Callable[[Tensor], Tensor]) -> Tensor:
+    """Latents (n, d) of windows named by ``window_ids`` (n,), encoding each distinct window once:
+    ``encode(windows(unique_ids))`` then gathered back."""
+    unique, inverse = torch.unique(window_ids, return_inverse=True)
+    return encode(windows(unique))[inverse]
+
+
 class CALMAgent(A2CAgent):
     """rl-games agent registered as ``calm`` (see :func:`anyskill.llc.registry.register_calm`)."""
 
@@ -179,7 +255,8 @@ class CALMAgent(A2CAgent):
         super().__init__(base_name, params)
         self.net_cfg: CALMNetworkConfig = self.model.calm.cfg
         self.motion_lib = find_motion_lib(self.vec_env)
-        env_dt = getattr(getattr(self.vec_env, "env", self.vec_env), "dt", None)
+        self.env = getattr(self.vec_env, "env", self.vec_env)
+        env_dt = getattr(self.env, "dt", None)
         if env_dt is not None and abs(float(env_dt) - self.calm.motion_dt) > 1e-6:
             raise ValueError(
                 f"config calm.motion_dt = {self.calm.motion_dt} s but the env's control step is {env_dt} s; AMP "
@@ -187,12 +264,15 @@ class CALMAgent(A2CAgent):
             )
         if self.num_agents != 1:
             raise ValueError(f"CALM supports one agent per env, the env reports {self.num_agents}")
-        frame = self.net_cfg.amp_frame_dim
-        self.amp_dim = frame * self.net_cfg.disc_steps
-        self.enc_dim = frame * self.net_cfg.enc_steps
-        shapes = {"amp_obs": (self.amp_dim,), "enc_windows": (self.enc_dim,)}
-        self.demo_buffer = SampleBuffer(self.calm.demo_buffer_size, shapes, self.ppo_device)
-        self.replay_buffer = SampleBuffer(self.calm.replay_buffer_size, shapes, self.ppo_device)
+        self.grid = self.motion_lib.frame_grid(self.calm.motion_dt)
+        self.amp_dim = self.net_cfg.amp_frame_dim * self.net_cfg.disc_steps
+        if self.grid.frame_dim != self.net_cfg.amp_frame_dim:
+            raise ValueError(f"the motion library's AMP frames have {self.grid.frame_dim} values, the network expects "
+                             f"amp_frame_dim = {self.net_cfg.amp_frame_dim}")
+        self.replay_buffer = SampleBuffer(self.calm.replay_buffer_size, {"amp_obs": (self.amp_dim,), "window": ()},
+                                          self.ppo_device, {"window": torch.long})
+        self.update_dtype = update_dtype(self.calm.precision, self.ppo_device)
+        self._build_optimizer()
         self.checkpoint_config = {
             "network": self.net_cfg.to_params(),
             "obs_dim": self.model.calm.obs_dim,
@@ -205,246 +285,359 @@ class CALMAgent(A2CAgent):
         self.epoch_callbacks: list[Callable[["CALMAgent", dict[str, float]], None]] = []
         """called as ``callback(agent, stats)`` at the end of every epoch, after logging (progress, monitors)."""
         self._log: dict[str, list[float]] = defaultdict(list)
+        self._pending_resume: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ setup
+    def _build_optimizer(self) -> None:
+        """One Adam, a parameter group (own learning rate) per network; replaces rl-games' single-group Adam."""
+        net = self.model.calm
+        base = float(self.last_lr)
+        groups = []
+        for name, module in (("actor", net.actor), ("critic", net.critic), ("encoder", net.encoder),
+                             ("disc", net.discriminator)):
+            lr = getattr(self.calm, f"lr_{name}")
+            groups.append({"params": list(module.parameters()), "lr": base if lr is None else float(lr), "name": name})
+        grouped = sum(len(g["params"]) for g in groups)
+        if grouped != len(list(self.model.parameters())):
+            raise RuntimeError("CALM model has parameters outside actor, critic, encoder and discriminator")
+        self.optimizer = torch.optim.Adam(groups, eps=1e-8, weight_decay=self.weight_decay)
+
     def init_tensors(self) -> None:
         super().init_tensors()
-        h, n, dev = self.horizon_length, self.num_actors, self.ppo_device
-        extra = {
-            "amp_obs": (self.amp_dim,), "enc_windows": (self.enc_dim,), "rand_action_mask": (),
-            "next_values": (1,), "step_dones": (),
-        }
-        for key, shape in extra.items():
-            self.experience_buffer.tensor_dict[key] = torch.zeros((h, n, *shape), dtype=torch.float32, device=dev)
-        self.tensor_list += ["amp_obs", "enc_windows", "rand_action_mask"]
+        n, dev = self.num_actors, self.ppo_device
         self._latents = torch.zeros((n, self.net_cfg.latent_dim), device=dev)
-        self._enc_windows = torch.zeros((n, self.enc_dim), device=dev)
+        self._latent_ids = torch.zeros(n, dtype=torch.long, device=dev)
         self._latent_steps_left = torch.zeros(n, dtype=torch.long, device=dev)
+        self._reset_clip = torch.full((n,), -1, dtype=torch.long, device=dev)
+        self._reset_time = torch.zeros(n, device=dev)
+        self._reset_default = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._track_clip = torch.full((n,), -1, dtype=torch.long, device=dev)
+        self._track_time = torch.zeros(n, device=dev)
         self._explore_prob = exploration_probabilities(n).to(dev)
-        self._fill_demo_buffer()
+        if self.epoch_num == 0:  # fresh run: seed the AMP normaliser with demonstration statistics
+            self.model.amp_norm.update(self._demo_frames(max(self.calm.amp_batch_size * self.net_cfg.disc_steps, 20000)))
 
-    def _fill_demo_buffer(self) -> None:
-        """Fill the demo buffer and, in a fresh run (not a resumed one, whose AMP normaliser came from its
-        checkpoint), seed the AMP normaliser with demonstration statistics."""
-        fresh = self.epoch_num == 0
-        while len(self.demo_buffer) < self.demo_buffer.capacity:
-            n = min(self.calm.amp_batch_size, self.demo_buffer.capacity - len(self.demo_buffer))
-            sample = self._sample_demo(n)
-            if fresh:
-                self.model.amp_norm.update(sample["enc_windows"])
-            self.demo_buffer.store(**sample)
+    def env_reset(self):
+        obs = super().env_reset()
+        self._reset_clip = torch.as_tensor(getattr(self.env, "reset_clip", self._reset_clip), device=self.ppo_device)
+        self._reset_time = torch.as_tensor(getattr(self.env, "reset_time", self._reset_time), device=self.ppo_device)
+        self._reset_default = torch.as_tensor(getattr(self.env, "reset_default", self._reset_default),
+                                              device=self.ppo_device)
+        if self._pending_resume is not None:
+            obs = self._apply_resume_state(self._pending_resume)
+            self._pending_resume = None
+        return obs
 
-    # ------------------------------------------------------------------ motion data
-    def _sample_demo(self, n: int) -> dict[str, Tensor]:
-        s = self.motion_lib.sample_encoder_and_demo_windows(
-            n, self.net_cfg.enc_steps, self.net_cfg.disc_steps, self.calm.motion_dt)
-        return {"amp_obs": s.demo_windows.reshape(n, -1).to(self.ppo_device),
-                "enc_windows": s.enc_windows.reshape(n, -1).to(self.ppo_device)}
+    # ------------------------------------------------------------------ motion windows
+    def _enc_frames(self, ids: Tensor) -> Tensor:
+        """(n, encoder.num_frames, F) raw frames the encoder reads from the windows ending at grid indices ``ids``."""
+        enc = self.model.calm.encoder
+        return self.grid.windows(ids, enc.num_frames, enc.stride)
 
-    def _sample_align_pairs(self, n: int) -> tuple[Tensor, Tensor]:
-        """Two encoder windows (n, enc_dim) per sample, same clip, end times differing by U(0, max_shift) s."""
-        steps, dt = self.net_cfg.enc_steps, self.calm.motion_dt
-        clip_ids, end0, w0 = self.motion_lib.sample_amp_windows(n, steps, dt)
-        shift = torch.rand(end0.shape, device=end0.device) * self.calm.align_max_shift
-        w1 = self.motion_lib.amp_obs_window(clip_ids, (end0 - shift).clamp_min(0.0), steps, dt)
-        return w0.reshape(n, -1).to(self.ppo_device), w1.reshape(n, -1).to(self.ppo_device)
+    def _encode_ids(self, ids: Tensor) -> Tensor:
+        """Unit latents (n, d) of the windows ``ids`` (n,), each distinct window encoded once."""
+        return encode_unique(self.model.encode_frames, ids, self._enc_frames)
+
+    def _demo_frames(self, n: int) -> Tensor:
+        """(n, F) random demonstration frames, clips by weight (for the AMP normaliser's statistics)."""
+        return self.grid.frames[self.grid.sample_window_ends(n, 1)]
 
     @torch.no_grad()
     def _refresh_latents(self, env_mask: Tensor) -> None:
-        """Resample z for the envs in ``env_mask`` (N,) bool from random clip windows."""
+        """New latents for the envs in ``env_mask`` (N,) bool: random clip windows, or, for an episode that has just
+        started, with probability ``latent_from_reset_prob`` (reference-state starts) / ``latent_from_default_prob``
+        (default-pose starts) a window of the clip it starts from / of a random clip's beginning. A coupled latent
+        is held (and the clip tracked) until the clip ends, and never ends before the clip's first full window."""
         ids = env_mask.nonzero(as_tuple=False).flatten()
         if ids.numel() == 0:
             return
-        _, _, windows = self.motion_lib.sample_amp_windows(ids.numel(), self.net_cfg.enc_steps, self.calm.motion_dt)
-        windows = windows.reshape(ids.numel(), -1).to(self.ppo_device)
+        dev, steps, grid = self.ppo_device, self.net_cfg.enc_steps, self.grid
+        ends = grid.sample_window_ends(ids.numel(), steps).to(dev)
+        hold = torch.randint(self.calm.latent_steps_min, self.calm.latent_steps_max, (ids.numel(),), device=dev)
+        self._track_clip[ids] = -1
+        clip = torch.full((ids.numel(),), -1, dtype=torch.long, device=dev)
+        start_time = torch.zeros(ids.numel(), device=dev)
+        if self.calm.latent_from_reset_prob > 0:
+            couple = (self._reset_clip[ids] >= 0) & (torch.rand(ids.numel(), device=dev) < self.calm.latent_from_reset_prob)
+            clip[couple] = self._reset_clip[ids][couple]
+            start_time[couple] = self._reset_time[ids][couple]
+        if self.calm.latent_from_default_prob > 0:
+            couple = self._reset_default[ids] & (torch.rand(ids.numel(), device=dev) < self.calm.latent_from_default_prob)
+            if couple.any():
+                clip[couple] = grid.sample_clips(int(couple.sum())).to(dev)
+        coupled = clip >= 0
+        if coupled.any():
+            c = clip[coupled]
+            first_full = grid.clip_start[c] + (grid.clip_len[c] - 1).clamp_max(steps - 1)
+            start = grid.index_at(c, start_time[coupled])
+            ahead = torch.randint(0, steps, (len(c),), device=dev)  # the window reaches up to 2 s past the start
+            ends[coupled] = torch.maximum(grid.shift(start, ahead), first_full)
+            remaining = ((self.motion_lib.durations.to(dev)[c] - start_time[coupled]) / self.calm.motion_dt).long()
+            hold[coupled] = remaining.clamp_min(self.calm.latent_steps_min)
+            self._track_clip[ids[coupled]] = c
+            self._track_time[ids[coupled]] = start_time[coupled]
         self.model.eval()
-        self._enc_windows[ids] = windows
-        self._latents[ids] = self.model.encode(windows)
-        self._latent_steps_left[ids] = torch.randint(
-            self.calm.latent_steps_min, self.calm.latent_steps_max, (ids.numel(),), device=self.ppo_device)
+        self._latent_ids[ids] = ends
+        self._latents[ids] = self._encode_ids(ends)
+        self._latent_steps_left[ids] = hold
 
     # ------------------------------------------------------------------ rollout
-    def _model_inputs(self, obs: dict[str, Tensor]) -> dict[str, Any]:
-        return {"is_train": False, "prev_actions": None, "obs": self._preproc_obs(obs["obs"]),
-                "rnn_states": None, "latents": self._latents}
-
-    def get_action_values(self, obs: dict[str, Tensor]) -> dict[str, Tensor]:
-        self.model.eval()
-        with torch.no_grad():
-            return self.model(self._model_inputs(obs))
-
-    def get_values(self, obs: dict[str, Tensor]) -> Tensor:
-        return self.get_action_values(obs)["values"]
-
     def _env_tensor(self, infos: dict[str, Any], key: str) -> Tensor:
         if key not in infos:
             raise KeyError(f"CALM needs extras[{key!r}] from the env step; got extras keys {sorted(infos)}")
         return torch.as_tensor(infos[key], device=self.ppo_device)
 
     def play_steps(self) -> dict[str, Any]:
-        buf = self.experience_buffer
+        """Roll out ``horizon_length`` steps; returns the flattened batch (env-major) with returns and advantages."""
+        h, n, dev = self.horizon_length, self.num_actors, self.ppo_device
+        model = self.model
+        model.eval()
+        buf: dict[str, list[Tensor]] = defaultdict(list)
         step_time = 0.0
-        for n in range(self.horizon_length):
+        sigma = torch.exp(model.calm.log_std)
+        for _ in range(h):
             self._refresh_latents(self.dones.bool() | (self._latent_steps_left <= 0))
-            res = self.get_action_values(self.obs)
+            obs = self.obs["obs"]
+            mu = model.calm.actor(model.norm_obs(obs), self._latents)
+            actions = mu + sigma * torch.randn_like(mu)
+            explore = torch.ones(n, dtype=torch.bool, device=dev)
             if self.calm.eps_greedy:
-                explore = torch.rand(self.num_actors, device=self.ppo_device) < self._explore_prob
-                res["actions"] = torch.where(explore[:, None], res["actions"], res["mus"])
-                res["neglogpacs"] = self.model.neglogp(
-                    res["actions"], res["mus"], res["sigmas"], torch.log(res["sigmas"]))
-            else:
-                explore = torch.ones(self.num_actors, dtype=torch.bool, device=self.ppo_device)
-            buf.update_data("obses", n, self.obs["obs"])
-            buf.update_data("dones", n, self.dones)
-            for k in self.update_list:
-                buf.update_data(k, n, res[k])
-            buf.update_data("enc_windows", n, self._enc_windows)
-            buf.update_data("rand_action_mask", n, explore.float())
+                explore = torch.rand(n, device=dev) < self._explore_prob
+                actions = torch.where(explore[:, None], actions, mu)
+            buf["obs"].append(obs)
+            buf["actions"].append(actions)
+            buf["mus"].append(mu)
+            buf["latents"].append(self._latents.clone())
+            buf["windows"].append(self._latent_ids.clone())
+            buf["explore"].append(explore.float())
 
             t0 = time.perf_counter()
-            self.obs, _, self.dones, infos = self.env_step(res["actions"])
+            self.obs, _, self.dones, infos = self.env_step(actions)
             step_time += time.perf_counter() - t0
 
             amp_obs = self._env_tensor(infos, "amp_obs").float()
-            if amp_obs.shape != (self.num_actors, self.amp_dim):
+            frames = amp_obs.shape[1] // self.net_cfg.amp_frame_dim
+            if amp_obs.shape[0] != n or amp_obs.shape[1] % self.net_cfg.amp_frame_dim or frames < self.net_cfg.disc_steps:
                 raise ValueError(
-                    f"extras['amp_obs'] has shape {tuple(amp_obs.shape)}, CALM expects "
-                    f"({self.num_actors}, {self.amp_dim}) = {self.net_cfg.disc_steps} frames x "
-                    f"{self.net_cfg.amp_frame_dim}; check network.amp_frame_dim / disc_steps against the env"
+                    f"extras['amp_obs'] has shape {tuple(amp_obs.shape)}, CALM expects ({n}, k x "
+                    f"{self.net_cfg.amp_frame_dim}) with k >= disc_steps = {self.net_cfg.disc_steps} frames, newest "
+                    "first; check network.amp_frame_dim / disc_steps against the env"
                 )
-            terminate = self._env_tensor(infos, "terminate").bool()
-            time_outs = self._env_tensor(infos, "time_outs").bool()
-            with torch.no_grad():
-                rewards = losses.style_reward(self.model.disc_logits(amp_obs, self._latents),
-                                              self.calm.disc_reward_scale)
-            # The env resets done envs inside step, so their returned obs starts the next episode:
-            # a time-out bootstraps from V(s_t, z) (as rl-games' value_bootstrap), a termination from 0.
-            next_values = torch.where(time_outs.unsqueeze(1), res["values"], self.get_values(self.obs))
-            next_values = next_values * (~terminate).float().unsqueeze(1)
-            shaped = self.rewards_shaper(rewards)
-            buf.update_data("amp_obs", n, amp_obs)
-            buf.update_data("rewards", n, shaped)
-            buf.update_data("next_values", n, next_values)
-            buf.update_data("step_dones", n, self.dones.float())
+            buf["amp_obs"].append(amp_obs[:, : self.amp_dim])  # the newest disc_steps frames
+            buf["terminal_obs"].append(self._env_tensor(infos, "terminal_obs").float())
+            buf["terminate"].append(self._env_tensor(infos, "terminate").bool())
+            buf["dones"].append(self.dones.float())
+            self._reset_clip = self._env_tensor(infos, "reset_clip").long() if "reset_clip" in infos else self._reset_clip
+            self._reset_time = self._env_tensor(infos, "reset_time").float() if "reset_time" in infos else self._reset_time
+            if "reset_default" in infos:
+                self._reset_default = self._env_tensor(infos, "reset_default").bool()
+            buf["track"].append(self._track_reward(buf["terminal_obs"][-1], self.dones.bool()))
+            self._latent_steps_left.sub_(1)
 
-            self.current_rewards.add_(rewards)
-            self.current_shaped_rewards.add_(shaped)
+        b = {k: torch.stack(v) for k, v in buf.items()}  # (H, N, ...)
+        with torch.no_grad():
+            latents = b["latents"].reshape(h * n, -1)
+            values = self._values(b["obs"].reshape(h * n, -1), latents).reshape(h, n, 1)
+            next_values = self._values(b["terminal_obs"].reshape(h * n, -1), latents).reshape(h, n, 1)
+            next_values = next_values * (~b["terminate"]).float().unsqueeze(-1)
+            logits = model.disc_logits(b["amp_obs"].reshape(h * n, -1), latents)
+            style = losses.style_reward(logits, self.calm.disc_reward_scale).reshape(h, n, 1)
+            rewards = style + self.calm.track_reward_weight * b["track"].unsqueeze(-1)
+            neglogp = model.neglogp(b["actions"], b["mus"], sigma, model.calm.log_std)
+        self._update_episode_stats(rewards, b["dones"])
+        advantages = gae_advantages(rewards, values, next_values, b["dones"], self.gamma, self.tau)
+
+        def flat(x: Tensor) -> Tensor:  # (H, N, ...) -> (N * H, ...), env-major as rl-games
+            return x.transpose(0, 1).reshape(h * n, *x.shape[2:])
+
+        self._log["style_reward"].append(style.mean().item())
+        if self.calm.track_reward_weight > 0:
+            tracked = b["track"] > 0
+            self._log["track_fraction"].append(tracked.float().mean().item())
+            if tracked.any():
+                self._log["track_reward"].append(b["track"][tracked].mean().item())
+        self._log["explore_fraction"].append(b["explore"].mean().item())
+        return {
+            "obses": flat(b["obs"]), "actions": flat(b["actions"]), "mus": flat(b["mus"]),
+            "neglogpacs": flat(neglogp), "values": flat(values), "returns": flat(advantages + values),
+            "latents": flat(b["latents"]), "windows": flat(b["windows"]), "amp_obs": flat(b["amp_obs"]),
+            "explore": flat(b["explore"]), "played_frames": self.batch_size, "step_time": step_time,
+        }
+
+    def _track_reward(self, reached_obs: Tensor, done: Tensor) -> Tensor:
+        """(N,) tracking reward of the states each env reached (``reached_obs`` (N, obs_dim)) against its reference
+        clip one control step later; 0 where no clip is tracked. Advances the tracked clip time; tracking ends with
+        the episode or the clip."""
+        reward = torch.zeros(self.num_actors, device=self.ppo_device)
+        if self.calm.track_reward_weight <= 0:
+            return reward
+        active = self._track_clip >= 0
+        self._track_time[active] += self.calm.motion_dt
+        lib = self.motion_lib
+        active &= self._track_time <= lib.durations.to(self.ppo_device)[self._track_clip.clamp_min(0)]
+        ids = active.nonzero().flatten()
+        if ids.numel():
+            s = lib.state_at(self._track_clip[ids].to(lib.device), self._track_time[ids].to(lib.device))
+            ref = policy_obs(s.body_pos, s.body_rot, s.body_vel, s.body_ang_vel).to(self.ppo_device)
+            k = 1 + 3 * (s.body_pos.shape[1] - 1)  # obs: root height, then root-relative body positions (heading frame)
+            err = (reached_obs[ids, 1:k] - ref[:, 1:k]).pow(2).reshape(len(ids), -1, 3).sum(-1).mean(-1)
+            err = err + (reached_obs[ids, 0] - ref[:, 0]).pow(2)
+            reward[ids] = torch.exp(-self.calm.track_reward_scale * err)
+        self._track_clip[~active | done] = -1
+        return reward
+
+    def _values(self, obs: Tensor, z: Tensor) -> Tensor:
+        """Unnormalised V(s, z) (n, 1) for raw obs (n, obs_dim)."""
+        return self.model.denorm_value(self.model.calm.critic(self.model.norm_obs(obs), z))
+
+    def _update_episode_stats(self, rewards: Tensor, dones: Tensor) -> None:
+        for t in range(rewards.shape[0]):
+            self.current_rewards.add_(rewards[t])
+            self.current_shaped_rewards.add_(rewards[t])
             self.current_lengths.add_(1)
-            done_ids = self.dones.nonzero(as_tuple=False)  # (k, 1), the indexing rl-games' meters expect
+            done_ids = dones[t].nonzero(as_tuple=False)  # (k, 1), the indexing rl-games' meters expect
             self.game_rewards.update(self.current_rewards[done_ids])
             self.game_shaped_rewards.update(self.current_shaped_rewards[done_ids])
             self.game_lengths.update(self.current_lengths[done_ids])
-            self.algo_observer.process_infos(infos, done_ids)
-            not_done = 1.0 - self.dones.float()
+            not_done = 1.0 - dones[t]
             self.current_rewards.mul_(not_done.unsqueeze(1))
             self.current_shaped_rewards.mul_(not_done.unsqueeze(1))
             self.current_lengths.mul_(not_done)
-            self._latent_steps_left.sub_(1)
-
-        td = buf.tensor_dict
-        advantages = gae_advantages(td["rewards"], td["values"], td["next_values"], td["step_dones"], self.gamma,
-                                    self.tau)
-        batch = buf.get_transformed_list(swap_and_flatten01, self.tensor_list)
-        batch["returns"] = swap_and_flatten01(advantages + td["values"])
-        batch["played_frames"] = self.batch_size
-        batch["step_time"] = step_time
-        self._log["style_reward"].append(td["rewards"].mean().item())
-        self._log["explore_fraction"].append(td["rand_action_mask"].mean().item())
-        return batch
 
     # ------------------------------------------------------------------ update
     def train_epoch(self):
-        demo = self._sample_demo(self.calm.amp_batch_size)
-        self.model.amp_norm.update(demo["enc_windows"])
-        self.demo_buffer.store(**demo)
-        self._align_pairs = self._sample_align_pairs(self.calm.amp_minibatch_size)
-        result = super().train_epoch()
-        self._store_replay()
-        return result
+        self.vec_env.set_train_info(self.frame, self)
+        t_play = time.perf_counter()
+        with torch.no_grad():
+            batch = self.play_steps()
+        t_update = time.perf_counter()
+        self.curr_frames = batch.pop("played_frames")
+        self.model.train()
+        data = self._prepare(batch)
+        a_losses, c_losses, b_losses, entropies, kls = [], [], [], [], []
+        size = data["obs"].shape[0]
+        mb = self.minibatch_size
+        step = 0
+        for _ in range(self.mini_epochs_num):
+            perm = torch.randperm(size, device=self.ppo_device)
+            for start in range(0, size - mb + 1, mb):
+                with_disc = step % self.calm.disc_update_every == 0
+                a, c, b, e, kl = self._update_minibatch(data, perm[start:start + mb], with_disc)
+                step += 1
+                a_losses.append(a), c_losses.append(c), b_losses.append(b), entropies.append(e), kls.append(kl)
+        self._store_replay(batch)
+        t_end = time.perf_counter()
+        return (batch["step_time"], t_update - t_play, t_end - t_update, t_end - t_play, a_losses, c_losses, b_losses,
+                entropies, kls, self.last_lr, 1.0)
 
-    def prepare_dataset(self, batch_dict: dict[str, Any]) -> None:
-        super().prepare_dataset(batch_dict)
-        values = self.dataset.values_dict
-        for key in ("amp_obs", "enc_windows", "rand_action_mask"):
-            values[key] = batch_dict[key]
-        self._epoch_agent = (batch_dict["amp_obs"], batch_dict["enc_windows"])
-        # AMP statistics: the newest frame of every agent sample (the demo frames are added in train_epoch)
-        self.model.amp_norm.update(batch_dict["amp_obs"][:, :self.net_cfg.amp_frame_dim])
+    def _prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Normalise obs (statistics updated once per epoch), values and returns (value normaliser updated), and
+        advantages; add the AMP normaliser statistics of this epoch's agent and fresh demo frames."""
+        model = self.model
+        with torch.no_grad():
+            if self.normalize_input:
+                model.running_mean_std.train()
+                model.running_mean_std(batch["obses"])
+                model.running_mean_std.eval()
+            values, returns = batch["values"], batch["returns"]
+            advantages = (returns - values).squeeze(-1)
+            if self.normalize_value:
+                self.value_mean_std.train()
+                values = self.value_mean_std(values)
+                returns = self.value_mean_std(returns)
+                self.value_mean_std.eval()
+            if self.normalize_advantage:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            model.amp_norm.update(batch["amp_obs"][:, : self.net_cfg.amp_frame_dim])
+            model.amp_norm.update(self._demo_frames(self.calm.amp_batch_size * self.net_cfg.disc_steps))
+            norm_obs = model.norm_obs(batch["obses"])
+        return {"obs": norm_obs, "actions": batch["actions"], "old_neglogp": batch["neglogpacs"],
+                "old_mu": batch["mus"], "advantages": advantages, "returns": returns, "old_values": values,
+                "windows": batch["windows"], "latents": batch["latents"], "amp_obs": batch["amp_obs"],
+                "explore": batch["explore"]}
 
-    def _store_replay(self) -> None:
-        amp_obs, windows = self._epoch_agent
-        if len(self.replay_buffer) >= self.replay_buffer.capacity:
-            keep = torch.rand(amp_obs.shape[0], device=amp_obs.device) < self.calm.replay_keep_prob
-            amp_obs, windows = amp_obs[keep], windows[keep]
-        self.replay_buffer.store(amp_obs=amp_obs, enc_windows=windows)
-        self._epoch_agent = None
+    def _autocast(self):
+        if self.update_dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(torch.device(self.ppo_device).type, dtype=self.update_dtype)
+
+    def _update_minibatch(self, data: dict[str, Tensor], idx: Tensor, with_disc: bool = True):
+        """One optimiser step on PPO + disc_coef * discriminator + enc_coef * encoder-regulariser losses. The policy
+        path (latents and actor) stays in float32: with σ = exp(-2.9) a bfloat16 mean would shift log-probabilities
+        by ~0.4 over 28 actions and swamp the PPO ratio; critic, discriminator and regulariser use ``precision``."""
+        model, net = self.model, self.model.calm
+        sigma = torch.exp(net.log_std)
+        mask = data["explore"][idx]
+        obs = data["obs"][idx]
+        z = self._encode_ids(data["windows"][idx])
+        mu = net.actor(obs, z)
+        neglogp = model.neglogp(data["actions"][idx], mu, sigma, net.log_std)
+        ratio = torch.exp(data["old_neglogp"][idx] - neglogp)
+        adv = data["advantages"][idx]
+        surrogate = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - self.e_clip, 1.0 + self.e_clip))
+        count = mask.sum().clamp_min(1.0)
+        a_loss = (surrogate * mask).sum() / count
+        b_loss = (self.bound_loss(mu) * mask).sum() / count
+        with self._autocast():
+            values = net.critic(obs, z).float()
+            c_loss = (values - data["returns"][idx]).pow(2).mean()
+            loss = a_loss + self.critic_coef * c_loss + self.bounds_loss_coef * b_loss
+            if with_disc:
+                disc, enc_loss = self._discriminator_and_encoder_losses(data)
+                loss = loss + self.calm.disc_coef * disc.total + self.calm.enc_coef * enc_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.truncate_grads:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_norm)
+        self.optimizer.step()
+        with torch.no_grad():  # KL(old || new) of Gaussians with the same fixed σ
+            kl = ((mu.detach() - data["old_mu"][idx]).pow(2).sum(-1) / (2 * sigma.pow(2).mean())).mean()
+        return a_loss.detach(), c_loss.detach(), b_loss.detach(), torch.zeros(()), kl
 
     def bound_loss(self, mu: Tensor) -> Tensor:
         return losses.action_bound_loss(mu, self.calm.bound_soft_limit)
 
-    def _discriminator_terms(self, input_dict: dict[str, Tensor]) -> tuple[losses.DiscriminatorLossTerms, Tensor]:
-        """Discriminator loss on agent ∪ replay vs demo windows; also returns E(demo windows) with gradient."""
-        n = min(self.calm.amp_minibatch_size, input_dict["amp_obs"].shape[0])
-        agent_amp, agent_win = input_dict["amp_obs"][:n], input_dict["enc_windows"][:n]
+    def _discriminator_and_encoder_losses(self, data: dict[str, Tensor]) -> tuple[losses.DiscriminatorLossTerms, Tensor]:
+        """One discriminator minibatch (agent windows of this epoch under their rollout latents ∪ replay windows vs
+        fresh demo windows under their encodings) and the encoder regulariser; logs their terms."""
+        model, net, cfg = self.model, self.model.calm, self.calm
+        n = cfg.amp_minibatch_size
+        steps, disc_steps = self.net_cfg.enc_steps, self.net_cfg.disc_steps
+        pick = torch.randint(0, data["amp_obs"].shape[0], (n,), device=self.ppo_device)
+        agent_amp, z_agent = data["amp_obs"][pick], data["latents"][pick]
         if len(self.replay_buffer) > 0:
             replay = self.replay_buffer.sample(n)
+            with torch.no_grad():
+                z_replay = self._encode_ids(replay["window"])
             agent_amp = torch.cat([agent_amp, replay["amp_obs"]])
-            agent_win = torch.cat([agent_win, replay["enc_windows"]])
-        demo = self.demo_buffer.sample(n)
-        with torch.no_grad():
-            z_agent = self.model.encode(agent_win)
-        z_demo_grad = self.model.encode(demo["enc_windows"])
-        z_demo = z_demo_grad.detach()
-        disc = self.model.calm.discriminator
-        agent_logits = self.model.disc_logits(agent_amp, z_agent)
-        demo_inputs = self.model.norm_amp(demo["amp_obs"]).detach().requires_grad_(True)
-        demo_logits = disc(demo_inputs, z_demo)
+            z_agent = torch.cat([z_agent, z_replay.to(z_agent.dtype)])
+
+        m = cfg.enc_batch_size or n
+        enc_ends = self.grid.sample_window_ends(max(n, m), steps)
+        span = (self.grid.clip_len[self.grid.clip_of[enc_ends]].clamp_max(steps) - 1 - disc_steps).clamp_min(0)
+        back = (torch.rand(len(enc_ends), device=self.ppo_device) * (span + 1).float()).long().minimum(span)
+        demo_ends = self.grid.shift(enc_ends, -back)
+        e0 = self._encode_ids(enc_ends[:m])  # with gradient: the uniformity and alignment terms shape E
+        z_demo = e0[:n].detach()
+        if n > m:
+            with torch.no_grad():
+                z_demo = torch.cat([z_demo, self._encode_ids(enc_ends[m:n])])
+        demo_inputs = model.norm_amp(self.grid.windows(demo_ends[:n], disc_steps).reshape(n, -1))
+        demo_inputs = demo_inputs.detach().requires_grad_(True)
+        agent_logits = net.discriminator(model.norm_amp(agent_amp), z_agent)
+        demo_logits = net.discriminator(demo_inputs, z_demo)
         negative_logits = None
-        if self.calm.negative_disc_samples:  # the paper's ternary term: demo windows under another sample's latent
-            negative_logits = disc(demo_inputs.detach(), z_demo.roll(1, dims=0))
-        terms = losses.conditional_discriminator_loss(
-            agent_logits, demo_logits, demo_inputs, disc.logit_weight(), disc.weights(), negative_logits,
-            self.calm.disc_logit_reg, self.calm.disc_grad_penalty, self.calm.disc_weight_decay,
+        if cfg.negative_disc_samples:  # the paper's ternary term: demo windows under another sample's latent
+            negative_logits = net.discriminator(demo_inputs.detach(), z_demo.roll(1, dims=0))
+        disc = losses.conditional_discriminator_loss(
+            agent_logits.float(), demo_logits.float(), demo_inputs, net.discriminator.logit_weight(),
+            net.discriminator.weights(), None if negative_logits is None else negative_logits.float(),
+            cfg.disc_logit_reg, cfg.disc_grad_penalty, cfg.disc_weight_decay,
         )
-        return terms, z_demo_grad
-
-    def calc_gradients(self, input_dict: dict[str, Tensor]) -> None:
-        old_values = input_dict["old_values"]
-        old_neglogp = input_dict["old_logp_actions"]
-        advantage = input_dict["advantages"]
-        old_mu, old_sigma = input_dict["mu"], input_dict["sigma"]
-        returns = input_dict["returns"]
-        mask = input_dict["rand_action_mask"]
-        device_type = torch.device(self.ppo_device).type
-
-        with torch.amp.autocast(device_type, enabled=self.mixed_precision, dtype=torch.bfloat16):
-            latents = self.model.encode(input_dict["enc_windows"])
-            res = self.model({"is_train": True, "prev_actions": input_dict["actions"],
-                              "obs": self._preproc_obs(input_dict["obs"]), "latents": latents})
-            mu, sigma = res["mus"], res["sigmas"]
-            a_loss = self.actor_loss_func(old_neglogp, res["prev_neglogp"], advantage, self.ppo, self.e_clip)
-            c_loss = common_losses.critic_loss(self.model, old_values, res["values"], self.e_clip, returns,
-                                               self.clip_value).mean()
-            b_loss = self.bound_loss(mu)
-            count = mask.sum().clamp_min(1.0)
-            a_loss, entropy, b_loss = [(x * mask).sum() / count for x in (a_loss, res["entropy"], b_loss)]
-            ppo_loss = a_loss + self.critic_coef * c_loss - self.entropy_coef * entropy + self.bounds_loss_coef * b_loss
-
-            disc, z_demo = self._discriminator_terms(input_dict)
-            e0_win, e1_win = self._align_pairs
-            pick = torch.randint(0, e0_win.shape[0], (min(z_demo.shape[0], e0_win.shape[0]),), device=e0_win.device)
-            e0, e1 = self.model.encode(e0_win[pick]), self.model.encode(e1_win[pick])
-            enc_loss, align, uniform = losses.encoder_regularization(
-                e0, e1, z_demo, self.calm.enc_align_weight, self.calm.enc_uniform_weight)
-            loss = ppo_loss + self.calm.disc_coef * disc.total + self.calm.enc_coef * enc_loss
-
-        for param in self.model.parameters():
-            param.grad = None
-        self.scaler.scale(loss).backward()
-        self.trancate_gradients_and_step()
-
-        with torch.no_grad():
-            kl = torch_ext.policy_kl(mu.detach(), sigma.detach(), old_mu, old_sigma, True)
+        shift = (torch.rand(m, device=self.ppo_device) * cfg.align_max_shift / cfg.motion_dt).round().long()
+        e1 = self._encode_ids(self.grid.shift(enc_ends[:m], -shift))
+        enc_loss, align, uniform = losses.encoder_regularization(
+            e0.float(), e1.float(), e0.float(), cfg.enc_align_weight, cfg.enc_uniform_weight)
         for key, value in (("disc_loss", disc.total), ("disc_bce", disc.bce), ("disc_agent_bce", disc.agent_bce),
                            ("disc_demo_bce", disc.demo_bce), ("disc_grad_penalty", disc.grad_penalty),
                            ("disc_logit_reg", disc.logit_reg), ("disc_agent_accuracy", disc.agent_accuracy),
@@ -453,9 +646,16 @@ class CALMAgent(A2CAgent):
             self._log[key].append(float(value.detach()))
         if disc.negative_bce is not None:
             self._log["disc_negative_bce"].append(float(disc.negative_bce.detach()))
-        self.train_result = (a_loss, c_loss, entropy, kl, self.last_lr, 1.0, mu.detach(), sigma.detach(), b_loss)
+        return disc, enc_loss
 
-    # ------------------------------------------------------------------ logging and checkpoints
+    def _store_replay(self, batch: dict[str, Tensor]) -> None:
+        amp_obs, windows = batch["amp_obs"], batch["windows"]
+        if len(self.replay_buffer) >= self.replay_buffer.capacity:
+            keep = torch.rand(amp_obs.shape[0], device=amp_obs.device) < self.calm.replay_keep_prob
+            amp_obs, windows = amp_obs[keep], windows[keep]
+        self.replay_buffer.store(amp_obs=amp_obs, window=windows)
+
+    # ------------------------------------------------------------------ logging
     def write_stats(self, total_time, epoch_num, step_time, play_time, update_time, a_losses, c_losses, entropies,
                     kls, last_lr, lr_mul, frame, scaled_time, scaled_play_time, curr_frames):
         super().write_stats(total_time, epoch_num, step_time, play_time, update_time, a_losses, c_losses, entropies,
@@ -464,16 +664,77 @@ class CALMAgent(A2CAgent):
         stats["disc_accuracy"] = 0.5 * (stats["disc_agent_accuracy"] + stats["disc_demo_accuracy"])
         if self.game_lengths.current_size > 0:
             stats["episode_length"] = float(self.game_lengths.get_mean())
+        stats["actor_loss"] = float(torch_ext.mean_list(a_losses))
+        stats["critic_loss"] = float(torch_ext.mean_list(c_losses))
+        stats["kl"] = float(torch_ext.mean_list(kls))
         for key, value in stats.items():
             self.writer.add_scalar(f"calm/{key}", value, frame)
-        stats.update(epoch=float(epoch_num), step_time_s=float(step_time), play_time_s=float(play_time),
-                     update_time_s=float(update_time))
+        stats.update(epoch=float(epoch_num), samples=float(frame), step_time_s=float(step_time),
+                     play_time_s=float(play_time), update_time_s=float(update_time))
         self.epoch_stats.append(stats)
         self._log = defaultdict(list)
         for callback in self.epoch_callbacks:
             callback(self, stats)
 
+    # ------------------------------------------------------------------ checkpoints and exact resume
     def get_full_state_weights(self) -> dict[str, Any]:
         state = super().get_full_state_weights()
         state["calm_config"] = self.checkpoint_config
         return state
+
+    def save(self, fn: str) -> None:
+        """The rl-games checkpoint ``fn.pth`` plus ``fn.pth.resume.pt`` with what exact resumption needs (only the
+        newest checkpoint of the folder keeps its resume file)."""
+        super().save(fn)
+        path = Path(f"{fn}.pth")
+        try:
+            resume = self._resume_state()
+        except NotImplementedError as e:  # a backend without snapshots: resume from weights only
+            warnings.warn(f"no exact-resume state written: {e}", RuntimeWarning, stacklevel=2)
+            return
+        for old in path.parent.glob(f"*{RESUME_SUFFIX}"):
+            old.unlink()
+        torch_ext.safe_save(resume, str(path) + RESUME_SUFFIX)
+
+    def restore(self, fn: str, set_epoch: bool = True) -> None:
+        super().restore(fn, set_epoch)
+        side = Path(str(fn) + RESUME_SUFFIX)
+        if side.is_file():
+            self._pending_resume = torch_ext.safe_load(str(side))
+        else:
+            warnings.warn(f"{fn}: no {side.name} next to it; resuming from weights, normalisers and optimiser with "
+                          "fresh episodes and an empty replay buffer (not an exact continuation)", RuntimeWarning,
+                          stacklevel=2)
+
+    def _resume_state(self) -> dict[str, Any]:
+        snapshot = getattr(self.env, "snapshot", None)
+        if snapshot is None:
+            raise NotImplementedError(f"{type(self.env).__name__} has no snapshot()")
+        rollout = {k: getattr(self, k).clone() for k in _ROLLOUT_STATE}
+        return {
+            "env": snapshot(),
+            "obs": self.obs["obs"].clone(),
+            "dones": self.dones.clone(),
+            "rollout": rollout,
+            "replay": self.replay_buffer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        }
+
+    def _apply_resume_state(self, state: dict[str, Any]) -> dict[str, Tensor]:
+        self.env.restore(state["env"])
+        for k in _ROLLOUT_STATE:
+            setattr(self, k, state["rollout"][k].to(self.ppo_device))
+        self.replay_buffer.load_state_dict(state["replay"])
+        self.dones = state["dones"].to(self.ppo_device)
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        return {"obs": state["obs"].to(self.ppo_device)}
+
+
+_ROLLOUT_STATE = ("_latents", "_latent_ids", "_latent_steps_left", "_reset_clip", "_reset_time", "_reset_default",
+                  "_track_clip", "_track_time")

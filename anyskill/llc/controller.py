@@ -81,8 +81,13 @@ class LowLevelController(nn.Module):
 
     @torch.no_grad()
     def discriminator_score(self, amp_obs: Tensor, z: Tensor) -> Tensor:
-        """Conditional discriminator logits (N,) for AMP histories (N, disc_steps * frame_dim) under z (N, latent)."""
-        return self.model.disc_logits(amp_obs, z).squeeze(-1)
+        """Conditional discriminator logits (N,) for AMP histories (N, k * frame_dim), newest frame first, k >=
+        disc_steps (the newest disc_steps frames are scored), under z (N, latent)."""
+        need = self.disc_steps * self.frame_dim
+        if amp_obs.shape[-1] < need or amp_obs.shape[-1] % self.frame_dim:
+            raise ValueError(f"AMP histories must hold at least {self.disc_steps} frames of {self.frame_dim} values, "
+                             f"got shape {tuple(amp_obs.shape)}")
+        return self.model.disc_logits(amp_obs[..., :need], z).squeeze(-1)
 
     @torch.no_grad()
     def style_reward(self, amp_obs: Tensor, z: Tensor) -> Tensor:

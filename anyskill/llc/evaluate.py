@@ -30,7 +30,7 @@ import torch
 from anyskill.llc import losses
 from anyskill.llc.controller import LowLevelController, load_llc
 from anyskill.motion import rotations as rot
-from anyskill.obs import policy_obs, policy_obs_size
+from anyskill.obs import policy_obs_size
 
 if TYPE_CHECKING:
     from anyskill.motion.library import MotionLibrary
@@ -64,7 +64,17 @@ def untrained_llc(like: LowLevelController | dict[str, Any] | str = "laptop", se
     return llc.eval()
 
 
-def _controller(checkpoint: str | Path | LowLevelController | None, seed: int) -> tuple[LowLevelController, str]:
+@torch.no_grad()
+def clip_latents(llc: LowLevelController, lib: MotionLibrary, clip_ids: Tensor, dt: float = 1.0 / 30.0) -> Tensor:
+    """(C, latent) each clip's latent: the encoding of its first window (the first 60 frames, ending at
+    min(59 dt, duration))."""
+    clip_ids = torch.as_tensor(clip_ids, device=lib.device)
+    ends = lib.durations[clip_ids].clamp_max((llc.enc_steps - 1) * dt)
+    return llc.encode(lib.amp_obs_window(clip_ids, ends, llc.enc_steps, dt))
+
+
+def resolve_controller(checkpoint: str | Path | LowLevelController | None, seed: int) -> tuple[LowLevelController, str]:
+    """(controller, label): a loaded checkpoint or controller ("trained"), or for None an untrained laptop-size one."""
     if checkpoint is None:
         return untrained_llc("laptop", seed), "untrained"
     if isinstance(checkpoint, LowLevelController):
@@ -79,8 +89,9 @@ class LLCRollout:
 
     body_pos (H, N, B, 3) m world; root_rot (H, N, 4) wxyz; amp_obs (H, N, disc_steps * F) the agent's AMP
     history; disc_logit (H, N); alive (H, N) bool, True until the env's first episode end (fall or
-    time-out; the step that ends it and every later one are False); fell (N,) bool, the end was a fall;
-    survival_steps (N,) long, steps up to and including the one that ended the first episode (H if none).
+    time-out; the step that ends it and every later one are False); fallen (H, N) bool, the env's fall rule on
+    the state reached by each step (reported also when early termination is off); fell (N,) bool, the end was a
+    fall; survival_steps (N,) long, steps up to and including the one that ended the first episode (H if none).
     """
 
     body_pos: Tensor
@@ -88,37 +99,23 @@ class LLCRollout:
     amp_obs: Tensor
     disc_logit: Tensor
     alive: Tensor
+    fallen: Tensor
     fell: Tensor
     survival_steps: Tensor
-
-
-def start_from_reference(env: HumanoidEnv, clip_ids: Tensor, times: Tensor) -> None:
-    """Put every env i of ``env`` (a :class:`HumanoidEnv` with a motion library) in clip ``clip_ids[i]``'s
-    reference state at ``times[i]`` s, with the clip's AMP history, as a fresh episode."""
-    lib = env.motion_lib
-    if len(clip_ids) != env.num_envs:
-        raise ValueError(f"need one clip per env: {len(clip_ids)} clip ids for {env.num_envs} envs")
-    dev = env.device
-    s = lib.state_at(clip_ids, times)
-    ids = torch.arange(env.num_envs, device=dev)
-    env.backend.set_state(ids, s.root_pos.to(dev), s.root_rot.to(dev), s.root_vel.to(dev), s.root_ang_vel.to(dev),
-                          s.dof_pos.to(dev), s.dof_vel.to(dev))
-    env.amp_obs_history[:] = lib.amp_obs_window(clip_ids, times, env.cfg.num_amp_obs_steps, env.dt).to(dev)
-    env.progress.zero_()
-    env.recovery_counter.zero_()
 
 
 @torch.no_grad()
 def rollout_llc(llc: LowLevelController, env: HumanoidEnv, z: Tensor, steps: int) -> LLCRollout:
     """Run ``llc`` deterministically on fixed latents ``z`` (N, latent) for ``steps`` control steps from the
-    env's current state (after ``env.reset()`` or :func:`start_from_reference`)."""
+    env's current state (after ``env.reset()`` or ``env.start_from_reference``)."""
     b = env.backend
     n = env.num_envs
-    obs = policy_obs(b.body_pos(), b.body_rot(), b.body_vel(), b.body_ang_vel())
+    obs = env.policy_observation()
     alive = torch.ones(n, dtype=torch.bool, device=env.device)
     fell = torch.zeros_like(alive)
     survival = torch.full((n,), steps, dtype=torch.long, device=env.device)
-    out: dict[str, list[Tensor]] = {k: [] for k in ("body_pos", "root_rot", "amp_obs", "disc_logit", "alive")}
+    out: dict[str, list[Tensor]] = {k: [] for k in ("body_pos", "root_rot", "amp_obs", "disc_logit", "alive",
+                                                    "fallen")}
     for k in range(steps):
         obs_dict, _, done, extras = env.step(llc.act(obs, z))
         obs = obs_dict["obs"]
@@ -132,6 +129,7 @@ def rollout_llc(llc: LowLevelController, env: HumanoidEnv, z: Tensor, steps: int
         out["amp_obs"].append(amp)
         out["disc_logit"].append(llc.discriminator_score(amp, z))
         out["alive"].append(alive.clone())
+        out["fallen"].append(extras["fallen"].clone())
     return LLCRollout(**{k: torch.stack(v) for k, v in out.items()}, fell=fell, survival_steps=survival)
 
 
@@ -166,7 +164,7 @@ def learning_signals(llc: LowLevelController, motion_lib: MotionLibrary, num_env
     from anyskill.sim.env import EnvConfig, HumanoidEnv
 
     env = HumanoidEnv(EnvConfig(num_envs=num_envs, state_init="hybrid", fall_init_prob=0.0, recovery_episode_prob=0.0,
-                                episode_length=10**9, seed=seed), motion_lib=motion_lib)
+                                episode_length=None, seed=seed), motion_lib=motion_lib)
     env.reset()
     gen = torch.Generator(motion_lib.device).manual_seed(seed)
     _, _, windows = motion_lib.sample_amp_windows(num_envs, llc.enc_steps, env.dt, generator=gen)
@@ -218,18 +216,16 @@ def evaluate_llc(
 
         motion_lib, _ = load_motions(motions)
     lib = motion_lib
-    llc, label = _controller(checkpoint, seed)
+    llc, label = resolve_controller(checkpoint, seed)
     controllers = [(llc, label)]
     if baseline and label == "trained":
         controllers.append((untrained_llc(llc, seed), "untrained"))
 
     c = lib.num_clips
     ids = torch.arange(c, device=lib.device)
-    dt = 1.0 / 30.0
     env = HumanoidEnv(EnvConfig(num_envs=c, state_init="start", fall_init_prob=0.0, recovery_episode_prob=0.0,
-                                episode_length=10**9, seed=seed), motion_lib=lib)
-    if abs(env.dt - dt) > 1e-9:
-        raise ValueError(f"the env's control step is {env.dt} s; the controller's AMP windows assume {dt} s")
+                                episode_length=None, seed=seed), motion_lib=lib)
+    dt = env.dt
     durations = lib.durations
     horizon = (torch.minimum(torch.full_like(durations, seconds), durations.clamp_min(min_seconds)) / dt).round().long()
     steps = int(horizon.max())
@@ -242,9 +238,8 @@ def evaluate_llc(
 
     rows = []
     for controller, name in controllers:
-        enc_end = durations.clamp_max((controller.enc_steps - 1) * dt)
-        z = controller.encode(lib.amp_obs_window(ids, enc_end, controller.enc_steps, dt))
-        start_from_reference(env, ids, torch.zeros(c, device=lib.device))
+        z = clip_latents(controller, lib, ids, dt)
+        env.start_from_reference(torch.arange(c), ids, torch.zeros(c, device=lib.device))
         r = rollout_llc(controller, env, z, steps)
         valid = r.alive & in_horizon
         scored = valid & (k[:, None] >= controller.disc_steps - 1)  # windows made of simulated frames only

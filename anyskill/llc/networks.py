@@ -30,12 +30,15 @@ class CALMNetworkConfig:
     """Sizes of the CALM networks (the rl-games ``network`` section minus ``name``).
 
     Defaults are the reference values (facts §2.1). ``amp_frame_dim`` is the size of one AMP frame,
-    ``enc_steps``/``disc_steps`` the number of frames seen by the encoder / discriminator.
+    ``enc_steps``/``disc_steps`` the number of frames in the encoder / discriminator windows. ``enc_stride`` (an
+    option of ours, 1 in the reference): the encoder reads every ``enc_stride``-th frame of its window (newest
+    first), e.g. 20 frames at 10 Hz spanning the same 2 s for stride 3, which divides its cost by the stride.
     """
 
     latent_dim: int = 64
     amp_frame_dim: int = 125
     enc_steps: int = 60
+    enc_stride: int = 1
     disc_steps: int = 10
     enc_units: tuple[int, ...] = (1024, 1024, 512)
     style_units: tuple[int, ...] = (512, 256)
@@ -44,6 +47,10 @@ class CALMNetworkConfig:
     critic_units: tuple[int, ...] = (1024, 1024, 512)
     disc_units: tuple[int, ...] = (1024, 1024, 512)
     init_log_std: float = -2.9
+    actor_out_init_scale: float | None = None
+    """None: PyTorch's default init of the actor's output layer (the reference); a number u: weights U(-u, u)."""
+    actor_out_bias: tuple[float, ...] | None = None
+    """initial bias of the actor's output (mean action of an untrained policy); None: zeros (the reference)."""
     enc_init_scale: float = 0.1
     style_init_scale: float = 1.0
     disc_logit_init_scale: float = 1.0
@@ -61,6 +68,8 @@ class CALMNetworkConfig:
         for key in ("enc_units", "style_units", "actor_units", "critic_units", "disc_units"):
             if key in values:
                 values[key] = tuple(int(u) for u in values[key])
+        if values.get("actor_out_bias") is not None:
+            values["actor_out_bias"] = tuple(float(b) for b in values["actor_out_bias"])
         return cls(**values)
 
     def to_params(self) -> dict[str, Any]:
@@ -94,24 +103,37 @@ def _width(in_dim: int, units: tuple[int, ...]) -> int:
 
 
 class MotionEncoder(nn.Module):
-    """E: normalised AMP window (N, steps * frame_dim) or (N, steps, frame_dim) -> (N, latent) unit norm."""
+    """E: normalised AMP window (N, steps * frame_dim) or (N, steps, frame_dim), newest frame first -> (N, latent)
+    unit norm; reads every ``stride``-th frame of the window."""
 
     def __init__(self, frame_dim: int, num_steps: int, units: tuple[int, ...], latent_dim: int,
-                 init_scale: float = 0.1):
+                 init_scale: float = 0.1, stride: int = 1):
         super().__init__()
+        if stride < 1:
+            raise ValueError(f"encoder stride must be >= 1, got {stride}")
         self.frame_dim = frame_dim
         self.num_steps = num_steps
-        self.trunk = mlp(frame_dim * num_steps, units)
-        self.head = _uniform_linear(_width(frame_dim * num_steps, units), latent_dim, init_scale)
+        self.stride = stride
+        in_dim = frame_dim * len(range(0, num_steps, stride))
+        self.trunk = mlp(in_dim, units)
+        self.head = _uniform_linear(_width(in_dim, units), latent_dim, init_scale)
 
     def forward(self, windows: Tensor) -> Tensor:
-        flat = windows.reshape(windows.shape[0], -1)
-        if flat.shape[1] != self.frame_dim * self.num_steps:
+        if windows.reshape(windows.shape[0], -1).shape[1] != self.frame_dim * self.num_steps:
             raise ValueError(
                 f"encoder expects windows of {self.num_steps} frames x {self.frame_dim} values, got shape "
                 f"{tuple(windows.shape)}; pass (N, {self.num_steps}, {self.frame_dim}) newest frame first"
             )
-        return nn.functional.normalize(self.head(self.trunk(flat)), dim=-1)
+        return self.forward_frames(windows.reshape(windows.shape[0], self.num_steps, self.frame_dim)[:, :: self.stride])
+
+    @property
+    def num_frames(self) -> int:
+        """Frames the encoder reads from its window: ceil(num_steps / stride)."""
+        return len(range(0, self.num_steps, self.stride))
+
+    def forward_frames(self, frames: Tensor) -> Tensor:
+        """The frames already picked from the window, (N, num_frames, frame_dim) newest first -> (N, latent)."""
+        return nn.functional.normalize(self.head(self.trunk(frames.reshape(frames.shape[0], -1))), dim=-1)
 
 
 class StyleCatMLP(nn.Module):
@@ -182,6 +204,15 @@ class RunningNormalizer(nn.Module):
         self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
         self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+        self._cast: dict[torch.dtype, tuple[Tensor, Tensor]] = {}  # mean and 1/std per dtype, until the next update
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._cast.clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cast.clear()
+        return super()._apply(fn, *args, **kwargs)
 
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
@@ -197,12 +228,15 @@ class RunningNormalizer(nn.Module):
         self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
         self.mean.add_(delta * n / total)
         self.count.copy_(total)
+        self._cast.clear()
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
         flat = x.reshape(-1, self.mean.shape[0])
-        y = (flat - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + self.epsilon)
-        return y.clamp(-self.clip, self.clip).reshape(shape)
+        if x.dtype not in self._cast:
+            self._cast[x.dtype] = (self.mean.to(x.dtype), torch.rsqrt(self.var + self.epsilon).to(x.dtype))
+        mean, inv_std = self._cast[x.dtype]
+        return ((flat - mean) * inv_std).clamp(-self.clip, self.clip).reshape(shape)
 
 
 class CALMNetwork(NetworkBuilder.BaseNetwork):
@@ -219,10 +253,15 @@ class CALMNetwork(NetworkBuilder.BaseNetwork):
         self.obs_dim = obs_dim
         self.actions_num = actions_num
         self.actor = StyleCatMLP(obs_dim, cfg.latent_dim, cfg.style_units, cfg.style_dim, cfg.actor_units,
-                                 actions_num, cfg.style_init_scale)
+                                 actions_num, cfg.style_init_scale, cfg.actor_out_init_scale)
+        if cfg.actor_out_bias is not None:
+            if len(cfg.actor_out_bias) != actions_num:
+                raise ValueError(f"actor_out_bias has {len(cfg.actor_out_bias)} values for {actions_num} actions")
+            with torch.no_grad():
+                self.actor.out.bias.copy_(torch.tensor(cfg.actor_out_bias))
         self.critic = Critic(obs_dim, cfg.latent_dim, cfg.critic_units)
         self.encoder = MotionEncoder(cfg.amp_frame_dim, cfg.enc_steps, cfg.enc_units, cfg.latent_dim,
-                                     cfg.enc_init_scale)
+                                     cfg.enc_init_scale, cfg.enc_stride)
         self.discriminator = ConditionalDiscriminator(
             cfg.amp_frame_dim * cfg.disc_steps, cfg.latent_dim, cfg.style_units, cfg.style_dim, cfg.disc_units,
             cfg.style_init_scale, cfg.disc_logit_init_scale,
@@ -283,6 +322,10 @@ class CALMModel(ModelA2CContinuousLogStd):
             """Raw encoder windows (N, enc_steps * frame_dim) or (N, enc_steps, frame_dim) -> unit z (N, latent)."""
             flat = windows.reshape(windows.shape[0], -1)
             return self.calm.encoder(self.norm_amp(flat))
+
+        def encode_frames(self, frames: Tensor) -> Tensor:
+            """Raw frames already picked from encoder windows (N, encoder.num_frames, frame_dim) -> unit z (N, latent)."""
+            return self.calm.encoder.forward_frames(self.amp_norm(frames))
 
         def disc_logits(self, amp_obs: Tensor, z: Tensor) -> Tensor:
             """Raw AMP history (N, disc_steps * frame_dim), latents (N, latent) -> logits (N, 1)."""

@@ -13,9 +13,10 @@ registers env and agent with rl-games and runs its ``Runner``. Everything lands 
 rl-games' reward-based "best" checkpoints are off: the adversarial style reward is not comparable
 across epochs (the discriminator changes), so the newest checkpoint is the one to use.
 
-Resuming (``resume=<checkpoint>``) restores weights, normalisers (policy obs, value, AMP frames),
-optimiser state, epoch and sample counters; the demo buffer is refilled from the motions and the
-replay buffer starts empty (it is not stored: 20k windows would be 700 MB at ``laptop`` scale).
+Resuming (``resume=<checkpoint>``) restores weights, normalisers (policy obs, value, AMP frames), optimiser
+state, epoch and sample counters, and — from the ``.resume.pt`` file the agent keeps next to the newest checkpoint
+— the replay buffer, every random generator, the physics of every env and the rollout state, so that a resumed
+run continues exactly as the uninterrupted one would have (CPU backend; see :mod:`anyskill.llc.agent`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from anyskill.llc.registry import ALGO_NAME, SCALES, calm_config, register_calm
 ENV_NAME = "anyskill_llc_humanoid"
 
 DEFAULT_NUM_ENVS = {"smoke": 8, "laptop": 64, "paper": 4096}
-SAVE_FREQUENCY = {"smoke": 0, "laptop": 25, "paper": 50}
+CLIP_WEIGHTS = ("manifest", "uniform")
 
 
 @dataclass
@@ -53,6 +54,21 @@ class LLCEnvSettings:
     recovery_steps: int = 60
     episode_length: int = 300
     """control steps (10 s); CALM's original configs; the AnySkill reference has no time limit."""
+    num_threads: int = 1
+    """threads stepping the MuJoCo worlds (chunks of envs in a thread pool; 1: the calling thread)."""
+    clip_weights: str = "manifest"
+    """how clips are drawn for latents and reference starts: the manifest's weights, or "uniform" (every clip
+    alike; an option of ours for small budgets, where the manifest's category-balanced weights give the hard
+    acrobatic and running clips a third of the samples)."""
+
+    def __post_init__(self) -> None:
+        if self.clip_weights not in CLIP_WEIGHTS:
+            raise ValueError(f"clip_weights must be one of {CLIP_WEIGHTS}, got {self.clip_weights!r}")
+
+
+def default_env_settings(scale: str) -> LLCEnvSettings:
+    """The env of each scale: the reference-like defaults, with clips drawn uniformly at ``laptop`` scale."""
+    return LLCEnvSettings(clip_weights="uniform") if scale == "laptop" else LLCEnvSettings()
 
 
 @dataclass
@@ -82,8 +98,10 @@ def build_env_factory(motion_lib, num_envs: int, settings: LLCEnvSettings, devic
     if backend not in ("mujoco", "warp"):
         raise ValueError(f"backend must be 'mujoco' or 'warp', got {backend!r}")
 
+    env_options = {k: v for k, v in asdict(settings).items() if k != "clip_weights"}
+
     def make_env(**kwargs: Any) -> HumanoidEnv:
-        cfg = EnvConfig(num_envs=num_envs, device=device, seed=int(kwargs.get("seed", seed)), **asdict(settings))
+        cfg = EnvConfig(num_envs=num_envs, device=device, seed=int(kwargs.get("seed", seed)), **env_options)
         sim = None
         if backend == "warp":
             from anyskill.sim.warp_backend import WarpBackend
@@ -94,13 +112,19 @@ def build_env_factory(motion_lib, num_envs: int, settings: LLCEnvSettings, devic
     return make_env
 
 
-def load_motions(motions: str | Path | None = None, device: str = "cpu"):
-    """The :class:`MotionLibrary` of a manifest (default: the bundled one) and the manifest's path."""
+def load_motions(motions: str | Path | None = None, device: str = "cpu", clip_weights: str = "manifest"):
+    """The :class:`MotionLibrary` of a manifest (default: the bundled one) and the manifest's path; ``clip_weights``
+    "uniform" replaces the manifest's weights by equal ones."""
     from anyskill.data import MANIFEST
     from anyskill.motion.library import MotionLibrary
 
+    if clip_weights not in CLIP_WEIGHTS:
+        raise ValueError(f"clip_weights must be one of {CLIP_WEIGHTS}, got {clip_weights!r}")
     path = Path(motions) if motions is not None else MANIFEST
-    return MotionLibrary.from_manifest(path, device=device), path
+    lib = MotionLibrary.from_manifest(path, device=device)
+    if clip_weights == "uniform":
+        lib = MotionLibrary(lib.clips, None, lib.categories, lib.descriptions, device=device)
+    return lib, path
 
 
 class TrainingMonitor:
@@ -174,7 +198,7 @@ def train_llc(
         device: "cpu" or "cuda:0" (default: cuda for paper, else cpu).
         resume: checkpoint to continue from (weights, normalisers, optimiser, epoch, sample count).
         progress: show a tqdm bar over epochs (rl-games' per-epoch prints are then off).
-        env_settings: env options (default :class:`LLCEnvSettings`).
+        env_settings: env options (default :func:`default_env_settings` of the scale).
         overrides: merged into the rl-games ``config`` (see :func:`calm_config`).
         torch_threads: intra-op threads; default 1 on CPU (on 2 cores shared with other jobs, 2 threads were
             measured slower; ``results/bench_llc.json`` has a 2-thread case for an idle machine).
@@ -195,11 +219,11 @@ def train_llc(
     if resume is not None and not Path(resume).is_file():
         raise FileNotFoundError(f"cannot resume: checkpoint {resume} does not exist")
     threads = torch_threads or (1 if device == "cpu" else None)
-    settings = env_settings or LLCEnvSettings()
+    settings = env_settings or default_env_settings(scale)
 
-    lib, manifest = load_motions(motions)
+    lib, manifest = load_motions(motions, clip_weights=settings.clip_weights)
     register_rl_games_env(ENV_NAME, build_env_factory(lib, num_envs, settings, device, seed, backend))
-    config_overrides = {"save_frequency": SAVE_FREQUENCY[scale], "save_best_after": 10**9}
+    config_overrides: dict[str, Any] = {"save_best_after": 10**9}
     if progress:
         config_overrides["print_stats"] = False
     config_overrides.update(overrides or {})

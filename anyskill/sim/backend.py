@@ -103,3 +103,9 @@ class Backend(Protocol):
         A blow-up is a non-finite state, a speed beyond the backend's limit, or an engine-side reset
         for instability. Such worlds must be teleported with :meth:`set_state` before they are used.
         """
+
+    def snapshot(self) -> dict:
+        """The complete physics state of every world (enough to continue bit-identically after :meth:`restore`)."""
+
+    def restore(self, state: dict) -> None:
+        """Return every world to a :meth:`snapshot` of a backend with the same model and number of worlds."""

@@ -9,12 +9,15 @@ An IsaacGymEnvs/rl-games ``VecTask``-like environment of N humanoids (reference 
   (:func:`anyskill.obs.amp_frame_obs`), newest first, ending at the state the step reached (before any
   reset), which is the transition's next state the discriminator scores;
 * **resets** (automatic, inside :meth:`HumanoidEnv.step`; the returned obs of a done env is its new
-  episode's first obs): default pose, reference state init from a :class:`MotionLibrary` ("start",
-  "random", "hybrid"), a bank of fall states (probability ``fall_init_prob``), and recovery episodes
-  (a fallen env keeps its state with probability ``recovery_episode_prob`` and cannot terminate for
-  ``recovery_steps`` control steps);
-* **terminations** (``extras["terminate"]``): the fall rule of facts §2.5; **time-outs**
-  (``extras["time_outs"]``, progress >= episode_length - 1) are kept apart for value bootstrapping;
+  episode's first obs, ``extras["terminal_obs"]`` the obs of the state the step reached): default pose,
+  reference state init from a :class:`MotionLibrary` ("start", "random", "hybrid"; ``extras["reset_clip"]`` /
+  ``extras["reset_time"]`` say which clip and time an episode started from, -1 / 0 otherwise), a bank of fall
+  states (probability ``fall_init_prob``), and recovery episodes (a fallen env keeps its state with probability
+  ``recovery_episode_prob``); both fallen starts get ``recovery_steps`` control steps in which they cannot
+  terminate, as in the reference get-up training;
+* **terminations** (``extras["terminate"]``): the fall rule of facts §2.5 (``extras["fallen"]`` reports the rule
+  even when early termination is off); **time-outs** (``extras["time_outs"]``, progress >= episode_length - 1;
+  ``episode_length=None``: no time limit) are kept apart for value bootstrapping;
 * **blow-up guard**: envs whose simulation diverged are reset, reported as time-outs (the policy did not
   cause them) and counted in ``extras["sim_blowups"]`` (this step) and ``extras["sim_blowups_total"]``.
 
@@ -28,7 +31,7 @@ with ``torch.set_num_threads(1)``: intra-op threads gain nothing on these sizes,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -46,6 +49,7 @@ from anyskill.sim.model import HumanoidModel, load_humanoid
 Tensor = torch.Tensor
 
 STATE_INITS = ("default", "start", "random", "hybrid")
+_SNAPSHOT_TENSORS = ("progress", "recovery_counter", "amp_obs_history", "reset_clip", "reset_time", "reset_default")
 
 
 @dataclass
@@ -55,8 +59,8 @@ class EnvConfig:
     num_envs: int = 16
     control_freq_inv: int = 4
     """physics steps (1/120 s) per control step: 30 Hz control (facts §1.2)."""
-    episode_length: int = 300
-    """control steps; the reference LLC uses 3,000,000 (no limit), CALM's original configs 300."""
+    episode_length: int | None = 300
+    """control steps; None: no time limit (the reference LLC uses 3,000,000), CALM's original configs 300."""
     state_init: str = "default"
     """"default" (spawn pose, the reference LLC), "start" (clip frame 0), "random" (reference state init,
     random clip and time), "hybrid" (random with probability hybrid_init_prob, else default)."""
@@ -87,9 +91,13 @@ class EnvConfig:
     def __post_init__(self) -> None:
         if self.state_init not in STATE_INITS:
             raise ValueError(f"state_init must be one of {STATE_INITS}, got {self.state_init!r}")
-        for name in ("num_envs", "control_freq_inv", "episode_length", "num_amp_obs_steps"):
+        for name in ("num_envs", "control_freq_inv", "num_amp_obs_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.episode_length is not None and self.episode_length < 2:
+            raise ValueError(f"episode_length must be >= 2 control steps or None (no limit), got {self.episode_length}")
+        if self.recovery_steps < 0:
+            raise ValueError(f"recovery_steps must be >= 0, got {self.recovery_steps}")
         for name in ("hybrid_init_prob", "fall_init_prob", "recovery_episode_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
@@ -160,6 +168,12 @@ class HumanoidEnv:
         self.progress = torch.zeros(n, dtype=torch.long, **dev)
         self.recovery_counter = torch.zeros(n, dtype=torch.long, **dev)
         self.amp_obs_history = torch.zeros(n, cfg.num_amp_obs_steps, self.num_amp_obs_per_step, **dev)
+        self.reset_clip = torch.full((n,), -1, dtype=torch.long, **dev)
+        """(N,) clip each env's current episode started from in the last step or reset (-1: not from a clip)."""
+        self.reset_time = torch.zeros(n, **dev)
+        """(N,) s, the clip time of that start."""
+        self.reset_default = torch.zeros(n, dtype=torch.bool, **dev)
+        """(N,) bool, the episode started from the default pose in the last step or reset."""
         self.sim_blowups_total = 0
         self._fall_states: dict[str, Tensor] | None = None
         if cfg.fall_init_prob > 0:
@@ -170,11 +184,23 @@ class HumanoidEnv:
         """Reset every env; returns ``{"obs": (N, 223)}``."""
         ids = torch.arange(self.num_envs, device=self.device)
         self.recovery_counter.zero_()
+        self.reset_clip.fill_(-1)
+        self.reset_time.zero_()
+        self.reset_default.zero_()
         self.reset_envs(ids, torch.zeros_like(ids, dtype=torch.bool))
-        return {"obs": self._policy_obs()}
+        return {"obs": self.policy_observation()}
 
     def step(self, actions: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, dict]:
-        """Apply (N, 28) actions for one control step; returns obs dict, reward (N,) zeros, dones (N,), extras."""
+        """Apply (N, 28) actions for one control step; returns obs dict, reward (N,) zeros, dones (N,), extras.
+
+        extras: ``terminate`` (N,) bool (fall rule, with early termination on), ``fallen`` (N,) bool (the fall rule
+        on the reached state, also when early termination is off), ``time_outs`` (N,) bool (time limit or blow-up),
+        ``terminal_obs`` (N, 223) policy obs of the reached state (before resets; for value bootstrapping),
+        ``amp_obs`` (N, 10 * 125) AMP history ending at the reached state, ``reset_clip`` (N,) long / ``reset_time``
+        (N,) s: clip and time a new episode started from (-1 / 0 where no episode started from a clip this step),
+        ``reset_default`` (N,) bool: a new episode started from the default pose,
+        ``sim_blowups`` / ``sim_blowups_total`` (int).
+        """
         actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
         if actions.shape != (self.num_envs, self.num_actions):
             raise ValueError(f"actions must have shape ({self.num_envs}, {self.num_actions}), got {tuple(actions.shape)}")
@@ -187,43 +213,62 @@ class HumanoidEnv:
         self.amp_obs_history = torch.cat([frame[:, None], self.amp_obs_history[:, :-1]], dim=1)
         blowup = self.backend.diverged() | ~torch.isfinite(frame).all(-1)
         recovering = self.recovery_counter > 0
-        if self.cfg.enable_early_termination:
-            body_pos = self.backend.body_pos()
-            fallen = terms.has_fallen(
-                self.backend.body_contact_force(), body_pos[..., 2], self._term_heights, self._fall_bodies, self.progress
-            )
-            fallen &= ~recovering & ~blowup
-        else:
-            fallen = torch.zeros_like(blowup)
-        time_out = (terms.timed_out(self.progress, self.cfg.episode_length) & ~recovering & ~fallen) | blowup
-        dones = fallen | time_out
+        body_pos = self.backend.body_pos()
+        fallen = terms.has_fallen(
+            self.backend.body_contact_force(), body_pos[..., 2], self._term_heights, self._fall_bodies, self.progress
+        ) & ~blowup
+        terminate = fallen & ~recovering if self.cfg.enable_early_termination else torch.zeros_like(fallen)
+        time_out = (terms.timed_out(self.progress, self.cfg.episode_length) & ~recovering & ~terminate) | blowup
+        dones = terminate | time_out
         amp_obs = self.amp_obs_history.flatten(1).clone()  # resets below rewrite the history
+        terminal_obs = self.policy_observation()
+        obs = terminal_obs
 
+        self.reset_clip.fill_(-1)
+        self.reset_time.zero_()
+        self.reset_default.zero_()
         done_ids = dones.nonzero().squeeze(-1)
         if done_ids.numel():
-            self.reset_envs(done_ids, fallen[done_ids])
+            self.reset_envs(done_ids, terminate[done_ids])
             amp_obs[blowup] = self.amp_obs_history[blowup].flatten(1)
+            obs = terminal_obs.clone()
+            obs[done_ids] = self.policy_observation(done_ids)
+            terminal_obs = torch.where(blowup[:, None], obs, terminal_obs)
         num_blowups = int(blowup.sum())
         self.sim_blowups_total += num_blowups
         extras = {
-            "terminate": fallen,
+            "terminate": terminate,
+            "fallen": fallen,
             "time_outs": time_out,
+            "terminal_obs": terminal_obs,
             "amp_obs": amp_obs,
+            "reset_clip": self.reset_clip.clone(),
+            "reset_time": self.reset_time.clone(),
+            "reset_default": self.reset_default.clone(),
             "sim_blowups": num_blowups,
             "sim_blowups_total": self.sim_blowups_total,
         }
         reward = torch.zeros(self.num_envs, device=self.device)
-        return {"obs": self._policy_obs()}, reward, dones, extras
+        return {"obs": obs}, reward, dones, extras
 
     def action_to_pd_target(self, actions: Tensor) -> Tensor:
         """(N, D) actions, clamped to [-1, 1] -> (N, D) PD targets, rad (facts §1.3). Note that action 0 bends
-        elbows and knees to mid-range; the straight standing pose is action -offset / scale."""
+        elbows and knees to mid-range; the straight standing pose is :attr:`rest_action`."""
         return self._pd_offset + self._pd_scale * actions.clamp(-1.0, 1.0)
 
+    @property
+    def rest_action(self) -> Tensor:
+        """(D,) the action whose PD targets are all zero: the straight standing pose of the default state."""
+        return torch.as_tensor(self.model.rest_action, dtype=torch.float32, device=self.device)
+
     # ------------------------------------------------------------------ observations
-    def _policy_obs(self) -> Tensor:
+    def policy_observation(self, env_ids: Tensor | None = None) -> Tensor:
+        """(N, 223), or (M, 223) for ``env_ids``: the policy observation of the current simulated state."""
         b = self.backend
-        return policy_obs(b.body_pos(), b.body_rot(), b.body_vel(), b.body_ang_vel())
+        if env_ids is None:
+            return policy_obs(b.body_pos(), b.body_rot(), b.body_vel(), b.body_ang_vel())
+        return policy_obs(b.body_pos()[env_ids], b.body_rot()[env_ids], b.body_vel()[env_ids],
+                          b.body_ang_vel()[env_ids])
 
     def current_amp_obs(self, env_ids: Tensor | None = None) -> Tensor:
         """(N, 125), or (M, 125) for ``env_ids``: the AMP frame of the current simulated state.
@@ -273,7 +318,28 @@ class HumanoidEnv:
         from_clip &= ~from_bank
         self._reset_default(ids[~from_bank & ~from_clip])
         self._reset_from_bank(ids[from_bank])
-        self._reset_from_clip(ids[from_clip], random_time=cfg.state_init != "start")
+        self.recovery_counter[ids[from_bank]] = cfg.recovery_steps  # a fallen start may get up before it can fail
+        clip_ids = self.motion_lib.sample_clips(int(from_clip.sum()), generator=self._lib_gen()) if from_clip.any() else None
+        if clip_ids is not None:
+            if cfg.state_init == "start":
+                times = torch.zeros(len(clip_ids), device=self.motion_lib.device)
+            else:
+                times = self.motion_lib.sample_times(clip_ids, generator=self._lib_gen())
+            self._reset_from_clip(ids[from_clip], clip_ids, times)
+
+    def start_from_reference(self, env_ids: Tensor, clip_ids: Tensor, times: Tensor) -> None:
+        """Start fresh episodes in ``env_ids`` (M,) from the reference states of clips ``clip_ids`` (M,) at ``times``
+        (M,) s, with the clips' AMP histories (no recovery period)."""
+        if not (len(env_ids) == len(clip_ids) == len(times)):
+            raise ValueError(f"need one clip and time per env: {len(env_ids)} env ids, {len(clip_ids)} clip ids, "
+                             f"{len(times)} times")
+        if self.motion_lib is None:
+            raise ValueError("start_from_reference needs an env built with a motion_lib")
+        env_ids = torch.as_tensor(env_ids, dtype=torch.long, device=self.device)
+        self.progress[env_ids] = 0
+        self.recovery_counter[env_ids] = 0
+        self._reset_from_clip(env_ids, torch.as_tensor(clip_ids, device=self.motion_lib.device),
+                              torch.as_tensor(times, dtype=torch.float32, device=self.motion_lib.device))
 
     def _reset_default(self, ids: Tensor) -> None:
         m = len(ids)
@@ -287,6 +353,7 @@ class HumanoidEnv:
         zeros_d = torch.zeros(m, self.num_actions, device=self.device)
         self.backend.set_state(ids, root_pos, root_rot, zeros3, zeros3, zeros_d, zeros_d)
         self._fill_history_with_current(ids)
+        self.reset_default[ids] = True
 
     def _reset_from_bank(self, ids: Tensor) -> None:
         m = len(ids)
@@ -299,15 +366,10 @@ class HumanoidEnv:
         self.backend.set_state(ids, bank["root_pos"][pick], bank["root_rot"][pick], zeros3, zeros3, bank["dof_pos"][pick], zeros_d)
         self._fill_history_with_current(ids)
 
-    def _reset_from_clip(self, ids: Tensor, random_time: bool) -> None:
+    def _reset_from_clip(self, ids: Tensor, clip_ids: Tensor, times: Tensor) -> None:
         if not len(ids):
             return
         lib = self.motion_lib
-        clip_ids = lib.sample_clips(len(ids), generator=self._lib_gen())
-        if random_time:
-            times = lib.sample_times(clip_ids, generator=self._lib_gen())
-        else:
-            times = torch.zeros(len(ids), device=lib.device)
         s = lib.state_at(clip_ids, times)
         dev = self.device
         self.backend.set_state(
@@ -315,10 +377,36 @@ class HumanoidEnv:
         )
         window = lib.amp_obs_window(clip_ids, times, self.cfg.num_amp_obs_steps, self.dt)
         self.amp_obs_history[ids] = window.to(dev, torch.float32)
+        self.reset_clip[ids] = clip_ids.to(dev)
+        self.reset_time[ids] = times.to(dev, torch.float32)
 
     def _fill_history_with_current(self, ids: Tensor) -> None:
         frame = self.current_amp_obs(ids)
         self.amp_obs_history[ids] = frame[:, None].expand(-1, self.cfg.num_amp_obs_steps, -1)
+
+    # ------------------------------------------------------------------ snapshots (exact resume)
+    def snapshot(self) -> dict[str, Any]:
+        """Everything that decides the env's future under the same actions: the backend's physics state, episode
+        counters, AMP histories, reset records, the fall-state bank and the random generator (CPU tensors)."""
+        state = {k: getattr(self, k).detach().cpu().clone() for k in _SNAPSHOT_TENSORS}
+        state["backend"] = self.backend.snapshot()
+        state["generator"] = self._gen.get_state()
+        state["sim_blowups_total"] = self.sim_blowups_total
+        state["fall_states"] = None if self._fall_states is None else {k: v.cpu().clone() for k, v in self._fall_states.items()}
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Return to a :meth:`snapshot` of an env with the same configuration."""
+        for k in _SNAPSHOT_TENSORS:
+            if tuple(state[k].shape) != tuple(getattr(self, k).shape):
+                raise ValueError(f"snapshot field {k!r} has shape {tuple(state[k].shape)}, this env needs "
+                                 f"{tuple(getattr(self, k).shape)}: restore into an env of the same size")
+            setattr(self, k, state[k].to(self.device).clone())
+        self.backend.restore(state["backend"])
+        self._gen.set_state(state["generator"])
+        self.sim_blowups_total = int(state["sim_blowups_total"])
+        if state["fall_states"] is not None:
+            self._fall_states = {k: v.to(self.device).clone() for k, v in state["fall_states"].items()}
 
     def _rand(self, n: int) -> Tensor:
         return torch.rand(n, generator=self._gen, device=self.device)

@@ -100,6 +100,12 @@ class HumanoidModel:
                 scale[idx] = min(1.2 * float(np.max(np.abs(np.concatenate([lo, hi])))), math.pi)
         return offset, scale
 
+    @property
+    def rest_action(self) -> np.ndarray:
+        """(D,) the action whose PD targets are all zero (the straight standing pose): -offset / scale."""
+        offset, scale = self.pd_offset_scale
+        return -offset / scale
+
     def action_to_pd_target(self, action: np.ndarray) -> np.ndarray:
         """(..., D) actions, clipped to [-1, 1] -> (..., D) PD targets in rad."""
         offset, scale = self.pd_offset_scale

@@ -55,6 +55,7 @@ from anyskill.sim.model import HumanoidModel, load_humanoid
 Tensor = torch.Tensor
 
 _LOG = logging.getLogger("anyskill.sim.mujoco")
+_GATHERED = ("_ctrl", "_qpos", "_qvel", "_xpos", "_xquat", "_cvel", "_subtree_com", "_cfrc_ext")
 INTEGRATORS = {
     "euler": mujoco.mjtIntegrator.mjINT_EULER,
     "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
@@ -302,6 +303,30 @@ class MujocoBackend:
         with np.errstate(invalid="ignore"):
             fast = (np.abs(self._qvel) > self.max_speed).any(-1)
         return torch.from_numpy(~finite | fast).to(self._device)
+
+    def snapshot(self) -> dict:
+        """Per-world MuJoCo integration state (``mj_getState``: time, qpos, qvel, act, warm start, controls, ...) and
+        the gathered reader buffers (they hold the last step's contact forces, which the state does not)."""
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        size = mujoco.mj_stateSize(self.mj_model, spec)
+        states = np.zeros((self._num_envs, size))
+        for i, d in enumerate(self.data):
+            mujoco.mj_getState(self.mj_model, d, states[i], spec)
+        buffers = {k: getattr(self, k).copy() for k in _GATHERED}
+        return {"mj_state": states, "buffers": buffers}
+
+    def restore(self, state: dict) -> None:
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        states = np.asarray(state["mj_state"])
+        if states.shape != (self._num_envs, mujoco.mj_stateSize(self.mj_model, spec)):
+            raise ValueError(f"snapshot holds states of shape {states.shape} for this backend's {self._num_envs} worlds "
+                             "of another size or model; restore into a backend built like the one snapshotted")
+        for i, d in enumerate(self.data):
+            mujoco.mj_setState(self.mj_model, d, states[i], spec)
+            mujoco.mj_step1(self.mj_model, d)  # the stage each world is in after step(): kinematics of the new state
+        for k in _GATHERED:
+            getattr(self, k)[...] = state["buffers"][k]
+        self._cache.clear()
 
     def close(self) -> None:
         """Stop the worker threads (only needed when ``num_threads > 1``)."""

@@ -48,8 +48,11 @@ def has_fallen(
     return touching.any(-1) & low.any(-1) & (progress > 1)
 
 
-def timed_out(progress: Tensor, episode_length: int) -> Tensor:
-    """(N,) bool: the episode reached its length (progress >= episode_length - 1, as the reference)."""
+def timed_out(progress: Tensor, episode_length: int | None) -> Tensor:
+    """(N,) bool: the episode reached its length (progress >= episode_length - 1, as the reference); never when
+    ``episode_length`` is None (no time limit)."""
+    if episode_length is None:
+        return torch.zeros_like(progress, dtype=torch.bool)
     return progress >= episode_length - 1
 
 

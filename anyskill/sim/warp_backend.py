@@ -394,6 +394,14 @@ class WarpBackend:
             warnings.warn(self._overflow_message(overflow), RuntimeWarning, stacklevel=2)
         return ~finite | fast | overflow
 
+    def snapshot(self) -> dict:
+        raise NotImplementedError(
+            "WarpBackend has no exact snapshot yet (its solver warm-start lives in Warp arrays); training on it resumes "
+            "from weights, normalisers and optimisers with fresh episodes")
+
+    def restore(self, state: dict) -> None:
+        raise NotImplementedError("WarpBackend has no exact snapshot yet; see WarpBackend.snapshot")
+
     def _overflow_message(self, overflow: Tensor) -> str:
         bits = 0
         for b in self.views.overflow[overflow].tolist():

@@ -99,27 +99,20 @@ def slerp_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tenso
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
-def _clip_start_latents(llc, lib, clip_ids: torch.Tensor, dt: float = 1.0 / 30.0) -> torch.Tensor:
-    """Latent of each clip's first window (ending at min(59 dt, duration))."""
-    steps = llc.enc_steps
-    ends = torch.minimum(torch.full((len(clip_ids),), (steps - 1) * dt), lib.durations[clip_ids].cpu()).to(lib.device)
-    return llc.encode(lib.amp_obs_window(clip_ids, ends, steps, dt))
-
-
 @torch.no_grad()
 def atomic_actions(llc, lib, clip_names: list[str], seconds: float = 2.0, seed: int = 0) -> dict:
     """Roll the LLC out from each clip's first frame on that clip's latent; returns reference and LLC body positions.
 
     Output dict: ``times`` (H,) s, ``reference`` (H, N, B, 3) m, ``agent`` (H, N, B, 3) m, ``alive`` (H, N), ``names``.
     """
-    from anyskill.llc.evaluate import rollout_llc, start_from_reference
+    from anyskill.llc.evaluate import clip_latents, rollout_llc
     from anyskill.sim.env import EnvConfig, HumanoidEnv
 
     ids = torch.tensor([lib.clip_names.index(n) for n in clip_names], device=lib.device)
     env = HumanoidEnv(EnvConfig(num_envs=len(ids), state_init="start", fall_init_prob=0.0, seed=seed), motion_lib=lib)
     env.reset()
-    start_from_reference(env, ids, torch.zeros(len(ids), device=lib.device))
-    z = _clip_start_latents(llc, lib, ids, env.dt)
+    env.start_from_reference(torch.arange(len(ids)), ids, torch.zeros(len(ids), device=lib.device))
+    z = clip_latents(llc, lib, ids, env.dt)
     steps = int(round(seconds / env.dt))
     roll = rollout_llc(llc, env, z, steps)
     times = torch.arange(1, steps + 1) * env.dt
@@ -152,11 +145,11 @@ def atomic_gallery(result: dict, model, num_times: int = 4):
 @torch.no_grad()
 def interpolation_poses(llc, lib, clip_a: str, clip_b: str, steps: int = 5, seconds: float = 2.0, seed: int = 0) -> dict:
     """Hold slerp(z_a, z_b, k / (steps - 1)) from the default standing pose; returns final body positions (steps, B, 3)."""
-    from anyskill.llc.evaluate import rollout_llc
+    from anyskill.llc.evaluate import clip_latents, rollout_llc
     from anyskill.sim.env import EnvConfig, HumanoidEnv
 
     ids = torch.tensor([lib.clip_names.index(clip_a), lib.clip_names.index(clip_b)], device=lib.device)
-    za, zb = _clip_start_latents(llc, lib, ids)
+    za, zb = clip_latents(llc, lib, ids)
     z = slerp_latents(za.cpu(), zb.cpu(), steps).to(za)
     env = HumanoidEnv(EnvConfig(num_envs=steps, state_init="default", fall_init_prob=0.0, seed=seed), motion_lib=lib)
     env.reset()

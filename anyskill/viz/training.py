@@ -10,7 +10,7 @@ import pandas as pd
 LLC_PANELS = (
     ("discriminator loss (Eq. 1)", ["disc_loss", "disc_bce"]),
     ("discriminator accuracy", ["disc_demo_accuracy", "disc_agent_accuracy"]),
-    ("style reward r_L (Eq. 2)", ["style_reward"]),
+    ("rewards (Eq. 2; tracking)", ["style_reward", "track_reward"]),
     ("episode length (control steps)", ["episode_length"]),
     ("encoder regularisers", ["enc_align", "enc_uniform"]),
 )

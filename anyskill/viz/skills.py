@@ -1,0 +1,63 @@
+"""Plots of the held-out skill evaluation (:mod:`anyskill.llc.skills`): which clip each latent's rollout resembles,
+and how the skill metrics develop over training."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+
+def plot_skill_identification(distances: pd.DataFrame, per_clip: pd.DataFrame, title: str = ""):
+    """Left: pose distance (m) from each latent's 10-s rollout (rows) to every clip (columns); a box marks the
+    nearest clip (the identification), a dot the own clip. Right: own-clip distance vs the nearest other clip, with
+    falls marked. What to look for: boxes on the diagonal (each latent does its own skill)."""
+    d = distances.to_numpy()
+    names = list(distances.columns)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 6.2), gridspec_kw={"width_ratios": [1.25, 1]})
+    im = ax.imshow(d, cmap="viridis_r", vmin=0.0, vmax=float(np.percentile(d, 95)))
+    fig.colorbar(im, ax=ax, fraction=0.046, label="pose distance (m)")
+    nearest = d.argmin(1)
+    for i, j in enumerate(nearest):
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red" if i != j else "white", lw=1.8))
+    ax.scatter(range(len(names)), range(len(names)), s=8, c="white")
+    ax.set_xticks(range(len(names)), names, rotation=70, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set(xlabel="reference clip", ylabel="latent held (rollout from standing)")
+    acc = float(per_clip["identified"].mean())
+    ax.set_title(f"identified {int(per_clip['identified'].sum())}/{len(per_clip)} (top-1 {acc:.0%}, "
+                 f"chance {1 / len(per_clip):.0%})", fontsize=9)
+    y = np.arange(len(per_clip))
+    bx.barh(y - 0.2, per_clip["own_distance_m"], height=0.4, label="own clip", color="tab:blue")
+    bx.barh(y + 0.2, per_clip["nearest_other_m"], height=0.4, label="nearest other clip", color="tab:gray")
+    fell = ~per_clip["survived"].to_numpy(bool)
+    bx.scatter(np.full(fell.sum(), 0.005), y[fell], marker="x", c="red", label="fell", zorder=3)
+    bx.set_yticks(y, per_clip["clip"], fontsize=7)
+    bx.invert_yaxis()
+    bx.set(xlabel="pose distance (m)")
+    bx.legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_skill_curves(curve: pd.DataFrame, goals: dict[str, float] | None = None, title: str = ""):
+    """Skill metrics (columns survival_rate, top1_accuracy, mean_own_distance_m; index: training samples) over
+    training, with the issue's goals as dashed lines when given."""
+    panels = [("survival_rate", "latents standing 10 s (fraction)"), ("top1_accuracy", "skill identification top-1"),
+              ("mean_own_distance_m", "mean own-clip pose distance (m)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(12, 3.2))
+    for ax, (col, label) in zip(axes, panels):
+        ax.plot(curve.index, curve[col], marker="o", ms=3)
+        if goals and col in goals:
+            ax.axhline(goals[col], ls="--", c="gray", lw=1, label="goal")
+            ax.legend(fontsize=7)
+        if col == "top1_accuracy" and "chance" in curve:
+            ax.axhline(float(curve["chance"].iloc[0]), ls=":", c="red", lw=1, label="chance")
+            ax.legend(fontsize=7)
+        ax.set(title=label, xlabel="training samples")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
