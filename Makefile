@@ -1,6 +1,6 @@
 # Two set-up-free entry points (see README):
 #   make reproduce   create .venv if missing, install, run the notebooks at SCALE (default smoke) with papermill
-#   make test        create .venv if missing, install, run the test suite
+#   make test        create .venv if missing, install, lint (ruff), type-check (mypy) and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -25,6 +25,8 @@ reproduce: install
 	$(BIN)/anyskill reproduce --scale $(SCALE) --out $(OUT)
 
 test: install
+	$(BIN)/ruff check anyskill tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: install

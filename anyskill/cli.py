@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from anyskill.config import SCALES, profile
+
 
 def _reproduce(args: argparse.Namespace) -> int:
     from anyskill.reproduce import reproduce
@@ -45,8 +47,9 @@ def _train_llc(args: argparse.Namespace) -> int:
 def _eval_llc(args: argparse.Namespace) -> int:
     import torch
 
-    from anyskill.llc.evaluate import evaluate_llc, summarize, write_llc_eval
+    from anyskill.llc.evaluate import evaluate_llc, summarize
     from anyskill.provenance import Provenance
+    from anyskill.viz.llc_eval import write_llc_eval
 
     torch.set_num_threads(1)
     checkpoint = None if args.checkpoint == "untrained" else args.checkpoint
@@ -58,8 +61,9 @@ def _eval_llc(args: argparse.Namespace) -> int:
     print(f"wrote {csv} and {png}")
     if args.skills:
         from anyskill.llc.evaluate import resolve_controller
-        from anyskill.llc.skills import evaluate_skills, write_skill_eval
+        from anyskill.llc.skills import evaluate_skills
         from anyskill.llc.train import load_motions
+        from anyskill.viz.llc_eval import write_skill_eval
 
         llc, _ = resolve_controller(checkpoint, args.seed)
         lib, _ = load_motions(args.motions)
@@ -68,7 +72,8 @@ def _eval_llc(args: argparse.Namespace) -> int:
         files = write_skill_eval(result, args.out, prov.finish(), title=f"held-out skills: {args.checkpoint}")
         idle = ("no idle clip" if s["idle_survived"] is None else
                 f"idle latent {'stands' if s['idle_survived'] else 'falls within'} {s['idle_seconds']:g} s")
-        print(f"held-out skills ({s['clips']} latents, {s['seconds']:g} s from standing): stay up {s['survival_rate']:.0%}, "
+        print(f"held-out skills ({s['clips']} latents, {s['seconds']:g} s from standing): stay up "
+              f"{s['survival_rate']:.0%}, "
               f"identified top-1 {s['top1_accuracy']:.0%} (chance {s['chance']:.0%}), own-clip pose distance "
               f"{s['mean_own_distance_m']:.3f} m; {idle}")
         print("wrote " + ", ".join(str(f) for f in files))
@@ -76,12 +81,14 @@ def _eval_llc(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="anyskill", description="AnySkill companion: motion data, training, evaluation, notebooks.")
+    p = argparse.ArgumentParser(prog="anyskill", description="AnySkill companion: motion data, training, evaluation, "
+                                                             "notebooks.")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("reproduce", help="run the numbered notebooks with papermill")
-    r.add_argument("--scale", default="smoke", choices=["smoke", "laptop", "paper"])
-    r.add_argument("--out", default="outputs/smoke", help="folder for executed notebooks, figures/ and results/ ('.' = the repository's)")
+    r.add_argument("--scale", default="smoke", choices=SCALES)
+    r.add_argument("--out", default="outputs/smoke", help="folder for executed notebooks, figures/ and results/ ('.' "
+                                                          "= the repository's)")
     r.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 03")
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=_reproduce)
@@ -96,13 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_build_data)
 
     t = sub.add_parser("train-llc", help="train the CALM low-level controller (rl-games PPO on the MuJoCo humanoid)")
-    t.add_argument("--scale", default="smoke", choices=["smoke", "laptop", "paper"])
+    t.add_argument("--scale", default="smoke", choices=SCALES)
     t.add_argument("--motions", help="motion manifest YAML (default: the bundled anyskill/data/motions.yaml)")
     t.add_argument("--epochs", type=int, help="last epoch (default: the scale's; counted across --resume)")
-    t.add_argument("--envs", type=int, help="parallel humanoids (default: smoke 8, laptop 64, paper 4096)")
+    t.add_argument("--envs", type=int, help="parallel humanoids (default: the scale's, "
+                   + ", ".join(f"{s} {profile(s).llc.num_envs}" for s in SCALES) + ")")
     t.add_argument("--out", help="run folder (default runs/llc_<scale>)")
     t.add_argument("--resume", help="checkpoint (.pth) to continue from")
-    t.add_argument("--device", help="cpu or cuda:0 (default: cuda:0 for paper, else cpu)")
+    t.add_argument("--device", help="cpu or cuda:0 (default: cuda:0 for paper when available, else cpu)")
     t.add_argument("--backend", choices=["mujoco", "warp"], help="physics (default: warp on CUDA, else mujoco)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar (rl-games prints per-epoch stats instead)")
@@ -148,7 +156,7 @@ def _is_user_error(e: BaseException) -> bool:
     from anyskill.motion.clip import MotionFormatError
     from anyskill.reward.clip_model import ClipWeightsUnavailable
 
-    user = (MotionFormatError, ClipWeightsUnavailable, FileNotFoundError)
+    user: tuple[type[BaseException], ...] = (MotionFormatError, ClipWeightsUnavailable, FileNotFoundError)
     try:
         from anyskill.motion.library import ManifestError
         from anyskill.sim.render import RenderingUnavailable

@@ -22,9 +22,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def git_commit(root: Path = REPO_ROOT) -> str:
     """Current commit hash, with ``+dirty`` when the work tree has changes; ``unknown`` outside git."""
+
+    def git(*args: str, check: bool = False) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=check).stdout.strip()
+
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        sha = git("rev-parse", "HEAD", check=True)
+        dirty = git("status", "--porcelain", "--untracked-files=no")
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -52,7 +56,7 @@ class Provenance:
     wall_time_s: float | None = None
     _t0: float = field(default_factory=time.perf_counter, repr=False)
 
-    def finish(self) -> "Provenance":
+    def finish(self) -> Provenance:
         self.wall_time_s = round(time.perf_counter() - self._t0, 2)
         return self
 

@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from anyskill.config import check_scale
 from anyskill.provenance import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-SCALES = ("smoke", "laptop", "paper")
 
 
 class NotebookFailed(RuntimeError):
@@ -45,16 +45,17 @@ def run_notebook(nb: Path, out: Path, scale: str, seed: int = 0, extra: dict | N
     params.update(extra or {})
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
-        pm.execute_notebook(str(nb), str(executed), parameters=params, cwd=str(REPO_ROOT), progress_bar=False, kernel_name="python3")
+        pm.execute_notebook(str(nb), str(executed), parameters=params, cwd=str(REPO_ROOT), progress_bar=False,
+                            kernel_name="python3")
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
         raise NotebookFailed(nb, e) from e
     return executed
 
 
-def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: list[str] | None = None, seed: int = 0) -> int:
+def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: list[str] | None = None,
+              seed: int = 0) -> int:
     """Run the notebooks; print a line per notebook; return a process exit code (0 = all passed)."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
+    check_scale(scale)
     out = Path(out)
     books = list_notebooks(only)
     print(f"anyskill reproduce: {len(books)} notebook(s) at scale '{scale}' -> {out}/", flush=True)

@@ -18,6 +18,7 @@ For each case (scale, number of envs N, torch threads, physics threads) it train
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import sys
@@ -28,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from anyskill.llc.train import build_env_factory, default_env_settings, load_motions, train_llc
+from anyskill.config import profile
+from anyskill.llc.train import build_env_factory, load_motions, train_llc
 from anyskill.provenance import Provenance
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,8 +56,8 @@ CASES = (
 
 def env_steps_per_s(case: LLCBenchCase, steps: int = 100, seed: int = 0) -> float:
     """Control steps per second of the case's training env alone, random actions U(-0.5, 0.5)."""
-    settings = replace(default_env_settings(case.scale), num_threads=case.sim_threads)
-    lib, _ = load_motions(clip_weights=settings.clip_weights)
+    settings = replace(profile(case.scale).llc.env, num_threads=case.sim_threads)
+    lib, _ = load_motions(motion_weights=settings.motion_weights)
     env = build_env_factory(lib, case.num_envs, settings, "cpu", seed)()
     env.reset()
     g = torch.Generator().manual_seed(seed)
@@ -71,7 +73,7 @@ def env_steps_per_s(case: LLCBenchCase, steps: int = 100, seed: int = 0) -> floa
 def measure(case: LLCBenchCase, seed: int = 0) -> dict:
     torch.set_num_threads(case.torch_threads)
     stamps: list[float] = []
-    settings = replace(default_env_settings(case.scale), num_threads=case.sim_threads)
+    settings = replace(profile(case.scale).llc.env, num_threads=case.sim_threads)
     with tempfile.TemporaryDirectory() as tmp:
         result = train_llc(case.scale, out_dir=Path(tmp) / "bench", num_envs=case.num_envs,
                            max_epochs=case.warmup_epochs + case.epochs, seed=seed, progress=False,
@@ -79,7 +81,7 @@ def measure(case: LLCBenchCase, seed: int = 0) -> dict:
                            overrides={"save_frequency": 0, "print_stats": False},
                            epoch_callbacks=[lambda agent, stats: stamps.append(time.perf_counter())])
     stats = result.epoch_stats[case.warmup_epochs:]
-    walls = [b - a for a, b in zip(stamps[case.warmup_epochs - 1:], stamps[case.warmup_epochs:])]
+    walls = [b - a for a, b in itertools.pairwise(stamps[case.warmup_epochs - 1:])]
     samples = result.samples // len(result.epoch_stats)
     wall = sum(walls)
     sim = sum(s["step_time_s"] for s in stats)

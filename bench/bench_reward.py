@@ -17,10 +17,10 @@ import os
 import time
 from pathlib import Path
 
-import anyskill.sim.render as render  # noqa: I001 (before open_clip: torchvision must load before the EGL context)
 import numpy as np
 import torch
 
+import anyskill.sim.render as render  # noqa: I001 (before open_clip: torchvision must load before the EGL context)
 from anyskill.data import default_library
 from anyskill.provenance import Provenance
 from anyskill.reward.clip_model import ClipModel, ClipSpec

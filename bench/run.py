@@ -29,9 +29,9 @@ import mujoco
 import numpy as np
 import torch
 
+from anyskill.humanoid.model import load_humanoid
 from anyskill.provenance import Provenance
 from anyskill.sim.env import EnvConfig, HumanoidEnv
-from anyskill.sim.model import load_humanoid
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSTEPS = 4
@@ -108,7 +108,7 @@ def measure(case: Case, seed: int = 0) -> dict:
         def run_mj() -> float:
             t0 = time.perf_counter()
             for t in np_targets:
-                for d, target in zip(datas, t):
+                for d, target in zip(datas, t, strict=True):
                     d.ctrl[:] = target
                     mujoco.mj_step(m, d, SUBSTEPS)
             return time.perf_counter() - t0

@@ -53,8 +53,8 @@ def strip_checkpoint(state: dict, max_bytes: int = MAX_BYTES) -> tuple[dict, lis
 def precision_check(full_path: Path, shipped_path: Path, lib, n: int = 256) -> dict[str, float]:
     """Largest differences between the full and the shipped controller on demo windows and reference states,
     each controller using its own latents (so encoder differences propagate to actions and logits)."""
+    from anyskill.humanoid.obs import policy_obs
     from anyskill.llc import load_llc
-    from anyskill.obs import policy_obs
 
     full, shipped = load_llc(full_path), load_llc(shipped_path)
     gen = torch.Generator().manual_seed(0)
@@ -188,10 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    from anyskill.llc.evaluate import evaluate_llc, learning_signals, plot_llc_eval, untrained_llc
-    from anyskill.llc.train import latest_checkpoint, load_motions
     from anyskill.llc import load_llc
+    from anyskill.llc.evaluate import evaluate_llc, learning_signals, untrained_llc
+    from anyskill.llc.train import latest_checkpoint, load_motions
     from anyskill.provenance import Provenance
+    from anyskill.viz.llc_eval import plot_llc_eval
 
     run_dir = Path(args.run_dir)
     info = json.loads((run_dir / "train_info.json").read_text())

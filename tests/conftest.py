@@ -12,7 +12,7 @@ SHARED_DATA = Path(os.environ.get("ANYSKILL_SHARED_DATA", REPO.parent / "shared"
 
 @pytest.fixture(scope="session")
 def model():
-    from anyskill.sim.model import load_humanoid
+    from anyskill.humanoid.model import load_humanoid
 
     return load_humanoid()
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from anyskill.config import CALMNetworkConfig
+from anyskill.humanoid.model import load_humanoid
 from anyskill.llc.controller import LowLevelController
-from anyskill.llc.networks import CALMNetworkConfig
-from anyskill.sim.model import load_humanoid
 
 STYLE_DIM = 16
 ARM_JOINTS = ("right_shoulder_x", "right_shoulder_y", "right_shoulder_z", "right_elbow",
@@ -98,7 +98,8 @@ def reachable_pose_goal(llc_path: Path, sigma: float = 0.1, candidates: int = 16
     (PoseGoal of that pose, its distance to the standing pose in m)."""
     import torch.nn.functional as F
 
-    from anyskill.hlc.goals import HumanoidStates, PoseGoal
+    from anyskill.hlc.goal import HumanoidStates
+    from anyskill.hlc.pose_goal import PoseGoal
     from anyskill.llc import load_llc
     from anyskill.sim.env import EnvConfig, HumanoidEnv
 

@@ -6,6 +6,7 @@ import mujoco
 import numpy as np
 import pytest
 
+from anyskill.humanoid.model import load_humanoid
 from anyskill.motion.author import (
     CATEGORIES,
     KeyPose,
@@ -17,7 +18,6 @@ from anyskill.motion.author import (
 )
 from anyskill.motion.authored_clips import authored_clips, authored_specs
 from anyskill.motion.clip import MotionClip, load_npz
-from anyskill.sim.model import load_humanoid
 
 NAMES = [
     "idle_stand",
@@ -226,8 +226,9 @@ def test_monotone_cubic_passes_through_keys_without_overshoot():
     assert np.all((out >= lo) & (out <= hi))
     # C1: the velocity just before and just after each interior key agree
     eps = 1e-7
-    left = (monotone_cubic(key_t[1:-1] - eps, key_t, values) - monotone_cubic(key_t[1:-1] - 2 * eps, key_t, values)) / eps
-    right = (monotone_cubic(key_t[1:-1] + 2 * eps, key_t, values) - monotone_cubic(key_t[1:-1] + eps, key_t, values)) / eps
+    inner = key_t[1:-1]
+    left = (monotone_cubic(inner - eps, key_t, values) - monotone_cubic(inner - 2 * eps, key_t, values)) / eps
+    right = (monotone_cubic(inner + 2 * eps, key_t, values) - monotone_cubic(inner + eps, key_t, values)) / eps
     assert np.allclose(left, right, atol=1e-3)
     assert np.abs(left).max() > 0.1, "interior velocities are not all zero (not a stop at every key)"
 
@@ -291,7 +292,8 @@ def test_anchor_feet_removes_foot_sliding(model, specs):
 
 def test_validation_flags_a_floating_clip(clips):
     clip = clips["bow"]
-    lifted = MotionClip(clip.name, clip.fps, clip.root_pos + [0, 0, 0.05], clip.root_rot, clip.dof_pos, model=clip.model)
+    lifted = MotionClip(clip.name, clip.fps, clip.root_pos + [0, 0, 0.05], clip.root_rot, clip.dof_pos,
+                        model=clip.model)
     report = validate_clip(lifted)
     assert any("off the ground" in p for p in report.problems())
     assert report.airborne_frames == clip.num_frames and np.isnan(report.com_inside_fraction)
@@ -303,8 +305,8 @@ def test_mirrored_pose_is_mirror_image(model):
     clip = author_clip("sym", [KeyPose(0.0), KeyPose(1.0, {**right, **mirrored(right)})], model=model)
     pos = clip.body_pos()[-1]
     for side in ("hand", "lower_arm", "foot", "shin"):
-        r, l = pos[model.body_index(f"right_{side}")], pos[model.body_index(f"left_{side}")]
-        assert np.allclose(r * [1, -1, 1], l, atol=1e-9)
+        right_pos, left_pos = pos[model.body_index(f"right_{side}")], pos[model.body_index(f"left_{side}")]
+        assert np.allclose(right_pos * [1, -1, 1], left_pos, atol=1e-9)
 
 
 def test_unknown_dof_name_is_a_clear_error(model):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from anyskill.motion import rotations as rot
-from anyskill.motion.skeleton import Skeleton
+from anyskill.humanoid import rotations as rot
+from anyskill.humanoid.skeleton import Skeleton
 from anyskill.sim.backend import Backend
 from anyskill.sim.mujoco_backend import MujocoBackend
 
@@ -151,7 +151,8 @@ def test_pd_targets_are_tracked_in_free_fall(model):
     be = MujocoBackend(1, model, dtype=F64)
     z = torch.zeros(1, 3, dtype=F64)
     zd = torch.zeros(1, model.num_dofs, dtype=F64)
-    be.set_state(torch.tensor([0]), torch.tensor([[0.0, 0.0, 5.0]], dtype=F64), torch.tensor([[1.0, 0, 0, 0]], dtype=F64), z, z, zd, zd)
+    up = torch.tensor([[1.0, 0, 0, 0]], dtype=F64)
+    be.set_state(torch.tensor([0]), torch.tensor([[0.0, 0.0, 5.0]], dtype=F64), up, z, z, zd, zd)
     lo, hi = torch.tensor(model.dof_lower), torch.tensor(model.dof_upper)
     targets = (lo + (hi - lo) * torch.linspace(0.3, 0.7, model.num_dofs, dtype=F64))[None]
     be.set_pd_targets(targets)
@@ -163,7 +164,8 @@ def test_standing_contact_forces_carry_the_weight(model):
     be = MujocoBackend(1, model, dtype=F64)
     z = torch.zeros(1, 3, dtype=F64)
     zd = torch.zeros(1, model.num_dofs, dtype=F64)
-    be.set_state(torch.tensor([0]), torch.tensor([[0.0, 0.0, 0.89]], dtype=F64), torch.tensor([[1.0, 0, 0, 0]], dtype=F64), z, z, zd, zd)
+    up = torch.tensor([[1.0, 0, 0, 0]], dtype=F64)
+    be.set_state(torch.tensor([0]), torch.tensor([[0.0, 0.0, 0.89]], dtype=F64), up, z, z, zd, zd)
     assert be.body_contact_force().abs().max().item() == 0.0  # zero until a step has solved contacts
     be.set_pd_targets(zd)
     be.step(240)  # 2 s: settled on its feet
@@ -195,7 +197,8 @@ def test_diverged_flags_nan_and_set_state_clears_it(model):
     be.step(2)
     assert be.diverged().tolist() == [False, True, False]
     assert torch.isfinite(be.qpos()[[0, 2]]).all()
-    be.set_state(torch.tensor([1]), *(s[k][1:2] for k in ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")))
+    keys = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")
+    be.set_state(torch.tensor([1]), *(s[k][1:2] for k in keys))
     assert not be.diverged().any()
     be.step(2)
     assert not be.diverged().any()

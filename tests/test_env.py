@@ -9,7 +9,8 @@ import torch
 
 from anyskill.motion import MotionClip, load_motion
 from anyskill.motion.library import MotionLibrary
-from anyskill.sim.env import EnvConfig, HumanoidEnv, register_rl_games_env
+from anyskill.rl.vecenv import register_rl_games_env
+from anyskill.sim.env import EnvConfig, HumanoidEnv
 
 CLIPS = ("walk", "hop")  # the quick-to-import ones; the tumbling clip below covers arbitrary orientations
 
@@ -155,7 +156,7 @@ def test_collapsing_knees_fall_and_terminate_then_reset():
     env.reset()
     a = standing_actions(env)
     a[0] = knee_actions(env)[0]
-    for step in range(90):  # 3 s
+    for step in range(90):  # 3 s  # noqa: B007 (step is read after the loop)
         _, _, dones, extras = env.step(a)
         if dones.any():
             break
@@ -370,7 +371,7 @@ def test_snapshot_restore_continues_bit_for_bit(lib):
     other.reset()
     other.restore(snap)
     dones_seen = 0
-    for a, (obs, _, dones, extras) in zip(actions[30:], first):
+    for a, (obs, _, dones, extras) in zip(actions[30:], first, strict=True):
         obs2, _, dones2, extras2 = other.step(a)
         assert torch.equal(obs["obs"], obs2["obs"]) and torch.equal(dones, dones2)
         assert torch.equal(extras["amp_obs"], extras2["amp_obs"])

@@ -10,9 +10,15 @@ import torch
 from hlc_fixtures import build_arm_llc
 
 import anyskill.sim.render as render  # before open_clip: see anyskill.sim.render
-from anyskill.hlc.goals import HumanoidStates, ImageGoal, TextGoal, clip_qpos, find_clip
-from anyskill.hlc.projection_data import (RANDOM_WEIGHTS_NOTE, collect_projection_pairs, measure_projection_speedup,
-                                          train_projection)
+from anyskill.hlc.clip_goals import ImageGoal, TextGoal
+from anyskill.hlc.goal import HumanoidStates, clip_qpos
+from anyskill.hlc.goal_spec import find_clip
+from anyskill.hlc.projection_data import (
+    RANDOM_WEIGHTS_NOTE,
+    collect_projection_pairs,
+    measure_projection_speedup,
+    train_projection,
+)
 from anyskill.hlc.train import train_hlc
 from anyskill.reward.clip_model import ClipModel, ClipSpec
 from anyskill.reward.projection import StateProjection
@@ -60,7 +66,7 @@ def test_text_goal_renders_encodes_and_trains(clip_model, renderer, llc_path, mo
     assert sim.shape == (2,) and torch.allclose(sim, manual, atol=1e-5)
     result = train_hlc(goal, llc_path, "smoke", tmp_path, num_envs=2, max_epochs=1, motion_lib=motion_lib,
                        overrides={"horizon_length": 1, "minibatch_size": 2}, progress=False)
-    stats = result.epoch_stats.iloc[0]
+    stats = result.stats.iloc[0]
     assert -1.0 <= stats["similarity"] <= 1.0 and stats["hlc_env_steps"] == 2
     assert "RANDOM" in result.provenance["clip_weights"]
 

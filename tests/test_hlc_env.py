@@ -65,7 +65,7 @@ def test_reward_is_eq3_of_the_per_step_similarities(llc, motion_lib, variant):
         expected = hlc_reward(info["similarities"], info["z"], env.reference_latents, rcfg)
         assert torch.allclose(reward, expected["reward"], atol=1e-6)
         assert torch.allclose(info["reward_clip"], info["similarities"].mean(1), atol=1e-6)
-        assert torch.allclose(info["reward_style"], expected["style"])
+        assert torch.allclose(info["reward_latent"], expected["latent"])
     assert info["similarities"].std() > 0  # the pelvis moves: the per-step values differ
 
 

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from anyskill.hlc.goals import (Goal, HumanoidStates, PoseGoal, clip_qpos, find_clip, goal_from_spec, load_image,
-                                pose_descriptor)
-from anyskill.motion import rotations as rot
+from anyskill.hlc.clip_goals import load_image
+from anyskill.hlc.goal import Goal, HumanoidStates, clip_qpos
+from anyskill.hlc.goal_spec import find_clip, goal_from_spec
+from anyskill.hlc.pose_goal import PoseGoal, pose_descriptor
+from anyskill.humanoid import rotations as rot
 
 
 @pytest.fixture(scope="module")
@@ -128,11 +130,11 @@ class _PixelClip:
 
 
 def test_render_interval_and_env_subset_limit_rendering(squat):
-    from anyskill.hlc.goals import _ClipFeatureGoal
+    from anyskill.hlc.clip_goals import ClipFeatureGoal
 
     states = _states(squat, [0, 10, 20, 30])
     renderer = _CountingRenderer()
-    goal = _ClipFeatureGoal(_PixelClip(), renderer, torch.tensor([1.0, 0.0]), "render", None, render_interval=5)
+    goal = ClipFeatureGoal(_PixelClip(), renderer, torch.tensor([1.0, 0.0]), "render", None, render_interval=5)
     first = goal.similarity(states)
     for _ in range(4):
         assert torch.equal(goal.similarity(states), first)  # held between renders
@@ -141,7 +143,7 @@ def test_render_interval_and_env_subset_limit_rendering(squat):
     assert renderer.frames == 8
 
     renderer = _CountingRenderer()
-    goal = _ClipFeatureGoal(_PixelClip(), renderer, torch.tensor([1.0, 0.0]), "render", None, render_envs=2)
+    goal = ClipFeatureGoal(_PixelClip(), renderer, torch.tensor([1.0, 0.0]), "render", None, render_envs=2)
     initial = goal.similarity(states)  # the first call fills every env
     moved = HumanoidStates(states.body_pos, states.body_rot, states.qpos.clone())
     moved.qpos[:, 0] += 2.0  # every env changes colour
@@ -149,7 +151,8 @@ def test_render_interval_and_env_subset_limit_rendering(squat):
     assert (a != initial).sum() == 2  # one window of 2 envs refreshed, the others held
     b = goal.similarity(moved)
     assert renderer.frames == 4 + 2 + 2
-    full = _ClipFeatureGoal(_PixelClip(), _CountingRenderer(), torch.tensor([1.0, 0.0]), "render", None).similarity(moved)
+    full = ClipFeatureGoal(_PixelClip(), _CountingRenderer(), torch.tensor([1.0, 0.0]), "render", None)
+    full = full.similarity(moved)
     assert torch.allclose(b, full)  # after two windows of 2 every env of 4 was refreshed
     with pytest.raises(ValueError, match="render_interval"):
-        _ClipFeatureGoal(_PixelClip(), renderer, torch.tensor([1.0, 0.0]), "render", None, render_interval=0)
+        ClipFeatureGoal(_PixelClip(), renderer, torch.tensor([1.0, 0.0]), "render", None, render_interval=0)

@@ -25,7 +25,7 @@ from anyskill.hlc.train import train_hlc
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = {"units": (64, 64), "init_log_std": -3.0, "mini_epochs": 4, "minibatch_size": 128}
+SETTINGS = {"network": {"units": (64, 64), "init_log_std": -3.0}, "mini_epochs": 4, "minibatch_size": 128}
 
 
 def _train(goal, llc_path, motion_lib, out, lr):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from anyskill.humanoid import rotations as rot
+from anyskill.humanoid.model import load_humanoid
+from anyskill.humanoid.obs import amp_frame_obs
 from anyskill.motion import MotionClip, MotionLibrary, load_motion
-from anyskill.motion import rotations as rot
 from anyskill.motion.library import ManifestError, MotionState
-from anyskill.obs import amp_frame_obs
-from anyskill.sim.model import load_humanoid
 
 MOTIONS = Path("/work/shared/data/motions")
 MODEL = load_humanoid()

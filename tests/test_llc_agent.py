@@ -10,17 +10,17 @@ from rl_games.algos_torch import torch_ext
 from rl_games.common.algo_observer import DefaultAlgoObserver
 from rl_games.torch_runner import Runner
 
+from anyskill.config import CALMSettings
 from anyskill.llc import calm_config, load_llc, register_calm
 from anyskill.llc.agent import (
     RESUME_SUFFIX,
-    CALMSettings,
     SampleBuffer,
     encode_unique,
     exploration_probabilities,
     gae_advantages,
     update_dtype,
 )
-from anyskill.sim.env import register_rl_games_env
+from anyskill.rl.vecenv import register_rl_games_env
 
 ENV = "calm_test_fake"
 NUM_ENVS = 8

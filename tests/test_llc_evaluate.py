@@ -8,6 +8,7 @@ import yaml
 
 from anyskill.cli import main as cli_main
 from anyskill.data import MOTIONS_DIR
+from anyskill.humanoid import rotations as rot
 from anyskill.llc.evaluate import (
     _masked_mean,
     evaluate_llc,
@@ -16,7 +17,6 @@ from anyskill.llc.evaluate import (
     summarize,
     untrained_llc,
 )
-from anyskill.motion import rotations as rot
 from anyskill.provenance import read_csv
 
 CLIPS = ("amp_humanoid_run", "authored_wave_right_hand")

@@ -2,8 +2,8 @@ import pytest
 import torch
 from rl_games.algos_torch import model_builder
 
+from anyskill.config import CALMNetworkConfig
 from anyskill.llc.networks import (
-    CALMNetworkConfig,
     ConditionalDiscriminator,
     MotionEncoder,
     RunningNormalizer,

@@ -22,7 +22,8 @@ def motion_lib():
 
 
 def test_smoke_training_on_humanoid_env_and_llc_inference(motion_lib, tmp_path):
-    from anyskill.sim.env import EnvConfig, HumanoidEnv, register_rl_games_env
+    from anyskill.rl.vecenv import register_rl_games_env
+    from anyskill.sim.env import EnvConfig, HumanoidEnv
 
     def make_env(**kwargs):
         cfg = EnvConfig(num_envs=NUM_ENVS, state_init="random", fall_init_prob=0.0, seed=kwargs.get("seed", 0))

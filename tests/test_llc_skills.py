@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from anyskill.data import default_library
+from anyskill.humanoid import rotations as rot
 from anyskill.llc.evaluate import untrained_llc
 from anyskill.llc.skills import (
     chamfer_distance,
@@ -14,7 +15,6 @@ from anyskill.llc.skills import (
     evaluate_skills,
     pose_features,
 )
-from anyskill.motion import rotations as rot
 
 
 @pytest.fixture(scope="module")

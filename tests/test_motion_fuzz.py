@@ -73,7 +73,8 @@ def _load_and_judge(path: Path, model) -> tuple[str | None, bool]:
     except Exception as e:  # the contract: nothing but MotionFormatError
         return f"{type(e).__name__}: {str(e)[:200]}", False
     t = clip.num_frames
-    shapes_ok = clip.root_pos.shape == (t, 3) and clip.root_rot.shape == (t, 4) and clip.dof_pos.shape == (t, model.num_dofs)
+    shapes_ok = (clip.root_pos.shape == (t, 3) and clip.root_rot.shape == (t, 4)
+                 and clip.dof_pos.shape == (t, model.num_dofs))
     values_ok = all(np.all(np.isfinite(a)) for a in (clip.root_pos, clip.root_rot, clip.dof_pos))
     if not (shapes_ok and values_ok and 2 <= t <= MAX_FRAMES and MIN_FPS <= clip.fps <= MAX_FPS):
         return f"invalid clip: {t} frames, fps {clip.fps}, finite {values_ok}", True
@@ -180,7 +181,8 @@ def _npz_mutant(rng: random.Random, raw: bytes) -> Mutant:
         return "meta", _npz(d)
     if kind == "dof_names":
         names = d["dof_names"]
-        d["dof_names"] = rng.choice([names[::-1], np.arange(len(names)), names.reshape(4, 7), names[:0], names.astype("S")])
+        d["dof_names"] = rng.choice([names[::-1], np.arange(len(names)), names.reshape(4, 7), names[:0],
+                                     names.astype("S")])
         return "dof_names", _npz(d)
     if kind == "missing":
         del d[rng.choice(sorted(d))]
@@ -245,17 +247,20 @@ def _npy_mutant(rng: random.Random, raw: bytes, keep: tuple[int, int], state: di
     if kind == "tree":
         key = rng.choice(["local_translation", "parent_indices"])
         arr = tree[key]["arr"]
-        tree[key]["arr"] = rng.choice([arr[:2], arr.ravel(), np.full(arr.shape, np.nan), arr.astype(complex), arr[None]])
+        tree[key]["arr"] = rng.choice([arr[:2], arr.ravel(), np.full(arr.shape, np.nan), arr.astype(complex),
+                                       arr[None]])
     elif kind == "is_local":
         state["is_local"] = rng.choice([np.array([True, False]), np.zeros(3), "yes", False, None, [1]])
     elif kind == "names":
         bomb = ["x"]
         for _ in range(10):  # 10**10 leaves, 11 lists
             bomb = [bomb] * 10
-        tree["node_names"] = rng.choice([42, None, "pelvis", list(range(15)), [b"x"] * 15, {"a": 1}, bomb, ["x" * 10**6] * 15])
+        tree["node_names"] = rng.choice([42, None, "pelvis", list(range(15)), [b"x"] * 15, {"a": 1}, bomb,
+                                         ["x" * 10**6] * 15])
     elif kind == "fps":
         state["fps"] = rng.choice(["30", True, np.bool_(True), 0, -60.0, float("nan"), float("inf"), 1e308, 10**400,
-                                   None, [30], np.array([30.0, 1.0]), np.float32(1e-3), np.complex128(30), np.str_("30")])
+                                   None, [30], np.array([30.0, 1.0]), np.float32(1e-3), np.complex128(30),
+                                   np.str_("30")])
     elif kind == "rotation":
         arr = state["rotation"]["arr"].copy()
         choice = rng.randrange(4)
@@ -273,7 +278,8 @@ def _npy_mutant(rng: random.Random, raw: bytes, keep: tuple[int, int], state: di
         if rng.random() < 0.5:
             state["rotation"]["arr"] = _Call(_reconstruct, (np.ndarray, (rng.choice([10**8, 10**10]),), b"O"))
         else:  # a float array whose state claims a billion elements
-            state["rotation"]["arr"] = _Call(_reconstruct, (np.ndarray, (0,), b"b"), (1, (10**9,), np.dtype("f4"), False, b""))
+            state["rotation"]["arr"] = _Call(_reconstruct, (np.ndarray, (0,), b"b"),
+                                             (1, (10**9,), np.dtype("f4"), False, b""))
     elif kind == "header":
         start = raw.index(b"\n") + 1
         header = rng.choice([b"{'descr': '<f8', 'fortran_order': False, 'shape': (), }", b"[1, 2]", b"not python",
@@ -309,14 +315,16 @@ def _bvh_mutant(rng: random.Random, text: str) -> Mutant:
         return _mutate_bytes(rng, text.encode())
     if kind == "channels":
         bad = rng.choice(["inf", "1e400", "nan", "-1", "2.5", "1e9", "7", "0", "3.0"])
-        text = text.replace("CHANNELS 3", f"CHANNELS {bad}", 1) if rng.random() < 0.5 else text.replace("CHANNELS 6", f"CHANNELS {bad}", 1)
+        which = "CHANNELS 3" if rng.random() < 0.5 else "CHANNELS 6"
+        text = text.replace(which, f"CHANNELS {bad}", 1)
     elif kind == "nesting":
         depth = rng.choice([70, 1000, 20_000])
         at = text.index("End Site")
         chain = "".join(f"JOINT n{j}\n{{\nOFFSET 0 0 1\n" for j in range(depth)) + "}\n" * depth
         text = text[:at] + chain + text[at:]
     elif kind == "frame_time":
-        lines[m + 2] = "Frame Time: " + rng.choice(["0", "-1", "100", "250", "1e-320", "1e400", "nan", "inf", "1", "3", "0.5", "1e-9"])
+        lines[m + 2] = "Frame Time: " + rng.choice(["0", "-1", "100", "250", "1e-320", "1e400", "nan", "inf", "1", "3",
+                                                    "0.5", "1e-9"])
         text = "\n".join(lines) + "\n"
     elif kind == "frames":
         lines[m + 1] = "Frames: " + rng.choice(["0", "-1", "1", "2", "1000000000", "9" * 30, "abc", "3.5"])

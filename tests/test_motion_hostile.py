@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 
 from anyskill.motion import MotionFormatError, load_motion
-from anyskill.motion.bvh import MAX_HIERARCHY_DEPTH, load_bvh
+from anyskill.motion.bvh import MAX_HIERARCHY_DEPTH
 from anyskill.motion.clip import MAX_DURATION_S, MAX_FPS, MAX_FRAMES, MIN_FPS, clip_from_file
 from anyskill.motion.poselib import read_skeleton_motion, save_poselib
+from anyskill.motion.retarget import load_bvh
 
 DATA = Path(__file__).resolve().parent.parent / "anyskill" / "data"
 
@@ -191,7 +192,8 @@ def test_poselib_wrong_shaped_local_translation(state, tmp_path, value):
 
 
 def test_poselib_nan_bone_offsets(state, tmp_path):
-    state["skeleton_tree"]["local_translation"]["arr"][3, 1] = np.nan  # passed the offset check before: nan > 0.02 is False
+    # passed the offset check before: nan > 0.02 is False
+    state["skeleton_tree"]["local_translation"]["arr"][3, 1] = np.nan
     expect_error(_save_state(tmp_path / "nan.npy", state), "'local_translation' contains NaN")
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from anyskill.humanoid import rotations as rot
 from anyskill.motion import MotionClip, MotionFormatError, load_motion
-from anyskill.motion import rotations as rot
 from anyskill.motion.clip import load_npz
 from anyskill.motion.poselib import local_rotations_to_dofs, read_skeleton_motion, save_poselib
 
@@ -29,7 +29,7 @@ def _random_clip(model, frames=20, seed=0, scale=0.6):
 
 def test_hinge_decomposition_is_exact_inside_limits(model):
     clip = _random_clip(model, frames=50)
-    from anyskill.motion.skeleton import Skeleton
+    from anyskill.humanoid.skeleton import Skeleton
 
     local = Skeleton(model).local_rotations(torch.from_numpy(clip.dof_pos))
     dofs = local_rotations_to_dofs(local, model)
@@ -76,7 +76,8 @@ def test_original_poselib_clips_convert(shared_data):
         clip = load_motion(path)
         conv = clip.meta["conversion"]
         assert np.all(np.isfinite(clip.dof_pos)) and clip.num_frames > 10
-        assert np.all(clip.dof_pos >= clip.model.dof_lower - 1e-9) and np.all(clip.dof_pos <= clip.model.dof_upper + 1e-9)
+        assert np.all(clip.dof_pos >= clip.model.dof_lower - 1e-9)
+        assert np.all(clip.dof_pos <= clip.model.dof_upper + 1e-9)
         assert conv["fk_error_max_m"] < 0.012, (path.name, conv)  # decomposition error before limits (1-DoF swing only)
         if not conv["limit_violations_rad"]:
             assert conv["fk_error_clamped_max_m"] < 0.01
@@ -104,7 +105,8 @@ def test_pickle_payload_is_rejected_and_not_executed(tmp_path):
         os.remove(marker)
     path = tmp_path / "evil.npy"
     _write_npy_pickle(path, OrderedDict(rotation=_Evil()))
-    with pytest.raises(MotionFormatError, match="refusing to unpickle posix.system|refusing to unpickle os.system") as e:
+    refused = "refusing to unpickle posix.system|refusing to unpickle os.system"
+    with pytest.raises(MotionFormatError, match=refused) as e:
         load_motion(path)
     assert "evil.npy" in str(e.value)
     assert not os.path.exists(marker)

@@ -21,7 +21,8 @@ def test_notebooks_are_committed_without_outputs_and_have_parameters():
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, f"{path.name}: committed with outputs"
-        assert nb.cells[0].cell_type == "markdown" and "$" in nb.cells[0].source, f"{path.name}: opens with the paper's claim"
+        opening = nb.cells[0]
+        assert opening.cell_type == "markdown" and "$" in opening.source, f"{path.name}: opens with the paper's claim"
 
 
 def test_notebook_01_motion_data(tmp_path):

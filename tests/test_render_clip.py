@@ -56,7 +56,8 @@ def test_preprocessing(clip_random):
     assert x.abs().max() < 0.02  # the CLIP mean colour maps to ~0 after normalisation
     raw = ClipModel.__new__(ClipModel)
     torch.nn.Module.__init__(raw)
-    raw.__dict__.update({k: v for k, v in clip_random.__dict__.items() if k not in ("_modules", "_buffers", "_parameters")})
+    skip = ("_modules", "_buffers", "_parameters")
+    raw.__dict__.update({k: v for k, v in clip_random.__dict__.items() if k not in skip})
     raw._modules, raw._buffers, raw._parameters = clip_random._modules, clip_random._buffers, clip_random._parameters
     raw.raw_pixels = True
     r = raw.preprocess(frames[:, :224, :224])

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from anyskill.reward.clip_target import ClipTargetSimilarity
 from anyskill.reward.early_termination import EarlyTermination, EarlyTerminationConfig
 from anyskill.reward.projection import StateProjection, fit_projection
-from anyskill.reward.similarity import RewardConfig, clip_similarity, hlc_reward, nearest_reference, style_reward
+from anyskill.reward.similarity import RewardConfig, hlc_reward, latent_alignment_reward, nearest_reference
 
 
 def test_nearest_reference_is_max_cosine():
@@ -25,12 +26,12 @@ def test_eq3_values():
     sims = torch.tensor([[0.2, 0.3, 0.25, 0.25, 0.25]])
     out = hlc_reward(sims, z, refs, RewardConfig(w_clip=0.5, w_style=0.3))
     assert out["clip"].item() == pytest.approx(0.25)
-    assert out["style"].item() == pytest.approx(1.0)  # z on a reference: exp(0)
+    assert out["latent"].item() == pytest.approx(1.0)  # z on a reference: exp(0)
     assert out["reward"].item() == pytest.approx(0.5 * 0.25 + 0.3)
-    # Moving away from every reference lowers the style term as exp(-4 d).
+    # Moving away from every reference lowers the latent alignment term as exp(-4 d).
     far = F.normalize(-refs.sum(0, keepdim=True), dim=-1)
     d = (far - nearest_reference(far, refs)[0]).norm(dim=-1)
-    assert style_reward(far, refs).item() == pytest.approx(math.exp(-4 * d.item()), rel=1e-5)
+    assert latent_alignment_reward(far, refs).item() == pytest.approx(math.exp(-4 * d.item()), rel=1e-5)
 
 
 def test_official_variant():
@@ -42,10 +43,12 @@ def test_official_variant():
     assert out["reward"].item() == pytest.approx(0.5 * 0.8 * 0.3 + 0.4 * expected_style.item(), rel=1e-6)
 
 
-def test_clip_similarity_normalises():
-    f = torch.tensor([[3.0, 0.0], [0.0, 2.0]])
-    g = torch.tensor([1.0, 0.0])
-    assert clip_similarity(f, g).tolist() == [1.0, 0.0]
+def test_clip_target_similarity_is_the_cosine_to_a_unit_target_buffer():
+    sim = ClipTargetSimilarity(torch.tensor([[3.0, 0.0]]))  # stored as the unit vector (1, 0)
+    assert torch.equal(sim.target, torch.tensor([1.0, 0.0])) and "target" in dict(sim.named_buffers())
+    f = F.normalize(torch.tensor([[3.0, 0.0], [0.0, 2.0], [1.0, 1.0]]), dim=-1)
+    assert torch.allclose(sim(f), torch.tensor([1.0, 0.0, 2**-0.5]))
+    assert sim.to(torch.float64).target.dtype == torch.float64  # moves with the module
 
 
 def _run(et, sims, head=None):

@@ -17,8 +17,8 @@ import torch
 
 mjw = pytest.importorskip("mujoco_warp")
 
+from anyskill.humanoid.rotations import quat_normalize  # noqa: E402
 from anyskill.motion import load_motion  # noqa: E402
-from anyskill.motion.rotations import quat_normalize  # noqa: E402
 from anyskill.sim.backend import Backend  # noqa: E402
 from anyskill.sim.mujoco_backend import MujocoBackend  # noqa: E402
 from anyskill.sim.terms import CONTACT_FORCE_THRESHOLD, non_contact_body_mask, random_unit_quaternions  # noqa: E402
@@ -112,9 +112,10 @@ def parity(backends, model):
         for name in READERS:
             err = (getattr(wb, name)()[:n] - getattr(cb, name)()[:n]).abs().flatten(1).amax(1)
             worst[name] = torch.maximum(worst[name], err)
-        touch_w.append(((wb.body_contact_force()[:n].abs() > CONTACT_FORCE_THRESHOLD).any(-1) & fall_bodies))
-        touch_c.append(((cb.body_contact_force()[:n].abs() > CONTACT_FORCE_THRESHOLD).any(-1) & fall_bodies))
-    return dict(worst=worst, touch_warp=torch.stack(touch_w), touch_cpu=torch.stack(touch_c), has_motion=motion is not None)
+        touch_w.append((wb.body_contact_force()[:n].abs() > CONTACT_FORCE_THRESHOLD).any(-1) & fall_bodies)
+        touch_c.append((cb.body_contact_force()[:n].abs() > CONTACT_FORCE_THRESHOLD).any(-1) & fall_bodies)
+    return dict(worst=worst, touch_warp=torch.stack(touch_w), touch_cpu=torch.stack(touch_c),
+                has_motion=motion is not None)
 
 
 # ---------------------------------------------------------------------------------------------- sizing
@@ -126,7 +127,7 @@ def test_contact_buffer_sizes_bound_the_floor_contacts_and_the_filtered_pairs(mo
             alone.geom_contype[g], alone.geom_conaffinity[g] = 2, 1
     floor_only = contact_buffer_sizes(alone, mjw.put_model(alone))
     per_geom = {mujoco.mjtGeom.mjGEOM_SPHERE: 1, mujoco.mjtGeom.mjGEOM_CAPSULE: 2, mujoco.mjtGeom.mjGEOM_BOX: 8}
-    humanoid_geoms = [int(t) for t, b in zip(alone.geom_type, alone.geom_bodyid) if b != 0]
+    humanoid_geoms = [int(t) for t, b in zip(alone.geom_type, alone.geom_bodyid, strict=True) if b != 0]
     assert floor_only.nconmax == sum(per_geom[t] for t in humanoid_geoms)
     limits = int(m.jnt_limited.sum())
     assert floor_only.njmax == 4 * floor_only.nconmax + limits  # condim 3, pyramidal: 4 rows a contact

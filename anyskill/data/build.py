@@ -16,13 +16,13 @@ import yaml
 
 from anyskill.data import MANIFEST, MOTIONS_DIR
 from anyskill.motion import load_motion
-from anyskill.motion.bvh import lift_sunken_feet
-from anyskill.motion.quality import drop_repeated_frames, ground_align
+from anyskill.motion.quality import drop_repeated_frames, ground_align, lift_sunken_feet
 
-CMU_ACK = "The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217."
+CMU_ACK = ("The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding "
+           "from NSF EIA-0196217.")
 
 # name -> (primary category, tags, description)
-POSELIB_CLIPS = {
+POSELIB_CLIPS: dict[str, tuple[str, list[str], str]] = {
     "amp_humanoid_walk": ("locomotion", [], "walk forward"),
     "amp_humanoid_run": ("locomotion", [], "run forward"),
     "amp_humanoid_hop": ("locomotion", ["jump"], "hop forward on one leg"),
@@ -30,7 +30,7 @@ POSELIB_CLIPS = {
     "amp_humanoid_cartwheel": ("combined", ["acrobatics"], "do a cartwheel"),
     "amp_humanoid_backflip": ("in-place", ["acrobatics", "jump"], "do a backflip"),
 }
-BVH_CLIPS = {
+BVH_CLIPS: dict[str, tuple[str, list[str], str]] = {
     "cmu_131_01": ("combined", [], "start walking, walk forward and stop (CMU subject 131)"),
     "cmu_131_02": ("combined", [], "start walking, walk forward and stop (CMU subject 131)"),
 }
@@ -62,7 +62,8 @@ def build_bundled_data(shared: str | Path = "../shared/data", verbose: bool = Fa
         clip.meta["foot_fix"] = fixes
         clip.meta.update(description=desc, licence="BSD-3-Clause (NVIDIA)", acknowledgement=CMU_ACK)
         clip.save(MOTIONS_DIR / f"{name}.npz")
-        entries.append(_entry(f"motions/{name}.npz", cat, tags, desc, "CMU mocap via NVIDIA IsaacGymEnvs (poselib)", "BSD-3-Clause"))
+        entries.append(_entry(f"motions/{name}.npz", cat, tags, desc, "CMU mocap via NVIDIA IsaacGymEnvs (poselib)",
+                              "BSD-3-Clause"))
         if verbose:
             print(f"poselib  {name}: {clip.meta['conversion']}")
     for name in ("LICENSE-BSD-3.txt", "ACKNOWLEDGEMENT.txt"):
@@ -75,7 +76,8 @@ def build_bundled_data(shared: str | Path = "../shared/data", verbose: bool = Fa
         clip = load_motion(shared / "bvh" / f"{name}.bvh")
         clip.meta.update(description=desc, acknowledgement=CMU_ACK)
         clip.save(MOTIONS_DIR / f"{name}.npz")
-        entries.append(_entry(f"motions/{name}.npz", cat, tags, desc, "CMU mocap BVH, retargeted by this project", "CMU terms (acknowledgement required)"))
+        entries.append(_entry(f"motions/{name}.npz", cat, tags, desc, "CMU mocap BVH, retargeted by this project",
+                              "CMU terms (acknowledgement required)"))
         if verbose:
             print(f"bvh      {name}: {clip.meta.get('retarget')}")
 
@@ -84,7 +86,8 @@ def build_bundled_data(shared: str | Path = "../shared/data", verbose: bool = Fa
     for clip in authored_clips():
         desc = clip.meta.get("description", clip.name)
         clip.save(MOTIONS_DIR / f"authored_{clip.name}.npz")
-        entries.append(_entry(f"motions/authored_{clip.name}.npz", "in-place", ["gesture", *AUTHORED_TAGS.get(clip.name, [])],
+        tags = ["gesture", *AUTHORED_TAGS.get(clip.name, [])]
+        entries.append(_entry(f"motions/authored_{clip.name}.npz", "in-place", tags,
                               desc, "authored by this project (anyskill.motion.author)", "BSD-3-Clause (this project)"))
         if verbose:
             print(f"authored {clip.name}: {clip.num_frames} frames")

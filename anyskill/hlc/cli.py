@@ -5,20 +5,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from anyskill.config import SCALES, profile
+
 
 def _clip_and_renderer(weights: str | None, device: str = "cpu"):
     """CLIP (``weights``: tag, file or "random"; None: the authors' LAION-2B ViT-B-32; fp16 on CUDA) and the agent
     camera."""
-    from anyskill.sim.render import CameraSpec, StateRenderer  # before open_clip: see anyskill.sim.render
+    from anyskill.humanoid.model import load_humanoid
     from anyskill.reward.clip_model import DEFAULT_PRETRAINED, ClipModel, ClipSpec
-    from anyskill.sim.model import load_humanoid
+    from anyskill.sim.render import CameraSpec, StateRenderer  # before open_clip: see anyskill.sim.render
 
-    clip_model = ClipModel(ClipSpec(weights=weights or DEFAULT_PRETRAINED, device=device, half=device.startswith("cuda")))
+    spec = ClipSpec(weights=weights or DEFAULT_PRETRAINED, device=device, half=device.startswith("cuda"))
+    clip_model = ClipModel(spec)
     return clip_model, StateRenderer(load_humanoid().mj_model(), CameraSpec())
 
 
 def _goal_from_args(args: argparse.Namespace, motion_lib):
-    from anyskill.hlc.goals import ImageGoal, PoseGoal, TextGoal, find_clip
+    from anyskill.hlc.clip_goals import ImageGoal, TextGoal
+    from anyskill.hlc.goal_spec import find_clip
+    from anyskill.hlc.pose_goal import PoseGoal
     from anyskill.reward.projection import StateProjection
 
     if args.pose_clip:
@@ -34,6 +39,8 @@ def _goal_from_args(args: argparse.Namespace, motion_lib):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from anyskill.data import default_library
     from anyskill.hlc.env import HLCEnvConfig
     from anyskill.hlc.train import train_hlc
@@ -43,12 +50,14 @@ def _train(args: argparse.Namespace) -> int:
     goal = _goal_from_args(args, motion_lib)
     et = EarlyTerminationConfig(mode="off" if args.no_early_termination else "successive",
                                 head_rule=not args.no_head_rule)
-    env_cfg = HLCEnvConfig(episode_length=args.episode_length, early_termination=et)
+    env_cfg = HLCEnvConfig(early_termination=et)
+    if args.episode_length is not None:
+        env_cfg = replace(env_cfg, episode_length=args.episode_length)
     out = args.out or f"runs/hlc_{args.scale}"
     result = train_hlc(goal, args.llc, args.scale, out, seed=args.seed, num_envs=args.num_envs,
                        max_epochs=args.epochs, env_config=env_cfg, motion_lib=motion_lib, device=args.device,
                        progress=not args.no_progress)
-    last = result.epoch_stats.iloc[-1] if len(result.epoch_stats) else None
+    last = result.epoch_stats[-1] if result.epoch_stats else None
     print(f"goal: {goal.description}")
     if last is not None:
         print(f"last epoch {int(last['epoch'])}: similarity {last['similarity']:.4f}, reward {last['reward']:.4f}")
@@ -58,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _rollout(args: argparse.Namespace) -> int:
     from anyskill.data import default_library
-    from anyskill.hlc.goals import goal_from_spec
+    from anyskill.hlc.goal_spec import goal_from_spec
     from anyskill.hlc.policy import load_hlc
     from anyskill.hlc.rollout import rollout
     from anyskill.reward.projection import StateProjection
@@ -104,10 +113,12 @@ def add_hlc_commands(sub) -> None:
     t = sub.add_parser("train-hlc", help="train the high-level policy toward a text, image or pose goal")
     _goal_arguments(t, required=True)
     t.add_argument("--llc", required=True, help="frozen low-level controller checkpoint (.pth)")
-    t.add_argument("--scale", default="smoke", choices=["smoke", "laptop", "paper"])
+    t.add_argument("--scale", default="smoke", choices=SCALES)
     t.add_argument("--epochs", type=int, help="PPO epochs (default: the scale's)")
-    t.add_argument("--num-envs", type=int, help="parallel humanoids (default: smoke 8, laptop 64, paper 1024)")
-    t.add_argument("--episode-length", type=int, default=150, help="LLC steps per episode (30 Hz; reference 50)")
+    t.add_argument("--num-envs", type=int, help="parallel humanoids (default: the scale's, "
+                   + ", ".join(f"{s} {profile(s).hlc.num_envs}" for s in SCALES) + ")")
+    t.add_argument("--episode-length", type=int,
+                   help="LLC steps per episode (30 Hz; default: HLCEnvConfig's, 5 s; reference 50)")
     t.add_argument("--no-early-termination", action="store_true",
                    help="ablation: no reset after 8 successive similarity decreases")
     t.add_argument("--no-head-rule", action="store_true", help="ablation: no reset when the head is below 0.15 m")

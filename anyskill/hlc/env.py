@@ -21,25 +21,20 @@ observation of a done env is its new episode's first observation, as in :class:`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from anyskill.hlc.goals import Goal, HumanoidStates
+from anyskill.hlc.goal import Goal, HumanoidStates
 from anyskill.llc.controller import LowLevelController
 from anyskill.motion.library import MotionLibrary
-from anyskill.obs import policy_obs
 from anyskill.reward.early_termination import EarlyTermination, EarlyTerminationConfig
 from anyskill.reward.similarity import RewardConfig, hlc_reward
-from anyskill.sim.env import EnvConfig, HumanoidEnv, register_rl_games_env
+from anyskill.sim.env import EnvConfig, HumanoidEnv
 
 Tensor = torch.Tensor
-
-NO_TIME_LIMIT = 2**62
-"""Episode length handed to the inner :class:`HumanoidEnv`: this env owns the episode clock."""
 
 
 @dataclass
@@ -49,8 +44,8 @@ class HLCEnvConfig:
     num_envs: int = 16
     llc_steps: int = 5
     """LLC steps per HLC step (30 Hz / 5 = 6 Hz, facts §1.2)."""
-    episode_length: int = 150
-    """LLC steps (150 = 5 s); the reference uses 50."""
+    episode_length: int | None = 150
+    """LLC steps (150 = 5 s); the reference uses 50. None: no time limit (rollouts)."""
     state_init: str = "default"
     """"default" (standing spawn pose), "random" (reference state init from the motion library) or "hybrid"."""
     hybrid_init_prob: float = 0.5
@@ -69,7 +64,7 @@ class HLCEnvConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_envs", "llc_steps", "episode_length", "num_reference_latents"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"HLCEnvConfig.{name} must be >= 1, got {getattr(self, name)}")
 
 
@@ -79,7 +74,7 @@ class HighLevelEnv:
     Args:
         cfg: the settings.
         llc: the frozen low-level controller.
-        goal: what the frames are scored against (:mod:`anyskill.hlc.goals`).
+        goal: what the frames are scored against (:mod:`anyskill.hlc.goal`).
         motion_lib: reference motions for the reference latents and reference state init (default: bundled).
         backend: the physics (default: MuJoCo, ``cfg.num_envs`` worlds).
     """
@@ -95,7 +90,8 @@ class HighLevelEnv:
         self.goal = goal
         self.device = torch.device(cfg.device)
         self.env = HumanoidEnv(
-            EnvConfig(num_envs=cfg.num_envs, episode_length=NO_TIME_LIMIT, state_init=cfg.state_init,
+            # this env owns the episode clock: the inner env has no time limit and no fall rule
+            EnvConfig(num_envs=cfg.num_envs, episode_length=None, state_init=cfg.state_init,
                       hybrid_init_prob=cfg.hybrid_init_prob, fall_init_prob=0.0, recovery_episode_prob=0.0,
                       enable_early_termination=False, seed=cfg.seed, device=cfg.device, num_threads=cfg.num_threads),
             motion_lib=motion_lib,
@@ -125,11 +121,11 @@ class HighLevelEnv:
 
     # ------------------------------------------------------------------ API
     def reset(self) -> dict[str, Tensor]:
-        """Reset every env (first episodes staggered, see ``HLCEnvConfig.stagger_episodes``); returns
-        ``{"obs": (N, 223)}``."""
+        """Reset every env (first episodes staggered, see ``HLCEnvConfig.stagger_episodes``, when there is a time
+        limit); returns ``{"obs": (N, 223)}``."""
         self._obs = self.env.reset()["obs"]
         self.progress.zero_()
-        if self.cfg.stagger_episodes:
+        if self.cfg.stagger_episodes and self.cfg.episode_length is not None:
             start = torch.randint(0, self.cfg.episode_length, (self.num_envs,), generator=self._gen)
             self.progress.copy_(start.to(self.device))
         self.early_termination.reset(torch.arange(self.num_envs, device=self.device))
@@ -140,9 +136,10 @@ class HighLevelEnv:
 
         infos: ``time_outs``/``terminate`` (N,) bool; ``similarity`` (N,) mean scored similarity; ``similarities``
         (N, T) per LLC step and ``scored`` (N, T) bool (steps inside the episode); ``reward`` (N,) and its Eq. 3
-        terms ``reward_clip``/``reward_style`` (N,); ``head_height`` (N,) m after the last LLC step; counts (int)
+        terms ``reward_clip``/``reward_latent`` (N,); ``head_height`` (N,) m after the last LLC step; counts (int)
         of this step's ``et_similarity_resets``, ``et_fall_resets``, ``time_out_resets``, ``sim_blowups``;
-        ``z`` (N, 64); with ``record_states``: ``llc_qpos`` (N, T, 35), ``llc_body_pos`` (N, T, 15, 3) and ``llc_body_rot``
+        ``z`` (N, 64); with ``record_states``: ``llc_qpos`` (N, T, 35), ``llc_body_pos`` (N, T, 15, 3) and
+        ``llc_body_rot``
         (N, T, 15, 4), before the resets.
         """
         n, t_max = self.num_envs, self.cfg.llc_steps
@@ -176,7 +173,7 @@ class HighLevelEnv:
             sims[:, t] = sim
             scored[:, t] = live & ~blowup
             term_now = live & et["reset"] & ~blowup
-            out_now = live & ~term_now & (blowup | (self.progress >= self.cfg.episode_length))
+            out_now = live & ~term_now & (blowup | self._timed_out())
             fired |= live & et["similarity"] & ~blowup
             fell |= live & et["fallen"] & ~blowup
             terminate |= term_now
@@ -190,8 +187,7 @@ class HighLevelEnv:
             self.env.reset_envs(done_ids, torch.zeros_like(done_ids, dtype=torch.bool))
             self.progress[done_ids] = 0
             self.early_termination.reset(done_ids)
-            b = self.env.backend
-            obs = policy_obs(b.body_pos(), b.body_rot(), b.body_vel(), b.body_ang_vel())
+            obs = self.env.policy_observation()
         self._obs = obs
         infos = {
             "time_outs": time_out,
@@ -201,7 +197,7 @@ class HighLevelEnv:
             "scored": scored,
             "reward": terms["reward"],
             "reward_clip": terms["clip"],
-            "reward_style": terms["style"],
+            "reward_latent": terms["latent"],
             "head_height": head_height,
             "et_similarity_resets": int(fired.sum()),
             "et_fall_resets": int(fell.sum()),
@@ -214,6 +210,12 @@ class HighLevelEnv:
         return {"obs": obs}, terms["reward"], ended, infos
 
     # ------------------------------------------------------------------ helpers
+    def _timed_out(self) -> Tensor:
+        """(N,) bool: the episode reached ``episode_length`` LLC steps (never without a time limit)."""
+        if self.cfg.episode_length is None:
+            return torch.zeros_like(self.progress, dtype=torch.bool)
+        return self.progress >= self.cfg.episode_length
+
     def _encode_reference_latents(self, motion_lib: MotionLibrary) -> Tensor:
         """(K, 64) unit latents: the frozen encoder on K random ``enc_steps``-frame library windows (fixed)."""
         gen = self._gen if motion_lib.device == torch.device("cpu") else None
@@ -221,7 +223,3 @@ class HighLevelEnv:
             self.cfg.num_reference_latents, self.llc.enc_steps, self.env.dt, generator=gen)
         return self.llc.encode(windows.to(self.device))
 
-
-def register_hlc_env(name: str, env_factory: Callable[..., HighLevelEnv]) -> None:
-    """Make ``env_factory(**kwargs)`` available to rl-games as env ``name`` (the shared vec-env adapter)."""
-    register_rl_games_env(name, env_factory)

@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rl_games.algos_torch import torch_ext
 from rl_games.algos_torch.model_builder import ModelBuilder
 from torch import Tensor, nn
+
+from anyskill.rl.runner import load_frozen
 
 
 class HighLevelPolicy(nn.Module):
@@ -71,16 +72,5 @@ class HighLevelPolicy(nn.Module):
 
 def load_hlc(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> HighLevelPolicy:
     """Load a π_H checkpoint written by :func:`anyskill.hlc.train.train_hlc` as a frozen policy on ``device``."""
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"HLC checkpoint {path} does not exist; train one with anyskill.hlc.train_hlc "
-                                "or `anyskill train-hlc`")
-    state = torch_ext.safe_load(str(path))
-    if "hlc_config" not in state or "model" not in state:
-        raise ValueError(f"{path} is not a high-level policy checkpoint (keys {sorted(state)}); it needs 'model' "
-                         "and 'hlc_config', which train_hlc writes")
-    policy = HighLevelPolicy(state["hlc_config"])
-    policy.model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in state["model"].items()})
-    for p in policy.parameters():
-        p.requires_grad_(False)
-    return policy.to(device).eval()
+    return load_frozen(checkpoint_path, "hlc_config", HighLevelPolicy, "high-level policy",
+                       "train one with `anyskill train-hlc` (anyskill.hlc.train_hlc)", device)

@@ -17,6 +17,7 @@ high held-out cosine says nothing about quality; the timings are real either way
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ class ProjectionData:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ProjectionData":
+    def load(cls, path: str | Path) -> ProjectionData:
         d = torch.load(path, weights_only=True)
         return cls(d["body_pos"], d["features"], d["clip_weights"])
 
@@ -124,7 +125,8 @@ def measure_projection_speedup(llc_checkpoint: str | Path, clip_model: ClipModel
     Returns seconds per iteration (median over epochs after the first, which includes warm-up), the speed-up
     render / projection, the paper's 10.4x for comparison and what was measured.
     """
-    from anyskill.hlc.goals import TextGoal
+    from anyskill.hlc.clip_goals import TextGoal
+    from anyskill.hlc.env import HLCEnvConfig
     from anyskill.hlc.train import train_hlc
 
     if epochs < 2:
@@ -141,8 +143,8 @@ def measure_projection_speedup(llc_checkpoint: str | Path, clip_model: ClipModel
             goal = TextGoal(clip_model, renderer, prompt, reward_source=source, projection=projection)
             result = train_hlc(goal, llc_checkpoint, "smoke", root / source, seed=seed, num_envs=num_envs,
                                max_epochs=epochs, motion_lib=motion_lib, overrides=overrides, progress=False)
-            wall = result.epoch_stats["wall_time_s"].tolist()
-            times[source] = statistics.median([b - a for a, b in zip(wall[:-1], wall[1:])])
+            wall = [s["wall_time_s"] for s in result.epoch_stats]
+            times[source] = statistics.median([b - a for a, b in itertools.pairwise(wall)])
     return {
         "render_s_per_iteration": times["render"],
         "projection_s_per_iteration": times["projection"],
@@ -150,7 +152,7 @@ def measure_projection_speedup(llc_checkpoint: str | Path, clip_model: ClipModel
         "paper_speedup": 10.4,
         "num_envs": num_envs,
         "horizon_length": horizon_length,
-        "frames_per_iteration": num_envs * horizon_length * 5,
+        "frames_per_iteration": num_envs * horizon_length * HLCEnvConfig().llc_steps,
         "timed_epochs": epochs - 1,
         "clip_weights": clip_model.spec.description,
         "clip_device": str(clip_model.device),

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from anyskill.hlc.env import NO_TIME_LIMIT, HighLevelEnv, HLCEnvConfig
-from anyskill.hlc.goals import Goal, HumanoidStates
+from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig
+from anyskill.hlc.goal import Goal, HumanoidStates
 from anyskill.hlc.policy import HighLevelPolicy, load_hlc
 from anyskill.llc.controller import LowLevelController, load_llc
 from anyskill.provenance import Provenance
@@ -82,7 +82,7 @@ def rollout(
         raise ValueError(f"seconds must be > 0, got {seconds}")
     policy = load_hlc(hlc) if isinstance(hlc, (str, Path)) else hlc
     controller = load_llc(llc) if isinstance(llc, (str, Path)) else llc
-    cfg = HLCEnvConfig(num_envs=1, episode_length=NO_TIME_LIMIT, state_init=state_init,
+    cfg = HLCEnvConfig(num_envs=1, episode_length=None, state_init=state_init,
                        early_termination=NO_EARLY_TERMINATION, stagger_episodes=False, record_states=True,
                        seed=seed)
     env = HighLevelEnv(cfg, controller, goal, motion_lib)
@@ -102,7 +102,8 @@ def rollout(
         latents.append(z[0])
     qpos_t, body_pos_t, body_rot_t = (torch.cat(record[k]).cpu() for k in ("qpos", "body_pos", "body_rot"))
     states = HumanoidStates(body_pos_t, body_rot_t, qpos_t)
-    pose_error = goal.error(states).numpy() if hasattr(goal, "error") else None
+    error = getattr(goal, "error", None)  # PoseGoal: the pose error, m
+    pose_error = error(states).numpy() if error is not None else None
     result = RolloutResult(
         times=np.arange(len(qpos_t)) * env.env.dt,
         qpos=qpos_t.numpy(),
@@ -205,9 +206,10 @@ def evaluate(
     evaluates the behaviour the policy was trained with."""
     policy = load_hlc(hlc) if isinstance(hlc, (str, Path)) else hlc
     controller = load_llc(llc) if isinstance(llc, (str, Path)) else llc
-    cfg = HLCEnvConfig(num_envs=num_envs, episode_length=NO_TIME_LIMIT, state_init=state_init,
+    pose_error = getattr(goal, "error", None)  # PoseGoal: the pose error, m
+    cfg = HLCEnvConfig(num_envs=num_envs, episode_length=None, state_init=state_init,
                        early_termination=NO_EARLY_TERMINATION, stagger_episodes=False,
-                       record_states=hasattr(goal, "error"), seed=seed)
+                       record_states=pose_error is not None, seed=seed)
     env = HighLevelEnv(cfg, controller, goal, motion_lib)
     gen = torch.Generator().manual_seed(seed)
     obs = env.reset()["obs"]
@@ -216,10 +218,10 @@ def evaluate(
         obs_dict, _, _, info = env.step(policy.act(obs, deterministic=deterministic, generator=gen))
         obs = obs_dict["obs"]
         sims.append(info["similarities"])
-        if cfg.record_states:
+        if pose_error is not None:  # the env records states for it
             states = HumanoidStates(info["llc_body_pos"].flatten(0, 1), info["llc_body_rot"].flatten(0, 1),
                                     info["llc_qpos"].flatten(0, 1))
-            errors.append(goal.error(states).view(num_envs, -1))
+            errors.append(pose_error(states).view(num_envs, -1))
     sim = torch.cat(sims, dim=1).cpu().numpy()  # (N, T)
     err = torch.cat(errors, dim=1).cpu().numpy() if errors else np.full_like(sim, np.nan)
     return Evaluation(sim.mean(1), err.mean(1), sim.mean(0), err.mean(0))

@@ -6,141 +6,70 @@ stock A2C agent (:class:`HLCAgent`) are freezing that log-std and storing the HL
 goal, LLC checkpoint, CLIP weights) in every checkpoint, which :func:`anyskill.hlc.policy.load_hlc` reads.
 
     result = train_hlc(PoseGoal.from_clip(clip), "llc.pth", scale="smoke", out_dir="runs/hlc_pose")
-    result.epoch_stats  # pandas DataFrame: similarity, reward terms, early-termination events per epoch
+    result.stats  # DataFrame: similarity, reward terms, early-termination events per epoch
+
+The sizes and PPO numbers come from the scale profile (:func:`anyskill.config.profile`); seeding, the device, the
+progress bar and the result record from the shared runner (:mod:`anyskill.rl.runner`).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common.algo_observer import AlgoObserver
 
-from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig, register_hlc_env
-from anyskill.hlc.goals import Goal
+from anyskill.config import profile
+from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig
+from anyskill.hlc.goal import Goal
 from anyskill.llc.controller import load_llc
 from anyskill.provenance import Provenance
+from anyskill.rl.runner import (
+    EpochProgress,
+    TrainResult,
+    create_agent,
+    default_torch_threads,
+    resolve_device,
+    rl_games_config,
+)
+from anyskill.rl.vecenv import register_rl_games_env
 
-SCALES = ("smoke", "laptop", "paper")
 ALGO_NAME = "anyskill_hlc"
 ENV_NAME = "anyskill_hlc_env"
-INIT_LOG_STD = -2.3
-
-
-@dataclass(frozen=True)
-class HLCScale:
-    """Sizes of one scale profile: envs, network, PPO numbers."""
-
-    num_envs: int
-    units: tuple[int, ...]
-    horizon_length: int
-    minibatch_size: int
-    mini_epochs: int
-    learning_rate: float
-    max_epochs: int
-    save_frequency: int
-
-
-SCALE_PROFILES = {
-    # facts §3.1, §3.6: 1024 envs, horizon 4 HLC steps, minibatch 2048, 6 mini-epochs, lr 2e-5, 500 epochs
-    "paper": HLCScale(1024, (1024, 512), 4, 2048, 6, 2e-5, 500, 50),
-    "laptop": HLCScale(64, (256, 128), 8, 256, 5, 1e-4, 300, 50),
-    "smoke": HLCScale(8, (64, 32), 4, 16, 2, 3e-4, 3, 0),
-}
-
-
-def hlc_network_params(units: tuple[int, ...] | list[int], init_log_std: float = INIT_LOG_STD) -> dict[str, Any]:
-    """rl-games ``network`` section of π_H: separate actor/critic MLPs, tanh mean, fixed log-std (-2.3)."""
-    return {
-        "name": "actor_critic",
-        "separate": True,
-        "space": {"continuous": {
-            "mu_activation": "tanh",
-            "sigma_activation": "None",
-            "mu_init": {"name": "default"},
-            "sigma_init": {"name": "const_initializer", "val": float(init_log_std)},
-            "fixed_sigma": True,
-        }},
-        "mlp": {"units": list(units), "activation": "relu", "d2rl": False,
-                "initializer": {"name": "default"}, "regularizer": {"name": "None"}},
-    }
 
 
 def hlc_config(scale: str, num_envs: int | None = None, device: str | None = None, seed: int = 0,
                train_dir: str = "runs", experiment_name: str = "hlc", max_epochs: int | None = None,
                hlc_info: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """rl-games config ``{"params": ...}`` for π_H at ``scale``; ``overrides`` are merged into ``params["config"]``.
+    """rl-games config ``{"params": ...}`` for π_H with the ``scale`` profile (:func:`anyskill.config.profile`).
 
-    ``paper``: the reference spec_anyskill.yaml numbers (γ 0.99, λ 0.95, clip 0.2, critic 5, entropy 0, bounds 10,
-    normalised input/value/advantage). ``laptop``: 64 envs, [256, 128]. ``smoke``: 8 envs, [64, 32], 3 epochs.
-    Two ``overrides`` keys change the network instead: ``units`` (MLP sizes) and ``init_log_std`` (default -2.3).
+    ``paper``: the reference spec_anyskill.yaml numbers (1024 envs, horizon 4, minibatch 2048, 6 mini-epochs, lr 2e-5,
+    [1024, 512] MLPs; γ 0.99, λ 0.95, clip 0.2, critic 5, entropy 0, bounds 10, normalised input/value/advantage).
+    ``laptop``: 64 envs, [256, 128]. ``smoke``: 8 envs, [64, 32], 3 epochs. ``overrides`` are merged into
+    ``params["config"]``, except a nested ``network`` dict, which replaces fields of the profile's
+    :class:`~anyskill.config.HLCNetworkSettings` (``units``, ``init_log_std``).
     """
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
-    prof = SCALE_PROFILES[scale]
+    prof = profile(scale).hlc
     num_envs = num_envs or prof.num_envs
-    device = device or ("cuda:0" if scale == "paper" and torch.cuda.is_available() else "cpu")
-    batch = prof.horizon_length * num_envs
-    minibatch = min(prof.minibatch_size, batch)
-    while batch % minibatch:
-        minibatch -= 1
-    config: dict[str, Any] = {
-        "name": experiment_name,
-        "full_experiment_name": experiment_name,
-        "env_name": ENV_NAME,
-        "env_config": {},
-        "num_actors": num_envs,
-        "device": device,
-        "ppo_device": device,
-        "train_dir": train_dir,
-        "ppo": True,
-        "mixed_precision": False,
-        "torch_compile": False,
-        "normalize_input": True,
-        "normalize_value": True,
-        "normalize_advantage": True,
-        "value_bootstrap": True,
-        "reward_shaper": {"scale_value": 1.0},
-        "gamma": 0.99,
-        "tau": 0.95,
-        "learning_rate": prof.learning_rate,
-        "lr_schedule": "constant",
-        "schedule_type": "standard",
-        "e_clip": 0.2,
-        "clip_value": False,
-        "critic_coef": 5.0,
-        "entropy_coef": 0.0,
-        "bounds_loss_coef": 10.0,
-        "grad_norm": 1.0,
-        "truncate_grads": False,
-        "horizon_length": prof.horizon_length,
-        "minibatch_size": minibatch,
-        "mini_epochs": prof.mini_epochs,
-        "max_epochs": prof.max_epochs if max_epochs is None else max_epochs,
-        "save_frequency": prof.save_frequency,
-        "save_best_after": 10**9,
-        "print_stats": False,
-        "seq_length": 1,  # no RNN; rl-games still requires batch % seq_length == 0
-        "hlc": dict(hlc_info or {}),
-    }
+    device = resolve_device(device, scale)
+    ppo = prof.ppo if max_epochs is None else replace(prof.ppo, max_epochs=max_epochs)
     overrides = dict(overrides or {})
-    units = tuple(overrides.pop("units", prof.units))
-    init_log_std = float(overrides.pop("init_log_std", INIT_LOG_STD))
-    config.update(overrides)
-    return {"params": {
-        "seed": seed,
-        "torch_threads": 1 if device == "cpu" else "auto",
-        "algo": {"name": ALGO_NAME},
-        "model": {"name": "continuous_a2c_logstd"},
-        "network": hlc_network_params(units, init_log_std),
-        "config": config,
-    }}
+    network = replace(prof.network, **overrides.pop("network", {}))
+    config = rl_games_config(
+        algo=ALGO_NAME, model="continuous_a2c_logstd", network=network.to_params(), ppo=ppo, num_envs=num_envs,
+        env_name=ENV_NAME, device=device, seed=seed, train_dir=train_dir, experiment_name=experiment_name,
+        torch_threads=default_torch_threads(device), print_stats=False,  # HLCObserver shows the epoch stats
+        extra={"ppo_device": device, "seq_length": 1,  # no RNN; rl-games still requires batch % seq_length == 0
+               "hlc": dict(hlc_info or {})},
+    )
+    config["params"]["config"].update(overrides)
+    return config
 
 
 class HLCAgent(A2CAgent):
@@ -167,20 +96,19 @@ class HLCAgent(A2CAgent):
 
 
 EVENT_KEYS = ("et_similarity_resets", "et_fall_resets", "time_out_resets", "sim_blowups")
-MEAN_KEYS = ("similarity", "reward", "reward_clip", "reward_style", "head_height")
+MEAN_KEYS = ("similarity", "reward", "reward_clip", "reward_latent", "head_height")
 
 
 class HLCObserver(AlgoObserver):
     """Per-epoch statistics of :class:`HighLevelEnv` infos (means over HLC env-steps, event counts), written to
-    TensorBoard under ``hlc/`` and shown on a progress bar."""
+    TensorBoard under ``hlc/`` and passed to an :class:`~anyskill.rl.runner.EpochProgress`."""
 
-    def __init__(self, progress: bool = True):
+    def __init__(self, monitor: EpochProgress):
         super().__init__()
-        self.progress = progress
+        self.monitor = monitor
         self.epoch_stats: list[dict[str, float]] = []
         self.total_steps = 0
         self.algo = None
-        self._bar = None
         self._clear()
 
     def _clear(self) -> None:
@@ -189,10 +117,6 @@ class HLCObserver(AlgoObserver):
 
     def after_init(self, algo) -> None:
         self.algo = algo
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=algo.max_epochs, desc="HLC training", unit="epoch")
 
     def process_infos(self, infos: dict, done_indices) -> None:
         if not isinstance(infos, dict) or "similarity" not in infos:
@@ -216,27 +140,8 @@ class HLCObserver(AlgoObserver):
             for key, value in stats.items():
                 if key != "epoch":
                     writer.add_scalar(f"hlc/{key}", value, epoch_num)
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.set_postfix(sim=f"{stats['similarity']:.3f}", rew=f"{stats['reward']:.3f}",
-                                  et=int(stats["et_similarity_resets"]), fall=int(stats["et_fall_resets"]))
+        self.monitor.update(epoch_num, frame, stats)
         self._clear()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
-@dataclass
-class TrainResult:
-    """Output of :func:`train_hlc`: checkpoint paths, per-epoch statistics, provenance record."""
-
-    checkpoint: Path
-    initial_checkpoint: Path
-    out_dir: Path
-    epoch_stats: pd.DataFrame
-    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def train_hlc(
@@ -257,22 +162,19 @@ def train_hlc(
 
     Writes to ``out_dir``: ``initial.pth`` (the untrained policy, for before/after comparisons), ``hlc.pth`` (the
     final policy; rl-games checkpoint with the observation and value normalisers and ``hlc_config``), rl-games'
-    periodic checkpoints and TensorBoard summaries under ``runs/``, ``epoch_stats.csv`` and ``provenance.json``.
-    ``env_config`` (default :class:`HLCEnvConfig`) sets the episodes, reward and early termination; its
-    ``num_envs``, ``seed`` and ``device`` are replaced by this function's (``num_envs`` default: the scale's).
-    ``overrides`` go into the rl-games ``config`` section (e.g. ``{"learning_rate": 1e-3}``), except ``units`` and
-    ``init_log_std``, which change the network (see :func:`hlc_config`).
+    periodic checkpoints and TensorBoard summaries under ``runs/``, ``train_info.json`` (updated per epoch),
+    ``epoch_stats.csv`` and ``provenance.json``. ``env_config`` (default :class:`HLCEnvConfig`) sets the episodes,
+    reward and early termination; its ``num_envs``, ``seed`` and ``device`` are replaced by this function's
+    (``num_envs`` default: the profile's; ``device``: see :func:`anyskill.rl.runner.resolve_device`).
+    ``overrides`` go into the rl-games ``config`` section (e.g. ``{"learning_rate": 1e-3}``), except a nested
+    ``network`` dict (``units``, ``init_log_std``), which changes the network (see :func:`hlc_config`).
     """
-    from rl_games.torch_runner import Runner
-
+    prof = profile(scale)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     llc_checkpoint = Path(llc_checkpoint)
-    prof = SCALE_PROFILES.get(scale)
-    if prof is None:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
-    num_envs = num_envs or prof.num_envs
-    device = device or ("cuda:0" if scale == "paper" and torch.cuda.is_available() else "cpu")
+    num_envs = num_envs or prof.hlc.num_envs
+    device = resolve_device(device, scale)
     env_cfg = replace(env_config or HLCEnvConfig(), num_envs=num_envs, seed=seed, device=device)
     clip_weights = getattr(goal, "clip_weights", "none (goal without CLIP)")
     hlc_info = {"goal": goal.description, "goal_spec": getattr(goal, "spec", None),
@@ -285,25 +187,29 @@ def train_hlc(
         from anyskill.data import default_library
 
         motion_lib = default_library()
-    register_hlc_env(ENV_NAME, lambda **_: HighLevelEnv(env_cfg, llc, goal, motion_lib))
-
-    observer = HLCObserver(progress=progress)
-    runner = Runner(observer)
-    runner.algo_factory.register_builder(ALGO_NAME, lambda **kwargs: HLCAgent(**kwargs))
-    runner.load(hlc_config(scale, num_envs, device, seed, str(out / "runs"), "hlc", max_epochs, hlc_info, overrides))
-    torch.manual_seed(seed)  # rl-games seeds only when seed != 0
+    register_rl_games_env(ENV_NAME, lambda **_: HighLevelEnv(env_cfg, llc, goal, motion_lib))
+    config = hlc_config(scale, num_envs, device, seed, str(out / "runs"), "hlc", max_epochs, hlc_info, overrides)
+    monitor = EpochProgress("HLC training", config["params"]["config"]["max_epochs"], progress,
+                            out / "train_info.json", {"provenance": prov.as_dict()},
+                            postfix={"sim": "similarity", "rew": "reward", "et": "et_similarity_resets",
+                                     "fall": "et_fall_resets"})
+    observer = HLCObserver(monitor)
+    t0 = time.perf_counter()
     try:
-        agent: HLCAgent = runner.algo_factory.create(ALGO_NAME, base_name="run", params=runner.params)
+        agent: HLCAgent = create_agent(config, ALGO_NAME, lambda **kwargs: HLCAgent(**kwargs), observer, seed)
         agent.save(str(out / "initial"))
         agent.train()
         agent.save(str(out / "hlc"))
     finally:
-        observer.close()
-    stats = pd.DataFrame(observer.epoch_stats)
+        monitor.close()
+    agent.writer.close()  # rl-games leaves the TensorBoard writer open (its buffer flushes every 120 s)
     prov.finish()
-    prov.write_csv(stats, out / "epoch_stats.csv")
+    prov.write_csv(pd.DataFrame(observer.epoch_stats), out / "epoch_stats.csv")
     prov.write_json({"final_checkpoint": str(out / "hlc.pth")}, out / "provenance.json")
-    return TrainResult(out / "hlc.pth", out / "initial.pth", out, stats, prov.as_dict())
+    return TrainResult(checkpoint=out / "hlc.pth", out_dir=out, tensorboard_dir=Path(agent.summaries_dir),
+                       epochs=int(agent.epoch_num), samples=int(agent.frame),
+                       wall_time_s=round(time.perf_counter() - t0, 2), epoch_stats=observer.epoch_stats,
+                       initial_checkpoint=out / "initial.pth", provenance=prov.as_dict())
 
 
 def _jsonable(value: Any) -> Any:

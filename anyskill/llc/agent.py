@@ -29,6 +29,11 @@ stochastic samples only. GAE cuts the recursion at every episode end; the bootst
 Exact resume: :meth:`save` also writes ``<checkpoint>.resume.pt`` (replay buffer, every random generator, the env's
 physics snapshot and the rollout state) next to the newest checkpoint; :meth:`restore` picks it up, and training
 then continues as if it had not stopped (tested bit for bit on the CPU backend).
+
+Why this module is longer than 500 lines: :class:`CALMAgent` extends rl-games' A2CAgent by overriding its rollout,
+update, logging and checkpoint methods, which all share the agent's state, so they stay one class; everything that
+does not need that state lives elsewhere (settings: :mod:`anyskill.config.llc`, networks: :mod:`anyskill.llc.networks`,
+losses: :mod:`anyskill.llc.losses`, motion windows: :mod:`anyskill.motion.frame_grid`).
 """
 
 from __future__ import annotations
@@ -37,10 +42,11 @@ import random
 import time
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,97 +54,11 @@ from rl_games.algos_torch import torch_ext
 from rl_games.algos_torch.a2c_continuous import A2CAgent
 from torch import Tensor
 
+from anyskill.config.llc import CALMNetworkConfig, CALMSettings
+from anyskill.humanoid.obs import policy_obs
 from anyskill.llc import losses
-from anyskill.llc.networks import CALMNetworkConfig
-from anyskill.obs import policy_obs
 
 RESUME_SUFFIX = ".resume.pt"
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-@dataclass(frozen=True)
-class CALMSettings:
-    """The ``calm`` section of the rl-games ``config``; defaults are the reference values (facts §2.2-2.4) unless
-    marked as an option of ours.
-
-    latent_steps_min/max: a latent is held for U{min .. max-1} control steps. amp_batch_size: demo windows drawn per
-    epoch to update the AMP normaliser (the reference's new demo samples per epoch). amp_minibatch_size: agent,
-    replay and demo windows per discriminator step. replay_keep_prob: fraction of an epoch's agent samples kept
-    once the replay buffer is full. negative_disc_samples: add the paper's ternary term (demo windows under another
-    sample's latent labelled fake); the reference code computes but does not use it. align_max_shift: end times of
-    the two alignment windows differ by U(0, align_max_shift) s. eps_greedy: env i acts stochastically with
-    probability 1 - exp(10 (i / (N - 1) - 1)), else takes the mean action. motion_dt: spacing of AMP frames, s.
-
-    Options of ours (off / neutral by default; the ``smoke`` and ``laptop`` profiles turn them on, see
-    :mod:`anyskill.llc.registry`): ``latent_from_reset_prob`` (module docstring); ``latent_from_default_prob``: an
-    episode starting from the default standing pose gets, with this probability, the latent of a random clip's
-    window within its first 2 s, and (with tracking on) tracks that clip from its first frame — the situation in
-    which the high-level policy and the skill evaluation use the controller; ``track_reward_weight`` w adds a
-    DeepMimic-style tracking reward w * exp(-track_reward_scale * e) while an episode that started from a clip's
-    reference state still holds that clip's latent, e = mean squared difference (m^2) of root height and root-relative
-    body positions (heading frame) to the clip at the same time — a dense signal that teaches each latent its skill
-    far sooner than the adversarial reward alone; ``enc_batch_size`` demo windows
-    for the uniformity term and alignment pairs per step (default: amp_minibatch_size); ``disc_update_every`` k:
-    the discriminator and encoder-regulariser terms join every k-th PPO minibatch step (1: every step, the
-    reference), so that many small PPO steps per epoch do not multiply the discriminator's cost;
-    ``lr_actor/critic/encoder/disc`` per-network learning rates (None: the config's learning_rate);
-    ``precision`` of the update: "bfloat16" autocast, "float32", or "auto" (bfloat16 on CUDA and on CPUs with AMX
-    tiles, where it is several times faster; float32 elsewhere). Rollouts always run in float32.
-    """
-
-    latent_steps_min: int = 10
-    latent_steps_max: int = 150
-    amp_batch_size: int = 512
-    amp_minibatch_size: int = 1024
-    replay_buffer_size: int = 50000
-    replay_keep_prob: float = 0.01
-    disc_coef: float = 5.0
-    disc_logit_reg: float = 0.01
-    disc_grad_penalty: float = 5.0
-    disc_weight_decay: float = 1e-4
-    disc_reward_scale: float = 2.0
-    negative_disc_samples: bool = False
-    enc_coef: float = 0.1
-    enc_align_weight: float = 1.0
-    enc_uniform_weight: float = 0.5
-    align_max_shift: float = 0.5
-    eps_greedy: bool = True
-    bound_soft_limit: float = 1.0
-    motion_dt: float = 1.0 / 30.0
-    latent_from_reset_prob: float = 0.0
-    latent_from_default_prob: float = 0.0
-    track_reward_weight: float = 0.0
-    track_reward_scale: float = 20.0
-    enc_batch_size: int | None = None
-    disc_update_every: int = 1
-    lr_actor: float | None = None
-    lr_critic: float | None = None
-    lr_encoder: float | None = None
-    lr_disc: float | None = None
-    precision: str = "float32"
-
-    @classmethod
-    def from_config(cls, section: dict[str, Any] | None) -> "CALMSettings":
-        section = dict(section or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown} in config['calm']; valid options are {sorted(known)}")
-        s = cls(**section)
-        if not 1 <= s.latent_steps_min < s.latent_steps_max:
-            raise ValueError(f"need 1 <= latent_steps_min < latent_steps_max, got {s.latent_steps_min}, "
-                             f"{s.latent_steps_max}")
-        if s.disc_update_every < 1:
-            raise ValueError(f"disc_update_every must be >= 1, got {s.disc_update_every}")
-        if s.amp_minibatch_size < 2 or s.amp_batch_size < 1 or (s.enc_batch_size is not None and s.enc_batch_size < 2):
-            raise ValueError(f"amp_minibatch_size and enc_batch_size must be >= 2 (uniformity loss) and amp_batch_size "
-                             f">= 1, got {s.amp_minibatch_size}, {s.enc_batch_size}, {s.amp_batch_size}")
-        for name in ("replay_keep_prob", "latent_from_reset_prob", "latent_from_default_prob"):
-            if not 0.0 <= getattr(s, name) <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(s, name)}")
-        if s.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {s.precision!r}")
-        return s
 
 
 def update_dtype(precision: str, device: torch.device | str) -> torch.dtype:
@@ -240,7 +160,8 @@ def gae_advantages(rewards: Tensor, values: Tensor, next_values: Tensor, step_do
     return advantages
 
 
-def encode_unique(encode: Callable[[Tensor], Tensor], window_ids: Tensor, windows: Callable[[Tensor], Tensor]) -> Tensor:
+def encode_unique(encode: Callable[[Tensor], Tensor], window_ids: Tensor,
+                  windows: Callable[[Tensor], Tensor]) -> Tensor:
     """Latents (n, d) of windows named by ``window_ids`` (n,), encoding each distinct window once:
     ``encode(windows(unique_ids))`` then gathered back."""
     unique, inverse = torch.unique(window_ids, return_inverse=True)
@@ -250,12 +171,16 @@ def encode_unique(encode: Callable[[Tensor], Tensor], window_ids: Tensor, window
 class CALMAgent(A2CAgent):
     """rl-games agent registered as ``calm`` (see :func:`anyskill.llc.registry.register_calm`)."""
 
+    last_lr: float
+    obs: dict[str, Tensor]
+    dones: Tensor
+
     def __init__(self, base_name: str, params: dict[str, Any]):
         self.calm = CALMSettings.from_config(params["config"].get("calm"))
         super().__init__(base_name, params)
         self.net_cfg: CALMNetworkConfig = self.model.calm.cfg
         self.motion_lib = find_motion_lib(self.vec_env)
-        self.env = getattr(self.vec_env, "env", self.vec_env)
+        self.env: Any = getattr(self.vec_env, "env", self.vec_env)
         env_dt = getattr(self.env, "dt", None)
         if env_dt is not None and abs(float(env_dt) - self.calm.motion_dt) > 1e-6:
             raise ValueError(
@@ -282,7 +207,7 @@ class CALMAgent(A2CAgent):
             "calm": asdict(self.calm),
         }
         self.epoch_stats: list[dict[str, float]] = []
-        self.epoch_callbacks: list[Callable[["CALMAgent", dict[str, float]], None]] = []
+        self.epoch_callbacks: list[Callable[[CALMAgent, dict[str, float]], None]] = []
         """called as ``callback(agent, stats)`` at the end of every epoch, after logging (progress, monitors)."""
         self._log: dict[str, list[float]] = defaultdict(list)
         self._pending_resume: dict[str, Any] | None = None
@@ -292,7 +217,7 @@ class CALMAgent(A2CAgent):
         """One Adam, a parameter group (own learning rate) per network; replaces rl-games' single-group Adam."""
         net = self.model.calm
         base = float(self.last_lr)
-        groups = []
+        groups: list[dict[str, Any]] = []
         for name, module in (("actor", net.actor), ("critic", net.critic), ("encoder", net.encoder),
                              ("disc", net.discriminator)):
             lr = getattr(self.calm, f"lr_{name}")
@@ -301,6 +226,17 @@ class CALMAgent(A2CAgent):
         if grouped != len(list(self.model.parameters())):
             raise RuntimeError("CALM model has parameters outside actor, critic, encoder and discriminator")
         self.optimizer = torch.optim.Adam(groups, eps=1e-8, weight_decay=self.weight_decay)
+        self._base_lrs = [g["lr"] for g in groups]
+
+    def _adapt_learning_rates(self, kl: float) -> None:
+        """KL-adaptive learning rates (``kl_target``, see :class:`CALMSettings`); the rates live in the optimiser's
+        state, so checkpoints carry them."""
+        target = self.calm.kl_target
+        assert target is not None  # called only with a target
+        factor = 1 / 1.5 if kl > 2 * target else 1.5 if kl < 0.5 * target else 1.0
+        for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
+            group["lr"] = min(max(group["lr"] * factor, 0.1 * base), 3.0 * base)
+        self.last_lr = self.optimizer.param_groups[0]["lr"]
 
     def init_tensors(self) -> None:
         super().init_tensors()
@@ -315,7 +251,8 @@ class CALMAgent(A2CAgent):
         self._track_time = torch.zeros(n, device=dev)
         self._explore_prob = exploration_probabilities(n).to(dev)
         if self.epoch_num == 0:  # fresh run: seed the AMP normaliser with demonstration statistics
-            self.model.amp_norm.update(self._demo_frames(max(self.calm.amp_batch_size * self.net_cfg.disc_steps, 20000)))
+            seed_frames = max(self.calm.amp_batch_size * self.net_cfg.disc_steps, 20000)
+            self.model.amp_norm.update(self._demo_frames(seed_frames))
 
     def env_reset(self):
         obs = super().env_reset()
@@ -358,11 +295,13 @@ class CALMAgent(A2CAgent):
         clip = torch.full((ids.numel(),), -1, dtype=torch.long, device=dev)
         start_time = torch.zeros(ids.numel(), device=dev)
         if self.calm.latent_from_reset_prob > 0:
-            couple = (self._reset_clip[ids] >= 0) & (torch.rand(ids.numel(), device=dev) < self.calm.latent_from_reset_prob)
+            draw = torch.rand(ids.numel(), device=dev)
+            couple = (self._reset_clip[ids] >= 0) & (draw < self.calm.latent_from_reset_prob)
             clip[couple] = self._reset_clip[ids][couple]
             start_time[couple] = self._reset_time[ids][couple]
         if self.calm.latent_from_default_prob > 0:
-            couple = self._reset_default[ids] & (torch.rand(ids.numel(), device=dev) < self.calm.latent_from_default_prob)
+            draw = torch.rand(ids.numel(), device=dev)
+            couple = self._reset_default[ids] & (draw < self.calm.latent_from_default_prob)
             if couple.any():
                 clip[couple] = grid.sample_clips(int(couple.sum())).to(dev)
         coupled = clip >= 0
@@ -417,7 +356,8 @@ class CALMAgent(A2CAgent):
 
             amp_obs = self._env_tensor(infos, "amp_obs").float()
             frames = amp_obs.shape[1] // self.net_cfg.amp_frame_dim
-            if amp_obs.shape[0] != n or amp_obs.shape[1] % self.net_cfg.amp_frame_dim or frames < self.net_cfg.disc_steps:
+            frame_dim, disc_steps = self.net_cfg.amp_frame_dim, self.net_cfg.disc_steps
+            if amp_obs.shape[0] != n or amp_obs.shape[1] % frame_dim or frames < disc_steps:
                 raise ValueError(
                     f"extras['amp_obs'] has shape {tuple(amp_obs.shape)}, CALM expects ({n}, k x "
                     f"{self.net_cfg.amp_frame_dim}) with k >= disc_steps = {self.net_cfg.disc_steps} frames, newest "
@@ -427,8 +367,10 @@ class CALMAgent(A2CAgent):
             buf["terminal_obs"].append(self._env_tensor(infos, "terminal_obs").float())
             buf["terminate"].append(self._env_tensor(infos, "terminate").bool())
             buf["dones"].append(self.dones.float())
-            self._reset_clip = self._env_tensor(infos, "reset_clip").long() if "reset_clip" in infos else self._reset_clip
-            self._reset_time = self._env_tensor(infos, "reset_time").float() if "reset_time" in infos else self._reset_time
+            if "reset_clip" in infos:
+                self._reset_clip = self._env_tensor(infos, "reset_clip").long()
+            if "reset_time" in infos:
+                self._reset_time = self._env_tensor(infos, "reset_time").float()
             if "reset_default" in infos:
                 self._reset_default = self._env_tensor(infos, "reset_default").bool()
             buf["track"].append(self._track_reward(buf["terminal_obs"][-1], self.dones.bool()))
@@ -525,6 +467,8 @@ class CALMAgent(A2CAgent):
                 a, c, b, e, kl = self._update_minibatch(data, perm[start:start + mb], with_disc)
                 step += 1
                 a_losses.append(a), c_losses.append(c), b_losses.append(b), entropies.append(e), kls.append(kl)
+        if self.calm.kl_target is not None:
+            self._adapt_learning_rates(float(torch.stack(kls).mean()))
         self._store_replay(batch)
         t_end = time.perf_counter()
         return (batch["step_time"], t_update - t_play, t_end - t_update, t_end - t_play, a_losses, c_losses, b_losses,
@@ -597,7 +541,8 @@ class CALMAgent(A2CAgent):
     def bound_loss(self, mu: Tensor) -> Tensor:
         return losses.action_bound_loss(mu, self.calm.bound_soft_limit)
 
-    def _discriminator_and_encoder_losses(self, data: dict[str, Tensor]) -> tuple[losses.DiscriminatorLossTerms, Tensor]:
+    def _discriminator_and_encoder_losses(self, data: dict[str, Tensor]
+                                          ) -> tuple[losses.DiscriminatorLossTerms, Tensor]:
         """One discriminator minibatch (agent windows of this epoch under their rollout latents ∪ replay windows vs
         fresh demo windows under their encodings) and the encoder regulariser; logs their terms."""
         model, net, cfg = self.model, self.model.calm, self.calm
@@ -667,6 +612,7 @@ class CALMAgent(A2CAgent):
         stats["actor_loss"] = float(torch_ext.mean_list(a_losses))
         stats["critic_loss"] = float(torch_ext.mean_list(c_losses))
         stats["kl"] = float(torch_ext.mean_list(kls))
+        stats["lr_actor"] = float(self.optimizer.param_groups[0]["lr"])
         for key, value in stats.items():
             self.writer.add_scalar(f"calm/{key}", value, frame)
         stats.update(epoch=float(epoch_num), samples=float(frame), step_time_s=float(step_time),

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rl_games.algos_torch import torch_ext
 from torch import Tensor, nn
 
+from anyskill.config import CALMNetworkConfig, CALMSettings
 from anyskill.llc import losses
-from anyskill.llc.networks import CALMBuilder, CALMModel, CALMNetworkConfig
+from anyskill.llc.networks import CALMBuilder, CALMModel
+from anyskill.rl.runner import load_frozen
 
 
 class LowLevelController(nn.Module):
@@ -63,6 +64,20 @@ class LowLevelController(nn.Module):
     def frame_dim(self) -> int:
         return self.network_config.amp_frame_dim
 
+    @property
+    def motion_dt(self) -> float:
+        """s between the AMP frames of the encoder and discriminator windows: the training env's control step."""
+        return float(self._calm.get("motion_dt", CALMSettings.motion_dt))
+
+    @property
+    def disc_reward_scale(self) -> float:
+        """The scale of the Eq. 2 reward the controller was trained with."""
+        return float(self._calm.get("disc_reward_scale", CALMSettings.disc_reward_scale))
+
+    @property
+    def _calm(self) -> dict[str, Any]:
+        return self.config.get("calm", {})
+
     @torch.no_grad()
     def encode(self, windows: Tensor) -> Tensor:
         """AMP windows (N, enc_steps, frame_dim) newest first, or flattened -> unit latents (N, latent_dim)."""
@@ -92,24 +107,10 @@ class LowLevelController(nn.Module):
     @torch.no_grad()
     def style_reward(self, amp_obs: Tensor, z: Tensor) -> Tensor:
         """Paper Eq. 2 reward (N,) with the training scale from the checkpoint."""
-        scale = float(self.config.get("calm", {}).get("disc_reward_scale", 2.0))
-        return losses.style_reward(self.discriminator_score(amp_obs, z), scale)
+        return losses.style_reward(self.discriminator_score(amp_obs, z), self.disc_reward_scale)
 
 
 def load_llc(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> LowLevelController:
     """Load a CALM checkpoint written by the rl-games runner (``.pth``) as a frozen controller on ``device``."""
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"LLC checkpoint {path} does not exist; train one with the 'calm' rl-games agent")
-    state = torch_ext.safe_load(str(path))
-    if "calm_config" not in state or "model" not in state:
-        raise ValueError(
-            f"{path} is not a CALM checkpoint (keys {sorted(state)}); it needs 'model' and 'calm_config', "
-            "which the 'calm' agent writes"
-        )
-    llc = LowLevelController(state["calm_config"])
-    model_state = {k.removeprefix("_orig_mod."): v for k, v in state["model"].items()}
-    llc.model.load_state_dict(model_state)
-    for p in llc.parameters():
-        p.requires_grad_(False)
-    return llc.to(device).eval()
+    return load_frozen(checkpoint_path, "calm_config", LowLevelController, "CALM",
+                       "train one with `anyskill train-llc` (anyskill.llc.train.train_llc)", device)

@@ -20,17 +20,18 @@ same size, so the table shows what training changed. Times after a clip's end co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 
+from anyskill.config import profile
+from anyskill.humanoid import rotations as rot
+from anyskill.humanoid.obs import policy_obs_size
 from anyskill.llc import losses
 from anyskill.llc.controller import LowLevelController, load_llc
-from anyskill.motion import rotations as rot
-from anyskill.obs import policy_obs_size
 
 if TYPE_CHECKING:
     from anyskill.motion.library import MotionLibrary
@@ -48,14 +49,13 @@ def untrained_llc(like: LowLevelController | dict[str, Any] | str = "laptop", se
     elif isinstance(like, dict):
         config = like
     else:
-        from anyskill.llc.registry import calm_config
-        from anyskill.sim.model import load_humanoid
+        from anyskill.humanoid.model import load_humanoid
 
         model = load_humanoid()
-        params = calm_config(like, num_envs=1)["params"]
-        config = {"network": params["network"], "obs_dim": policy_obs_size(model.num_bodies),
+        prof = profile(like).llc
+        config = {"network": prof.network.to_params(), "obs_dim": policy_obs_size(model.num_bodies),
                   "actions_num": model.num_dofs, "normalize_input": True, "normalize_value": True,
-                  "calm": params["config"]["calm"]}
+                  "calm": asdict(prof.calm)}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         llc = LowLevelController(config)
@@ -65,9 +65,10 @@ def untrained_llc(like: LowLevelController | dict[str, Any] | str = "laptop", se
 
 
 @torch.no_grad()
-def clip_latents(llc: LowLevelController, lib: MotionLibrary, clip_ids: Tensor, dt: float = 1.0 / 30.0) -> Tensor:
+def clip_latents(llc: LowLevelController, lib: MotionLibrary, clip_ids: Tensor, dt: float | None = None) -> Tensor:
     """(C, latent) each clip's latent: the encoding of its first window (the first 60 frames, ending at
-    min(59 dt, duration))."""
+    min(59 dt, duration)); ``dt`` s between frames (default: the controller's ``motion_dt``)."""
+    dt = llc.motion_dt if dt is None else dt
     clip_ids = torch.as_tensor(clip_ids, device=lib.device)
     ends = lib.durations[clip_ids].clamp_max((llc.enc_steps - 1) * dt)
     return llc.encode(lib.amp_obs_window(clip_ids, ends, llc.enc_steps, dt))
@@ -245,7 +246,7 @@ def evaluate_llc(
         scored = valid & (k[:, None] >= controller.disc_steps - 1)  # windows made of simulated frames only
         err_global = (r.body_pos - ref_pos).norm(dim=-1).mean(-1)
         err_local = (heading_local(r.body_pos, r.root_rot) - ref_local).norm(dim=-1)[..., 1:].mean(-1)
-        scale = float(controller.config.get("calm", {}).get("disc_reward_scale", 2.0))
+        scale = controller.disc_reward_scale
         demo = lib.amp_obs_window(ids.repeat(steps), times.reshape(-1), controller.disc_steps, dt)
         demo_logit = controller.discriminator_score(demo.reshape(steps * c, -1), z.repeat(steps, 1)).reshape(steps, c)
         survival = torch.minimum(r.survival_steps, horizon)
@@ -273,40 +274,3 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             "demo_disc_logit"]
     out = df.assign(fell=df["fell"].astype(float)).groupby("controller", sort=False)[cols].mean()
     return out.rename(columns={"fell": "fell_fraction"}).reset_index()
-
-
-def plot_llc_eval(df: pd.DataFrame):
-    """Bar charts per clip (survival, local and global body error, style reward), one bar per controller."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    panels = [("survival_s", "survival (s)"), ("body_err_local_m", "root-relative body error (m)"),
-              ("body_err_global_m", "global body error (m)"), ("style_reward", "style reward (Eq. 2)")]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, 0.55 * df["clip"].nunique()), 3.0 * len(panels)),
-                             sharex=True)
-    for ax, (col, label) in zip(axes, panels):
-        sns.barplot(data=df, x="clip", y=col, hue="controller", ax=ax)
-        ax.set(ylabel=label, xlabel="")
-        if ax is not axes[0] and ax.get_legend() is not None:
-            ax.get_legend().remove()
-    axes[-1].tick_params(axis="x", rotation=60)
-    for label in axes[-1].get_xticklabels():
-        label.set_ha("right")
-    fig.suptitle("Low-level controller: imitation of each clip from its own latent")
-    fig.tight_layout()
-    return fig
-
-
-def write_llc_eval(df: pd.DataFrame, out_dir: str | Path, prov) -> tuple[Path, Path]:
-    """Write ``llc_eval.csv`` (with the provenance header) and ``llc_eval.png`` into ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    csv = prov.write_csv(df, out_dir / "llc_eval.csv")
-    fig = plot_llc_eval(df)
-    png = prov.save_figure(fig, out_dir / "llc_eval.png")
-    plt.close(fig)
-    return csv, png

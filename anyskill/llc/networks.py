@@ -16,7 +16,6 @@ Every size comes from the config; nothing about the humanoid is hard-coded here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -24,60 +23,7 @@ from rl_games.algos_torch.models import ModelA2CContinuousLogStd
 from rl_games.algos_torch.network_builder import NetworkBuilder
 from torch import Tensor, nn
 
-
-@dataclass(frozen=True)
-class CALMNetworkConfig:
-    """Sizes of the CALM networks (the rl-games ``network`` section minus ``name``).
-
-    Defaults are the reference values (facts §2.1). ``amp_frame_dim`` is the size of one AMP frame,
-    ``enc_steps``/``disc_steps`` the number of frames in the encoder / discriminator windows. ``enc_stride`` (an
-    option of ours, 1 in the reference): the encoder reads every ``enc_stride``-th frame of its window (newest
-    first), e.g. 20 frames at 10 Hz spanning the same 2 s for stride 3, which divides its cost by the stride.
-    """
-
-    latent_dim: int = 64
-    amp_frame_dim: int = 125
-    enc_steps: int = 60
-    enc_stride: int = 1
-    disc_steps: int = 10
-    enc_units: tuple[int, ...] = (1024, 1024, 512)
-    style_units: tuple[int, ...] = (512, 256)
-    style_dim: int = 64
-    actor_units: tuple[int, ...] = (1024, 1024, 512)
-    critic_units: tuple[int, ...] = (1024, 1024, 512)
-    disc_units: tuple[int, ...] = (1024, 1024, 512)
-    init_log_std: float = -2.9
-    actor_out_init_scale: float | None = None
-    """None: PyTorch's default init of the actor's output layer (the reference); a number u: weights U(-u, u)."""
-    actor_out_bias: tuple[float, ...] | None = None
-    """initial bias of the actor's output (mean action of an untrained policy); None: zeros (the reference)."""
-    enc_init_scale: float = 0.1
-    style_init_scale: float = 1.0
-    disc_logit_init_scale: float = 1.0
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "CALMNetworkConfig":
-        """Build from an rl-games ``network`` dict; unknown keys raise with the list of valid ones."""
-        known = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in params.items() if k not in ("name", "separate")}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown CALM network option(s) {unknown}; valid options are {sorted(known)}"
-            )
-        for key in ("enc_units", "style_units", "actor_units", "critic_units", "disc_units"):
-            if key in values:
-                values[key] = tuple(int(u) for u in values[key])
-        if values.get("actor_out_bias") is not None:
-            values["actor_out_bias"] = tuple(float(b) for b in values["actor_out_bias"])
-        return cls(**values)
-
-    def to_params(self) -> dict[str, Any]:
-        """The rl-games ``network`` dict (with ``name: calm``), lists instead of tuples."""
-        out: dict[str, Any] = {"name": "calm"}
-        for key, value in asdict(self).items():
-            out[key] = list(value) if isinstance(value, tuple) else value
-        return out
+from anyskill.config.llc import CALMNetworkConfig
 
 
 def mlp(in_dim: int, units: tuple[int, ...] | list[int]) -> nn.Sequential:
@@ -196,6 +142,10 @@ class RunningNormalizer(nn.Module):
     Statistics change only through :meth:`update` (never as a side effect of ``forward``), and are
     buffers, so they travel in ``state_dict`` and therefore in checkpoints.
     """
+
+    mean: Tensor
+    var: Tensor
+    count: Tensor
 
     def __init__(self, dim: int, epsilon: float = 1e-5, clip: float = 5.0):
         super().__init__()
@@ -324,7 +274,8 @@ class CALMModel(ModelA2CContinuousLogStd):
             return self.calm.encoder(self.norm_amp(flat))
 
         def encode_frames(self, frames: Tensor) -> Tensor:
-            """Raw frames already picked from encoder windows (N, encoder.num_frames, frame_dim) -> unit z (N, latent)."""
+            """Raw frames already picked from encoder windows (N, encoder.num_frames, frame_dim) -> unit z
+            (N, latent)."""
             return self.calm.encoder.forward_frames(self.amp_norm(frames))
 
         def disc_logits(self, amp_obs: Tensor, z: Tensor) -> Tensor:

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
+from anyskill.config import CALMSettings
+from anyskill.humanoid import rotations as rot
 from anyskill.llc.controller import LowLevelController
 from anyskill.llc.evaluate import clip_latents, rollout_llc
-from anyskill.motion import rotations as rot
 
 if TYPE_CHECKING:
     from anyskill.motion.library import MotionLibrary
@@ -73,8 +74,9 @@ def clip_pose_features(lib: MotionLibrary, dt: float) -> list[Tensor]:
     return out
 
 
-def clip_distance_matrix(lib: MotionLibrary, dt: float = 1.0 / 30.0) -> pd.DataFrame:
-    """D(clip i, clip j) (m) between all clips: how far apart the skills are under the identification metric."""
+def clip_distance_matrix(lib: MotionLibrary, dt: float = CALMSettings.motion_dt) -> pd.DataFrame:
+    """D(clip i, clip j) (m) between all clips, frames ``dt`` s apart (default: the control step): how far apart the
+    skills are under the identification metric."""
     feats = clip_pose_features(lib, dt)
     names = lib.clip_names
     return pd.DataFrame([[chamfer_distance(a, b) for b in feats] for a in feats], index=names, columns=names)
@@ -120,18 +122,20 @@ def standing_rollouts(llc: LowLevelController, lib: MotionLibrary, z: Tensor, se
 
 
 @torch.no_grad()
-def evaluate_skills(llc: LowLevelController, lib: MotionLibrary, seconds: float = 10.0, idle_clip: str | None = "idle_stand",
+def evaluate_skills(llc: LowLevelController, lib: MotionLibrary, seconds: float = 10.0,
+                    idle_clip: str | None = "idle_stand",
                     idle_seconds: float = 60.0, seed: int = 0) -> SkillEvaluation:
     """The held-out skill evaluation of the module docstring for every clip of ``lib``."""
     if seconds <= 0 or idle_seconds <= 0:
         raise ValueError(f"seconds and idle_seconds must be > 0, got {seconds}, {idle_seconds}")
-    dt = 1.0 / 30.0
+    dt = llc.motion_dt
     c = lib.num_clips
     ids = torch.arange(c, device=lib.device)
     z = clip_latents(llc, lib, ids, dt)
     feats, fell, first = standing_rollouts(llc, lib, z, seconds, seed)
     if abs(seconds / feats.shape[0] - dt) > 1e-6:
-        raise ValueError("the env's control step is not 1/30 s, which the clips' latents assume")
+        raise ValueError(f"the env's control step is not the controller's motion_dt = {dt:.6f} s, which the clips' "
+                         "latents assume")
     clips = clip_pose_features(lib, dt)
     dist = torch.tensor([[chamfer_distance(feats[:, i], clips[j]) for j in range(c)] for i in range(c)])
     nearest = dist.argmin(1)
@@ -142,7 +146,8 @@ def evaluate_skills(llc: LowLevelController, lib: MotionLibrary, seconds: float 
         "clip": names,
         "category": lib.categories,
         "survived": (~fell).tolist(),
-        "fall_time_s": [float(f + 1) * dt if fl else float("nan") for f, fl in zip(first.tolist(), fell.tolist())],
+        "fall_time_s": [float(f + 1) * dt if fl else float("nan")
+                        for f, fl in zip(first.tolist(), fell.tolist(), strict=True)],
         "own_distance_m": dist.diagonal().tolist(),
         "nearest_other_m": other.min(1).values.tolist(),
         "identified_as": [names[i] for i in nearest.tolist()],
@@ -166,25 +171,3 @@ def evaluate_skills(llc: LowLevelController, lib: MotionLibrary, seconds: float 
     }
     return SkillEvaluation(per_clip=per_clip, distances=pd.DataFrame(dist.numpy(), index=names, columns=names),
                            idle=idle, summary=summary)
-
-
-def write_skill_eval(result: SkillEvaluation, out_dir, prov, stem: str = "llc_skills", title: str = ""):
-    """Write ``<stem>.csv`` (per clip), ``<stem>_distances.csv``, ``<stem>.json`` (summary, idle check) with the
-    provenance, and ``<stem>.png`` (:func:`anyskill.viz.skills.plot_skill_identification`) into ``out_dir``."""
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from anyskill.viz.skills import plot_skill_identification
-
-    out_dir = Path(out_dir)
-    csv = prov.write_csv(result.per_clip, out_dir / f"{stem}.csv")
-    prov.write_csv(result.distances.reset_index(names="latent_of"), out_dir / f"{stem}_distances.csv")
-    js = prov.write_json({"summary": result.summary, "idle": result.idle}, out_dir / f"{stem}.json")
-    fig = plot_skill_identification(result.distances, result.per_clip, title=title)
-    png = prov.save_figure(fig, out_dir / f"{stem}.png")
-    plt.close(fig)
-    return csv, js, png

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from anyskill.humanoid.model import HumanoidModel
 from anyskill.motion.clip import MotionClip, MotionFormatError, load_npz
-from anyskill.sim.model import HumanoidModel
 
 __all__ = ["MotionClip", "MotionFormatError", "load_motion", "MotionLibrary"]
 
@@ -33,7 +33,7 @@ def load_motion(path: str | Path, model: HumanoidModel | None = None) -> MotionC
 
         return load_poselib(path, model)
     if suffix == ".bvh":
-        from anyskill.motion.bvh import load_bvh
+        from anyskill.motion.retarget import load_bvh
 
         return load_bvh(path, model)
     raise MotionFormatError(path, f"unknown motion file extension {suffix!r}; expected .npz, .npy (poselib) or .bvh")

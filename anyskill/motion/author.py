@@ -35,9 +35,9 @@ import mujoco
 import numpy as np
 import torch
 
-from anyskill.motion import rotations as rot
+from anyskill.humanoid import rotations as rot
+from anyskill.humanoid.model import HumanoidModel, load_humanoid
 from anyskill.motion.clip import MotionClip, skeleton_for
-from anyskill.sim.model import HumanoidModel, load_humanoid
 
 ANCHORS = (None, "feet", "right_foot", "left_foot")
 """Root horizontal solve: none (keys only), midpoint of both soles, or one sole kept in place."""
@@ -234,7 +234,7 @@ def _check_keys(name: str, keys: Sequence[KeyPose], model: HumanoidModel, loop: 
 def _clamp_report(key_dofs: np.ndarray, model: HumanoidModel) -> dict[str, float]:
     """{DoF name: largest excess over its limit among the keys, deg} for keys outside the limits."""
     excess = np.maximum(key_dofs - model.dof_upper, model.dof_lower - key_dofs).max(axis=0)
-    return {n: round(float(np.degrees(e)), 4) for n, e in zip(model.dof_names, excess) if e > 1e-9}
+    return {n: round(float(np.degrees(e)), 4) for n, e in zip(model.dof_names, excess, strict=True) if e > 1e-9}
 
 
 def _yaw_pitch_roll_quat(ypr: np.ndarray) -> np.ndarray:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anyskill.humanoid.model import HumanoidModel, load_humanoid
 from anyskill.motion.author import KeyPose, author_clip, mirrored
 from anyskill.motion.clip import MotionClip
-from anyskill.sim.model import HumanoidModel, load_humanoid
 
 FPS = 30.0
 
@@ -56,7 +56,8 @@ def _idle_stand() -> AuthoredSpec:
 def _wave_right_hand() -> AuthoredSpec:
     # Upper arm out to the side, turned so that the bent forearm points up; the elbow swings the hand sideways.
     # neck_z < 0 glances towards the waving hand.
-    arm = {"right_shoulder_x": -85.0, "right_shoulder_z": -80.0, "left_shoulder_x": 4.0, "left_elbow": -8.0, "neck_z": -10.0}
+    arm = {"right_shoulder_x": -85.0, "right_shoulder_z": -80.0, "left_shoulder_x": 4.0, "left_elbow": -8.0,
+           "neck_z": -10.0}
     keys = [KeyPose(0.0, REST), KeyPose(0.7, {**arm, "right_elbow": -75.0})]
     for i, t in enumerate((1.0, 1.3, 1.6, 1.9, 2.2)):
         keys.append(KeyPose(t, {**arm, "right_elbow": -40.0 if i % 2 == 0 else -105.0}))
@@ -75,7 +76,8 @@ def _wave_both_hands() -> AuthoredSpec:
 
 def _raise_both_arms() -> AuthoredSpec:
     # Overhead, shoulder x > 0 splays the right arm outwards (the abduction sign flips above the head).
-    up = _both({"right_shoulder_x": 10.0, "right_shoulder_y": -170.0, "right_elbow": -5.0}, abdomen_y=-6.0, neck_y=-15.0)
+    up = _both({"right_shoulder_x": 10.0, "right_shoulder_y": -170.0, "right_elbow": -5.0}, abdomen_y=-6.0,
+               neck_y=-15.0)
     keys = (KeyPose(0.0, REST), KeyPose(1.1, up), KeyPose(1.9, up), KeyPose(3.0, REST))
     text = "a person raises both arms straight up over the head and lowers them"
     return AuthoredSpec("raise_both_arms", text, "gesture", keys)
@@ -85,7 +87,8 @@ def _squat() -> AuthoredSpec:
     # Soles flat: root pitch + hip y + knee + ankle y = 25 - 105 + 115 - 35 = 0.
     legs = {"right_hip_y": -105.0, "right_knee": 115.0, "right_ankle_y": -35.0}
     down = _both({**legs, "right_shoulder_y": -100.0, "right_elbow": -5.0}, abdomen_y=15.0, neck_y=-15.0)
-    keys = (KeyPose(0.0, REST), KeyPose(1.2, down, root_pitch=25.0), KeyPose(1.7, down, root_pitch=25.0), KeyPose(3.0, REST))
+    keys = (KeyPose(0.0, REST), KeyPose(1.2, down, root_pitch=25.0), KeyPose(1.7, down, root_pitch=25.0),
+            KeyPose(3.0, REST))
     return AuthoredSpec("squat", "a person does a deep squat with the arms forward and stands back up", "gesture", keys)
 
 
@@ -201,7 +204,8 @@ def authored_clips(model: HumanoidModel | None = None) -> list[MotionClip]:
     model = model or load_humanoid()
     return [
         author_clip(
-            s.name, s.keys, FPS, description=s.description, loop=s.loop, model=model, category=s.category, anchor=s.anchor
+            s.name, s.keys, FPS, description=s.description, loop=s.loop, model=model, category=s.category,
+            anchor=s.anchor
         )
         for s in authored_specs()
     ]

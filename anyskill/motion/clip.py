@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anyskill.motion.skeleton import Skeleton
-from anyskill.sim.model import HumanoidModel, load_humanoid
+from anyskill.humanoid.model import HumanoidModel, load_humanoid
+from anyskill.humanoid.skeleton import Skeleton
 
 FORMAT = "anyskill-motion"
 FORMAT_VERSION = 1
@@ -89,7 +89,8 @@ def check_file_size(path: Path) -> None:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise MotionFormatError(
-            path, f"file is {size / 2**20:.0f} MiB, more than the limit MAX_FILE_BYTES = {MAX_FILE_BYTES // 2**20} MiB; "
+            path, f"file is {size / 2**20:.0f} MiB, more than the limit MAX_FILE_BYTES = {MAX_FILE_BYTES // 2**20} "
+                  "MiB; "
             "split the recording into shorter clips"
         )
 
@@ -99,7 +100,7 @@ def check_timing(path: str | Path, frames: int, fps: object) -> float:
     :data:`MAX_FRAMES` and :data:`MAX_DURATION_S`; raises :class:`MotionFormatError` naming ``path``."""
     if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, numbers.Real):
         raise MotionFormatError(path, f"fps must be a number, got {describe(fps)}")
-    if not MIN_FPS <= fps <= MAX_FPS:  # also rejects NaN
+    if not MIN_FPS <= fps <= MAX_FPS:  # type: ignore[operator]  # Real orders; also rejects NaN
         raise MotionFormatError(path, f"fps {describe(fps)} is outside the supported range [MIN_FPS, MAX_FPS] = "
                                       f"[{MIN_FPS:g}, {MAX_FPS:g}]")
     fps = float(fps)
@@ -153,7 +154,8 @@ class MotionClip:
                 raise MotionFormatError(source, f"{key} contains NaN or infinite values")
         norms = np.linalg.norm(self.root_rot, axis=-1)
         if np.any(np.abs(norms - 1.0) > 1e-3):
-            raise MotionFormatError(source, f"root_rot is not unit quaternions (norms {norms.min():.3f}..{norms.max():.3f})")
+            raise MotionFormatError(source, f"root_rot is not unit quaternions (norms "
+                                            f"{norms.min():.3f}..{norms.max():.3f})")
         self.root_rot = self.root_rot / norms[:, None]
 
     @property
@@ -200,7 +202,7 @@ class MotionClip:
         )
         return path
 
-    def slice(self, start: int, stop: int, name: str | None = None) -> "MotionClip":
+    def slice(self, start: int, stop: int, name: str | None = None) -> MotionClip:
         """Frames [start, stop) as a new clip."""
         return MotionClip(
             name=name or f"{self.name}[{start}:{stop}]",
@@ -259,7 +261,7 @@ def read_npy_header(raw: bytes, path: str | Path, what: str) -> NpyHeader:
         raise MotionFormatError(path, f"{what}: malformed .npy header (length {length}, file {len(raw)} bytes)")
     text = raw[start : start + length].decode("utf-8" if version == 3 else "latin-1", errors="replace")
     match = _NPY_HEADER.fullmatch(text)
-    fields = dict(zip(match.groups()[::2], match.groups()[1::2])) if match else {}
+    fields = dict(zip(match.groups()[::2], match.groups()[1::2], strict=True)) if match else {}
     if len(fields) != 3:
         raise MotionFormatError(path, f"{what}: malformed .npy header {describe(text.strip())}")
     try:
@@ -338,7 +340,8 @@ def load_npz(path: str | Path, model: HumanoidModel | None = None) -> MotionClip
         raise MotionFormatError(path, f"not an {FORMAT} file (missing or wrong 'format' entry)")
     version = int(data["format_version"]) if "format_version" in data else None
     if version != FORMAT_VERSION:
-        raise MotionFormatError(path, f"format_version {version} is not supported (this library reads {FORMAT_VERSION})")
+        raise MotionFormatError(path, f"format_version {version} is not supported (this library reads "
+                                      f"{FORMAT_VERSION})")
     missing = [k for k in ("name", "fps", "root_pos", "root_rot", "dof_pos", "dof_names") if k not in data]
     if missing:
         raise MotionFormatError(path, f"missing entries {missing}")

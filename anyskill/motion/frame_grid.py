@@ -39,7 +39,7 @@ class AmpFrameGrid:
     dt: float
 
     @classmethod
-    def from_library(cls, lib, dt: float) -> "AmpFrameGrid":
+    def from_library(cls, lib, dt: float) -> AmpFrameGrid:
         """Build the grid of a :class:`~anyskill.motion.library.MotionLibrary` (or any object with ``durations``,
         ``weights``, ``device`` and ``amp_obs_at(clip_ids, times)``) at spacing ``dt`` s."""
         if dt <= 0:

@@ -35,18 +35,17 @@ import warnings
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
 
+from anyskill.humanoid import rotations as rot
+from anyskill.humanoid.model import HumanoidModel
+from anyskill.humanoid.obs import amp_frame_obs
 from anyskill.motion import load_motion
-from anyskill.motion import rotations as rot
 from anyskill.motion.clip import MotionClip, MotionFormatError, describe, skeleton_for
-from anyskill.obs import amp_frame_obs
-from anyskill.sim.model import HumanoidModel
 
 if TYPE_CHECKING:
     from anyskill.motion.frame_grid import AmpFrameGrid
@@ -154,7 +153,7 @@ class MotionLibrary:
         self.key_body_ids = torch.as_tensor(self.model.key_body_ids, dtype=torch.long, device=self.device)
         self._joint_body_ids = torch.tensor([j.body for j in self.model.joints], dtype=torch.long, device=self.device)
 
-        f32 = dict(dtype=torch.float32, device=self.device)
+        f32: dict[str, Any] = dict(dtype=torch.float32, device=self.device)
         self.weights = torch.tensor(weights, **f32) / sum(weights)  # (C,)
         self.fps = torch.tensor([clip.fps for clip in self.clips], **f32)  # (C,) 1/s
         self.num_frames = torch.tensor([clip.num_frames for clip in self.clips], dtype=torch.long, device=self.device)
@@ -169,7 +168,7 @@ class MotionLibrary:
     @classmethod
     def from_manifest(
         cls, path: str | Path, model: HumanoidModel | None = None, device: str | torch.device = "cpu"
-    ) -> "MotionLibrary":
+    ) -> MotionLibrary:
         """Build a library from a YAML manifest (format in the module docstring); raises :class:`ManifestError`."""
         path = Path(path)
         entries = _read_manifest(path)
@@ -263,7 +262,7 @@ class MotionLibrary:
         )
 
     def amp_obs_at(self, clip_ids: Tensor, times: Tensor) -> Tensor:
-        """(N, 125) AMP frame observations (:func:`anyskill.obs.amp_frame_obs`) at ``times`` (N,) s."""
+        """(N, 125) AMP frame observations (:func:`anyskill.humanoid.obs.amp_frame_obs`) at ``times`` (N,) s."""
         i0, i1, blend = self._frame_pair(clip_ids, times)
         root_pos, root_rot, dof_pos = self._interpolate_pose(i0, i1, blend)
         local_rot = self.skeleton.local_rotations(dof_pos)  # composed once, for FK and the joint rotations
@@ -305,9 +304,9 @@ class MotionLibrary:
     def sample_encoder_and_demo_windows(
         self,
         n: int,
-        enc_steps: int = 60,
-        disc_steps: int = 10,
-        dt: float = 1.0 / 30.0,
+        enc_steps: int,
+        disc_steps: int,
+        dt: float,
         generator: torch.Generator | None = None,
     ) -> EncoderDemoWindows:
         """CALM's paired sample (facts §2.3): an encoder window and a demo window ending inside it.
@@ -329,7 +328,7 @@ class MotionLibrary:
             demo_windows=self.amp_obs_window(clip_ids, demo_end, disc_steps, dt),
         )
 
-    def frame_grid(self, dt: float) -> "AmpFrameGrid":
+    def frame_grid(self, dt: float) -> AmpFrameGrid:
         """The clips' AMP frames precomputed at times k * dt (:class:`~anyskill.motion.frame_grid.AmpFrameGrid`),
         built once per ``dt`` and cached."""
         from anyskill.motion.frame_grid import AmpFrameGrid
@@ -421,7 +420,8 @@ def _read_manifest(path: Path) -> list[dict]:
             raise ManifestError(path, f"missing required key(s) {missing}", i, file)
         unknown = sorted(describe(k) for k in set(entry) - set(_REQUIRED_KEYS) - set(_OPTIONAL_KEYS))
         if unknown:
-            raise ManifestError(path, f"unknown key(s) [{', '.join(unknown)}]; allowed: {_REQUIRED_KEYS + _OPTIONAL_KEYS}",
+            raise ManifestError(path, f"unknown key(s) [{', '.join(unknown)}]; allowed: "
+                                      f"{_REQUIRED_KEYS + _OPTIONAL_KEYS}",
                                 i, file)
         if not file:
             raise ManifestError(path, f"'file' must be a non-empty path string, got {describe(entry['file'])}", i)
@@ -432,7 +432,7 @@ def _read_manifest(path: Path) -> list[dict]:
             if key in entry and not isinstance(entry[key], str):
                 raise ManifestError(path, f"{key!r} must be a string (quote it), got {describe(entry[key])}", i, file)
         weight = entry["weight"]
-        if isinstance(weight, bool) or not isinstance(weight, Real) or not 0 <= weight <= _MAX_WEIGHT:
+        if isinstance(weight, bool) or not isinstance(weight, Real) or not 0 <= weight <= _MAX_WEIGHT:  # type: ignore[operator]  # Real orders; typeshed's Real does not say so
             raise ManifestError(path, f"'weight' must be a finite number >= 0, got {describe(weight)}", i, file)
     return doc["motions"]
 
@@ -444,7 +444,8 @@ def _warn_if_repeated_frames(clip: MotionClip) -> None:
 
     if drop_repeated_frames(clip) is not clip:
         warnings.warn(
-            f"clip {clip.name!r}: frames come in identical pairs ({clip.fps / 2:g} fps data stored at {clip.fps:g} fps), "
+            f"clip {clip.name!r}: frames come in identical pairs ({clip.fps / 2:g} fps data stored at {clip.fps:g} "
+            "fps), "
             "so its finite-difference velocities alternate between 0 and twice the true speed; fix it with "
             "anyskill.motion.quality.drop_repeated_frames (keeps every second frame at half the fps)",
             stacklevel=3,

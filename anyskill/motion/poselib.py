@@ -19,11 +19,13 @@ import pickle
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
-from anyskill.motion import rotations as rot
+from anyskill.humanoid import rotations as rot
+from anyskill.humanoid.model import HumanoidModel, load_humanoid
 from anyskill.motion.clip import (
     MAX_FILE_BYTES,
     MAX_FRAMES,
@@ -36,12 +38,13 @@ from anyskill.motion.clip import (
     read_npy_header,
     skeleton_for,
 )
-from anyskill.sim.model import HumanoidModel, load_humanoid
 
 try:  # numpy >= 2 moved the pickle helpers to numpy._core
-    from numpy._core.multiarray import _reconstruct, scalar as _scalar
+    from numpy._core.multiarray import _reconstruct
+    from numpy._core.multiarray import scalar as _scalar
 except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core.multiarray import _reconstruct, scalar as _scalar
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    from numpy.core.multiarray import scalar as _scalar  # type: ignore[no-redef]
 
 _GIMBAL_SIN = math.sqrt(1.0 - 1e-6**2)  # |sin b| above this: |cos b| < 1e-6, x and z axes coincide
 
@@ -76,7 +79,8 @@ class _CheckedArray(np.ndarray):
         if not (isinstance(state, tuple) and len(state) == 5):
             raise _Refused(f"malformed array state {describe(state)}")
         _, shape, dtype, _, data = state
-        if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)) or not _plain_dtype(dtype):
+        sizes_ok = isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)
+        if not sizes_ok or not _plain_dtype(dtype):
             raise _Refused(f"an array of shape {describe(shape)} and dtype {describe(dtype)}: only arrays of numbers "
                            "or objects are allowed")
         size = math.prod(shape)
@@ -111,9 +115,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def reconstruct(self, cls: object, shape: object, typecode: object) -> np.ndarray:
         """numpy's ``_reconstruct``, for the empty array that numpy's pickles then fill from their state."""
-        if cls is not _NDARRAY or shape != (0,) or not isinstance(typecode, (bytes, str)) or typecode not in (b"b", "b"):
+        if (cls is not _NDARRAY or shape != (0,) or not isinstance(typecode, (bytes, str))
+                or typecode not in (b"b", "b")):
             raise _Refused("an array not made as numpy pickles arrays (an empty array, then filled from its state)")
-        return _reconstruct(_CheckedArray, (0,), typecode)
+        return cast(np.ndarray, _reconstruct(_CheckedArray, (0,), typecode))
 
     def dtype(self, spec: object, align: object = False, copy: object = True) -> np.dtype:
         """A fresh numpy dtype of numbers, booleans or objects (always a copy: numpy's own may not be altered)."""
@@ -121,15 +126,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
             dtype = np.dtype(spec, bool(align), True) if isinstance(spec, str) and len(spec) <= 8 else None
         except (TypeError, ValueError):  # not a dtype numpy knows
             dtype = None
-        if not _plain_dtype(dtype):
+        if dtype is None or not _plain_dtype(dtype):
             raise _Refused(f"dtype {describe(spec)}: only numbers, booleans and objects are allowed")
         return dtype
 
     def scalar(self, dtype: object, data: object) -> np.generic:
         """A numpy number or boolean from its bytes."""
-        if not (_plain_dtype(dtype) and not dtype.hasobject and isinstance(data, bytes) and len(data) == dtype.itemsize):
+        if not (isinstance(dtype, np.dtype) and _plain_dtype(dtype) and not dtype.hasobject
+                and isinstance(data, bytes) and len(data) == dtype.itemsize):
             raise _Refused(f"a numpy scalar of dtype {describe(dtype)} from {describe(data)}")
-        return _scalar(dtype, data)
+        return cast(np.generic, _scalar(dtype, data))
 
 
 def _plain_arrays(state: dict) -> dict:
@@ -181,11 +187,12 @@ def _array(container: dict, key: str, path: str | Path, shape: tuple[int | None,
     if isinstance(value, dict):
         value = value.get("arr")
     if not (isinstance(value, np.ndarray) and _plain_dtype(value.dtype) and value.dtype.kind in "iuf"):
-        raise MotionFormatError(path, f"missing or malformed '{key}': expected an array of numbers, got {describe(value)}")
-    if value.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, value.shape)):
+        raise MotionFormatError(path, f"missing or malformed '{key}': expected an array of numbers, got "
+                                      f"{describe(value)}")
+    if value.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, value.shape, strict=True)):
         want = ", ".join("T" if n is None else str(n) for n in shape)
         raise MotionFormatError(path, f"'{key}' must have shape ({want}), got {value.shape}")
-    frames = max((m for n, m in zip(shape, value.shape) if n is None), default=0)
+    frames = max((m for n, m in zip(shape, value.shape, strict=True) if n is None), default=0)
     if frames > MAX_FRAMES:
         raise MotionFormatError(path, f"'{key}' has {frames} frames, more than the limit MAX_FRAMES = {MAX_FRAMES}; "
                                       "split the recording into shorter clips")
@@ -224,7 +231,8 @@ def poselib_state_to_clip(state: dict, path: str | Path, model: HumanoidModel | 
         raise MotionFormatError(path, f"wrong skeleton: bodies ({got}) are not the humanoid's {model.body_names}")
     parents = _array(tree, "parent_indices", path, (b,))
     if not np.array_equal(parents, model.parents):
-        raise MotionFormatError(path, f"wrong skeleton: parent indices {parents.tolist()} differ from {model.parents.tolist()}")
+        raise MotionFormatError(path, f"wrong skeleton: parent indices {parents.tolist()} differ from "
+                                      f"{model.parents.tolist()}")
     local_t = _array(tree, "local_translation", path, (b, 3))
     offset_err = float(np.abs(local_t[1:] - model.offsets[1:]).max())
     if offset_err > 0.02:
@@ -375,7 +383,7 @@ def local_rotations_to_dofs(local: torch.Tensor, model: HumanoidModel) -> np.nda
                 if cost < best_cost:
                     best, best_cost = sel, cost
             dofs[f, idx] = best
-            prev = best
+            prev = cast(np.ndarray, best)
     return dofs
 
 

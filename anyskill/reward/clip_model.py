@@ -103,14 +103,20 @@ def _create(spec: ClipSpec):
     raise ClipWeightsUnavailable(
         f"could not load CLIP weights {spec.model}/{spec.weights} ({'; '.join(errors)[:400]}).\n"
         "Provide them in one of three ways:\n"
-        f"  1. on a machine with a network, run once: python -c \"import open_clip; open_clip.create_model('{spec.model}', "
-        f"pretrained='{spec.weights}')\"  (fills the Hugging Face cache, ~600 MB; copy ~/.cache/huggingface to offline machines);\n"
-        "  2. pass a local checkpoint file: weights='/path/to/open_clip_pytorch_model.bin' (CLI: --clip-weights PATH);\n"
+        f"  1. on a machine with a network, run once: python -c \"import open_clip; "
+        f"open_clip.create_model('{spec.model}', "
+        f"pretrained='{spec.weights}')\"  (fills the Hugging Face cache, ~600 MB; copy ~/.cache/huggingface to "
+        "offline machines);\n"
+        "  2. pass a local checkpoint file: weights='/path/to/open_clip_pytorch_model.bin' (CLI: --clip-weights "
+        "PATH);\n"
         "  3. for tests or an offline dry run only, weights='random' (random features: similarities are meaningless)."
     )
 
 
 class ClipModel(torch.nn.Module):
+    mean: torch.Tensor
+    std: torch.Tensor
+
     """Frozen CLIP: ``encode_text(prompts) -> (P, 512)``, ``encode_images(frames) -> (N, 512)``, unit-norm features.
 
     ``raw_pixels=True`` reproduces the authors' quirk (reference facts §4): 0–255 RGB values fed to the vision
@@ -153,7 +159,8 @@ class ClipModel(torch.nn.Module):
             n = len(inner.encode(prompt)) + 2  # start and end tokens
             if n > self.context_length:
                 warnings.warn(
-                    f"prompt has {n} tokens, more than CLIP's context of {self.context_length}; it is truncated: {prompt[:60]!r}...",
+                    f"prompt has {n} tokens, more than CLIP's context of {self.context_length}; it is truncated: "
+                    f"{prompt[:60]!r}...",
                     stacklevel=3,
                 )
 
@@ -167,7 +174,7 @@ class ClipModel(torch.nn.Module):
                 self._check_length(p)
             tokens = self.tokenizer(missing).to(self.device)
             feats = F.normalize(self.model.encode_text(tokens).float(), dim=-1)
-            self._text_cache.update(zip(missing, feats))
+            self._text_cache.update(zip(missing, feats, strict=True))
         return torch.stack([self._text_cache[p] for p in prompts])
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:

@@ -37,8 +37,6 @@ class EarlyTermination:
         self.counter = torch.zeros(num_envs, dtype=torch.long, device=device)
         self.last = torch.full((num_envs,), float("nan"), device=device)
         self.generator = generator
-        self.fired_total = 0  # similarity-rule resets so far
-        self.fallen_total = 0  # head-height resets so far
 
     def reset(self, env_ids: Tensor) -> None:
         """Clear the counters of envs that were reset (their next similarity has no predecessor)."""
@@ -64,6 +62,4 @@ class EarlyTermination:
         self.last = similarity.detach().clone()
         reset = fired | fallen
         self.reset(reset.nonzero().flatten())
-        self.fired_total += int(fired.sum())
-        self.fallen_total += int(fallen.sum())
         return {"reset": reset, "similarity": fired, "fallen": fallen}

@@ -47,7 +47,7 @@ class StateProjection(nn.Module):
         return path
 
     @classmethod
-    def load(cls, path: str | Path, map_location="cpu") -> "StateProjection":
+    def load(cls, path: str | Path, map_location="cpu") -> StateProjection:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
         net = cls(ckpt["num_bodies"], ckpt["embed_dim"], tuple(ckpt["hidden"]))
         net.load_state_dict(ckpt["state_dict"])

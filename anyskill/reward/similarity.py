@@ -41,8 +41,10 @@ def nearest_reference(z: Tensor, reference_latents: Tensor) -> tuple[Tensor, Ten
     return reference_latents[idx], idx
 
 
-def style_reward(z: Tensor, reference_latents: Tensor, cfg: RewardConfig = RewardConfig()) -> Tensor:
-    """(N,) latent-alignment term: exp(-4 ||z - z_hat||) (paper) or max_k (cos(z, e_k) + 1) / 2 (official)."""
+def latent_alignment_reward(z: Tensor, reference_latents: Tensor, cfg: RewardConfig = RewardConfig()) -> Tensor:
+    """(N,) the latent-representation alignment term of Eq. 3: exp(-4 ||z - z_hat||) (paper) or
+    max_k (cos(z, e_k) + 1) / 2 (official). (Not the LLC's style reward of Eq. 2,
+    :func:`anyskill.llc.losses.style_reward`.)"""
     z = F.normalize(z, dim=-1)
     if cfg.variant == "official":
         return ((z @ reference_latents.T).amax(dim=-1) + 1.0) / 2.0
@@ -50,23 +52,18 @@ def style_reward(z: Tensor, reference_latents: Tensor, cfg: RewardConfig = Rewar
     return torch.exp(-cfg.style_sharpness * (z - z_hat).norm(dim=-1))
 
 
-def clip_similarity(image_features: Tensor, text_features: Tensor) -> Tensor:
-    """Cosine similarity of image features (..., E) with one text feature (E,) or per-env text features (..., E)."""
-    f = F.normalize(image_features, dim=-1)
-    g = F.normalize(text_features, dim=-1)
-    return (f * g).sum(-1)
-
-
-def hlc_reward(similarities: Tensor, z: Tensor, reference_latents: Tensor, cfg: RewardConfig = RewardConfig()) -> dict[str, Tensor]:
+def hlc_reward(similarities: Tensor, z: Tensor, reference_latents: Tensor,
+               cfg: RewardConfig = RewardConfig()) -> dict[str, Tensor]:
     """Reward of one HLC step.
 
     similarities (N, T): cos(f_I, f_d) at each of the T LLC steps the latent z (N, L) was held; reference_latents
-    (K, L) unit norm. Returns a dict of (N,) tensors: ``reward``, ``clip`` (mean similarity), ``style``.
+    (K, L) unit norm. Returns a dict of (N,) tensors: ``reward``, ``clip`` (mean similarity), ``latent`` (the
+    latent alignment term).
     """
     sim = similarities.mean(dim=-1)
-    style = style_reward(z, reference_latents, cfg)
+    latent = latent_alignment_reward(z, reference_latents, cfg)
     if cfg.variant == "official":
-        reward = 0.5 * 0.8 * sim + 0.4 * style
+        reward = 0.5 * 0.8 * sim + 0.4 * latent
     else:
-        reward = cfg.w_clip * sim + cfg.w_style * style
-    return {"reward": reward, "clip": sim, "style": style}
+        reward = cfg.w_clip * sim + cfg.w_style * latent
+    return {"reward": reward, "clip": sim, "latent": latent}

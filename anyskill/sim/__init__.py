@@ -1,1 +1,1 @@
-"""Simulation: the humanoid model, physics backends (MuJoCo CPU, MuJoCo Warp GPU), the environment, rendering."""
+"""Simulation: physics backends (MuJoCo CPU, MuJoCo Warp GPU), the humanoid environment and its terms, rendering."""

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from anyskill.sim.model import HumanoidModel
+from anyskill.humanoid.model import HumanoidModel
 
 Tensor = torch.Tensor
 

@@ -4,9 +4,9 @@ An IsaacGymEnvs/rl-games ``VecTask``-like environment of N humanoids (reference 
 
 * **actions** (N, 28) in [-1, 1] (clamped) -> PD targets ``offset + scale * a`` (facts §1.3), held for
   ``control_freq_inv`` physics steps (4 x 1/120 s -> 30 Hz control);
-* **observations** ``{"obs": (N, 223)}`` from :func:`anyskill.obs.policy_obs` on the simulated body states;
+* **observations** ``{"obs": (N, 223)}`` from :func:`anyskill.humanoid.obs.policy_obs` on the simulated body states;
 * **AMP observations** ``extras["amp_obs"]`` (N, 10 * 125): the last 10 AMP frames
-  (:func:`anyskill.obs.amp_frame_obs`), newest first, ending at the state the step reached (before any
+  (:func:`anyskill.humanoid.obs.amp_frame_obs`), newest first, ending at the state the step reached (before any
   reset), which is the transition's next state the discriminator scores;
 * **resets** (automatic, inside :meth:`HumanoidEnv.step`; the returned obs of a done env is its new
   episode's first obs, ``extras["terminal_obs"]`` the obs of the state the step reached): default pose,
@@ -31,20 +31,19 @@ with ``torch.set_num_threads(1)``: intra-op threads gain nothing on these sizes,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from rl_games.common.ivecenv import IVecEnv
 
-from anyskill.motion import rotations as rot
+from anyskill.humanoid import rotations as rot
+from anyskill.humanoid.model import HumanoidModel
+from anyskill.humanoid.obs import amp_frame_obs, amp_obs_size, policy_obs, policy_obs_size
+from anyskill.humanoid.skeleton import Skeleton
 from anyskill.motion.library import MotionLibrary
-from anyskill.motion.skeleton import Skeleton
-from anyskill.obs import amp_frame_obs, amp_obs_size, policy_obs, policy_obs_size
 from anyskill.sim import terms
 from anyskill.sim.backend import Backend
-from anyskill.sim.model import HumanoidModel, load_humanoid
 
 Tensor = torch.Tensor
 
@@ -153,7 +152,7 @@ class HumanoidEnv:
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.num_actions,), np.float32)
         self.amp_observation_space = gym.spaces.Box(-np.inf, np.inf, (self.num_amp_obs,), np.float32)
 
-        dev = dict(device=self.device)
+        dev: dict[str, Any] = dict(device=self.device)
         offset, scale = m.pd_offset_scale
         self._pd_offset = torch.as_tensor(offset, dtype=torch.float32, **dev)
         self._pd_scale = torch.as_tensor(scale, dtype=torch.float32, **dev)
@@ -203,7 +202,8 @@ class HumanoidEnv:
         """
         actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
         if actions.shape != (self.num_envs, self.num_actions):
-            raise ValueError(f"actions must have shape ({self.num_envs}, {self.num_actions}), got {tuple(actions.shape)}")
+            raise ValueError(f"actions must have shape ({self.num_envs}, {self.num_actions}), got "
+                             f"{tuple(actions.shape)}")
         self.backend.set_pd_targets(self.action_to_pd_target(actions))
         self.backend.step(self.cfg.control_freq_inv)
         self.progress += 1
@@ -319,12 +319,14 @@ class HumanoidEnv:
         self._reset_default(ids[~from_bank & ~from_clip])
         self._reset_from_bank(ids[from_bank])
         self.recovery_counter[ids[from_bank]] = cfg.recovery_steps  # a fallen start may get up before it can fail
-        clip_ids = self.motion_lib.sample_clips(int(from_clip.sum()), generator=self._lib_gen()) if from_clip.any() else None
-        if clip_ids is not None:
+        if from_clip.any():
+            lib = self.motion_lib
+            assert lib is not None  # the constructor requires one unless state_init is "default"
+            clip_ids = lib.sample_clips(int(from_clip.sum()), generator=self._lib_gen())
             if cfg.state_init == "start":
-                times = torch.zeros(len(clip_ids), device=self.motion_lib.device)
+                times = torch.zeros(len(clip_ids), device=lib.device)
             else:
-                times = self.motion_lib.sample_times(clip_ids, generator=self._lib_gen())
+                times = lib.sample_times(clip_ids, generator=self._lib_gen())
             self._reset_from_clip(ids[from_clip], clip_ids, times)
 
     def start_from_reference(self, env_ids: Tensor, clip_ids: Tensor, times: Tensor) -> None:
@@ -360,20 +362,24 @@ class HumanoidEnv:
         if not m:
             return
         bank = self._fall_states
+        assert bank is not None  # only called when the bank was built
         pick = torch.randint(len(bank["root_pos"]), (m,), generator=self._gen, device=self.device)
         zeros3 = torch.zeros(m, 3, device=self.device)
         zeros_d = torch.zeros(m, self.num_actions, device=self.device)
-        self.backend.set_state(ids, bank["root_pos"][pick], bank["root_rot"][pick], zeros3, zeros3, bank["dof_pos"][pick], zeros_d)
+        self.backend.set_state(ids, bank["root_pos"][pick], bank["root_rot"][pick], zeros3, zeros3,
+                               bank["dof_pos"][pick], zeros_d)
         self._fill_history_with_current(ids)
 
     def _reset_from_clip(self, ids: Tensor, clip_ids: Tensor, times: Tensor) -> None:
         if not len(ids):
             return
         lib = self.motion_lib
+        assert lib is not None  # checked by the callers
         s = lib.state_at(clip_ids, times)
         dev = self.device
         self.backend.set_state(
-            ids, s.root_pos.to(dev), s.root_rot.to(dev), s.root_vel.to(dev), s.root_ang_vel.to(dev), s.dof_pos.to(dev), s.dof_vel.to(dev)
+            ids, s.root_pos.to(dev), s.root_rot.to(dev), s.root_vel.to(dev), s.root_ang_vel.to(dev), s.dof_pos.to(dev),
+            s.dof_vel.to(dev)
         )
         window = lib.amp_obs_window(clip_ids, times, self.cfg.num_amp_obs_steps, self.dt)
         self.amp_obs_history[ids] = window.to(dev, torch.float32)
@@ -392,7 +398,8 @@ class HumanoidEnv:
         state["backend"] = self.backend.snapshot()
         state["generator"] = self._gen.get_state()
         state["sim_blowups_total"] = self.sim_blowups_total
-        state["fall_states"] = None if self._fall_states is None else {k: v.cpu().clone() for k, v in self._fall_states.items()}
+        bank = self._fall_states
+        state["fall_states"] = None if bank is None else {k: v.cpu().clone() for k, v in bank.items()}
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -413,6 +420,7 @@ class HumanoidEnv:
 
     def _lib_gen(self) -> torch.Generator | None:
         """The env's generator when the motion library samples on the same device, else the library's default."""
+        assert self.motion_lib is not None
         return self._gen if self.motion_lib.device == self.device else None
 
     def _build_fall_states(self, count: int) -> dict[str, Tensor]:
@@ -444,46 +452,3 @@ class HumanoidEnv:
     def fall_states(self) -> dict[str, Tensor] | None:
         """The fall-state bank: root_pos (F, 3) m, root_rot (F, 4) wxyz, dof_pos (F, 28) rad; None if not built."""
         return self._fall_states
-
-
-class RlGamesVecEnv(IVecEnv):
-    """rl-games vec-env adapter: creates the env registered under ``config_name`` and forwards to it. Works for any
-    env with ``num_envs``, ``reset``, ``step``, ``observation_space`` and ``action_space`` (the low- and the
-    high-level env); an ``amp_observation_space`` is passed on when the env has one."""
-
-    def __init__(self, config_name: str, num_actors: int, **kwargs):
-        from rl_games.common import env_configurations
-
-        self.env = env_configurations.configurations[config_name]["env_creator"](**kwargs)
-        if self.env.num_envs != num_actors:
-            raise ValueError(
-                f"rl-games asked for {num_actors} actors but env {config_name!r} has {self.env.num_envs} envs; "
-                "make config.num_actors equal to the env's num_envs"
-            )
-
-    def step(self, actions: Tensor):
-        return self.env.step(actions)
-
-    def reset(self):
-        return self.env.reset()
-
-    def get_number_of_agents(self) -> int:
-        return 1
-
-    def get_env_info(self) -> dict:
-        info = {"observation_space": self.env.observation_space, "action_space": self.env.action_space,
-                "agents": 1, "value_size": 1}
-        if hasattr(self.env, "amp_observation_space"):
-            info["amp_observation_space"] = self.env.amp_observation_space
-        return info
-
-
-RL_GAMES_VECENV_TYPE = "ANYSKILL"
-
-
-def register_rl_games_env(name: str, env_factory: Callable) -> None:
-    """Make ``env_factory(**kwargs)`` available to rl-games as env ``name`` (vecenv type "ANYSKILL")."""
-    from rl_games.common import env_configurations, vecenv
-
-    env_configurations.register(name, {"env_creator": env_factory, "vecenv_type": RL_GAMES_VECENV_TYPE})
-    vecenv.register(RL_GAMES_VECENV_TYPE, lambda config_name, num_actors, **kwargs: RlGamesVecEnv(config_name, num_actors, **kwargs))

@@ -50,7 +50,7 @@ import mujoco
 import numpy as np
 import torch
 
-from anyskill.sim.model import HumanoidModel, load_humanoid
+from anyskill.humanoid.model import HumanoidModel, load_humanoid
 
 Tensor = torch.Tensor
 
@@ -177,36 +177,36 @@ class MujocoBackend:
     ) -> None:
         ids = _np(env_ids).astype(np.int64).reshape(-1)
         m = len(ids)
-        root_pos, root_rot, root_vel, root_ang_vel = (_np(x) for x in (root_pos, root_rot, root_vel, root_ang_vel))
-        dof_pos, dof_vel = _np(dof_pos), _np(dof_vel)
+        pos, quat, vel, ang_vel = (_np(x) for x in (root_pos, root_rot, root_vel, root_ang_vel))
+        qpos, qvel = _np(dof_pos), _np(dof_vel)
         d_ = self._model.num_dofs
         for name, x, shape in (
-            ("root_pos", root_pos, (m, 3)),
-            ("root_rot", root_rot, (m, 4)),
-            ("root_vel", root_vel, (m, 3)),
-            ("root_ang_vel", root_ang_vel, (m, 3)),
-            ("dof_pos", dof_pos, (m, d_)),
-            ("dof_vel", dof_vel, (m, d_)),
+            ("root_pos", pos, (m, 3)),
+            ("root_rot", quat, (m, 4)),
+            ("root_vel", vel, (m, 3)),
+            ("root_ang_vel", ang_vel, (m, 3)),
+            ("dof_pos", qpos, (m, d_)),
+            ("dof_vel", qvel, (m, d_)),
         ):
             if x.shape != shape:
                 raise ValueError(f"set_state: {name} must have shape {shape} for {m} env ids, got {x.shape}")
         if m and (ids.min() < 0 or ids.max() >= self._num_envs):
             raise IndexError(f"set_state: env ids must be in [0, {self._num_envs}), got {ids.tolist()}")
-        norm = np.linalg.norm(root_rot, axis=-1, keepdims=True)
+        norm = np.linalg.norm(quat, axis=-1, keepdims=True)
         if np.any(norm < 1e-6):
             raise ValueError("set_state: root_rot contains zero quaternions; pass unit quaternions (wxyz)")
-        root_rot = root_rot / norm
-        ang_local = _rotate_inverse(root_rot, root_ang_vel)  # free-joint angular velocity is body-frame
+        quat = quat / norm
+        ang_local = _rotate_inverse(quat, ang_vel)  # free-joint angular velocity is body-frame
         rq, rv = self._root_qpos, self._root_qvel
-        for k, i in enumerate(ids):
+        for k, i in enumerate(ids.tolist()):
             d = self.data[i]
             mujoco.mj_resetData(self.mj_model, d)
-            d.qpos[rq : rq + 3] = root_pos[k]
-            d.qpos[rq + 3 : rq + 7] = root_rot[k]
-            d.qpos[self._dof_qpos] = dof_pos[k]
-            d.qvel[rv : rv + 3] = root_vel[k]
+            d.qpos[rq : rq + 3] = pos[k]
+            d.qpos[rq + 3 : rq + 7] = quat[k]
+            d.qpos[self._dof_qpos] = qpos[k]
+            d.qvel[rv : rv + 3] = vel[k]
             d.qvel[rv + 3 : rv + 6] = ang_local[k]
-            d.qvel[self._dof_qvel] = dof_vel[k]
+            d.qvel[self._dof_qvel] = qvel[k]
             d.ctrl[:] = self._ctrl[i]
             mujoco.mj_forward(self.mj_model, d)
             self._gather(i, d)
@@ -319,7 +319,8 @@ class MujocoBackend:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         states = np.asarray(state["mj_state"])
         if states.shape != (self._num_envs, mujoco.mj_stateSize(self.mj_model, spec)):
-            raise ValueError(f"snapshot holds states of shape {states.shape} for this backend's {self._num_envs} worlds "
+            raise ValueError(f"snapshot holds states of shape {states.shape} for this backend's {self._num_envs} "
+                             "worlds "
                              "of another size or model; restore into a backend built like the one snapshotted")
         for i, d in enumerate(self.data):
             mujoco.mj_setState(self.mj_model, d, states[i], spec)

@@ -20,11 +20,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 # Native libraries loaded after an EGL context exists can crash the process (measured here: importing torchvision,
 # which loads triton's C module, segfaults once a MuJoCo EGL renderer was created). Load them first.
-import torchvision  # noqa: E402, F401
-
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torchvision  # noqa: E402, F401
 
 EGL_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri"
 
@@ -71,7 +70,8 @@ class StateRenderer:
             self.renderer = mujoco.Renderer(model, height=camera.height, width=camera.width)
         except Exception as e:  # mujoco raises plain Exceptions / FatalError from the GL back-end
             raise RenderingUnavailable(
-                f"could not start headless OpenGL with MUJOCO_GL={os.environ.get('MUJOCO_GL')} ({type(e).__name__}: {e}). "
+                f"could not start headless OpenGL with MUJOCO_GL={os.environ.get('MUJOCO_GL')} ({type(e).__name__}: "
+                f"{e}). "
                 f"Install an EGL provider: Debian/Ubuntu `apt-get install {EGL_PACKAGES}`, conda `libegl mesalib`; "
                 "GPU machines use the NVIDIA driver's EGL."
             ) from e

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from anyskill.sim.model import HumanoidModel
+from anyskill.humanoid.model import HumanoidModel
 
 Tensor = torch.Tensor
 

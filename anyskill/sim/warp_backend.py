@@ -47,13 +47,13 @@ import numpy as np
 import torch
 import warp as wp
 
-wp.config.quiet = True  # no start-up banner
+from anyskill.humanoid.model import HumanoidModel, load_humanoid
+from anyskill.humanoid.rotations import quat_rotate_inverse
+from anyskill.sim.mujoco_backend import INTEGRATORS, actuator_of_joint, disable_self_collision, name_id
+
+wp.config.quiet = True  # type: ignore[attr-defined]  # no start-up banner (set at run time; not in warp's stubs)
 if hasattr(wp, "LOG_WARNING"):  # Warp >= 1.19 logs each kernel module load at INFO level
     wp.config.log_level = wp.LOG_WARNING
-
-from anyskill.motion.rotations import quat_rotate_inverse
-from anyskill.sim.model import HumanoidModel, load_humanoid
-from anyskill.sim.mujoco_backend import INTEGRATORS, actuator_of_joint, disable_self_collision, name_id
 
 Tensor = torch.Tensor
 
@@ -108,7 +108,7 @@ def contact_buffer_sizes(mj_model: mujoco.MjModel, mjw_model: mjw.Model) -> Cont
     contact = pair_ids >= -1
     pyramidal = mj_model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
     ncon = nrows = 0
-    for (g1, g2), pid in zip(pairs[contact], pair_ids[contact]):
+    for (g1, g2), pid in zip(pairs[contact], pair_ids[contact], strict=True):
         kinds = frozenset({int(mj_model.geom_type[g1]), int(mj_model.geom_type[g2])})
         n = _MAX_CONTACTS_PER_PAIR.get(kinds, mujoco.mjMAXCONPAIR)
         condim = int(mj_model.pair_dim[pid]) if pid >= 0 else max(mj_model.geom_condim[g1], mj_model.geom_condim[g2])
@@ -176,7 +176,8 @@ class WarpBackend:
         try:
             self._wp_device = wp.get_device(device)
         except (ValueError, RuntimeError) as e:
-            raise ValueError(f"Warp cannot use device {device!r} ({e}); pass device='cpu' or an available CUDA device") from e
+            raise ValueError(f"Warp cannot use device {device!r} ({e}); pass device='cpu' or an available CUDA "
+                             "device") from e
         self._device = torch.device(wp.device_to_torch(self._wp_device))
         self._num_envs = num_envs
         with wp.ScopedDevice(self._wp_device):
@@ -185,7 +186,8 @@ class WarpBackend:
             self.buffer_sizes = ContactBufferSizes(nconmax or worst.nconmax, njmax or worst.njmax)
             """The contact/constraint buffer sizes in use (per world)."""
             self.mjw_model.opt.warn_overflow = 0  # reported by diverged() instead of kernel printf
-            self.data = mjw.make_data(m, nworld=num_envs, nconmax=self.buffer_sizes.nconmax, njmax=self.buffer_sizes.njmax)
+            self.data = mjw.make_data(m, nworld=num_envs, nconmax=self.buffer_sizes.nconmax,
+                                      njmax=self.buffer_sizes.njmax)
             """The MuJoCo Warp ``Data`` (change states through :meth:`set_state`)."""
         self.views = WarpViews.of(self.data)
         """Zero-copy torch views of the state arrays of :attr:`data`."""
@@ -396,7 +398,8 @@ class WarpBackend:
 
     def snapshot(self) -> dict:
         raise NotImplementedError(
-            "WarpBackend has no exact snapshot yet (its solver warm-start lives in Warp arrays); training on it resumes "
+            "WarpBackend has no exact snapshot yet (its solver warm-start lives in Warp arrays); training on it "
+            "resumes "
             "from weights, normalisers and optimisers with fresh episodes")
 
     def restore(self, state: dict) -> None:

@@ -30,7 +30,8 @@ def ground_contact_plot(df: pd.DataFrame, tolerance: float = 0.03):
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(df) + 1.2))
     d = df.reset_index(drop=True)
     ax.axvspan(-tolerance * 100, tolerance * 100, color="0.9", label=f"±{tolerance * 100:.0f} cm")
-    ax.hlines(d.index, d.stance_sole_p5_m * 100, d.stance_sole_p95_m * 100, color="tab:blue", lw=3, label="5–95 % of stance frames")
+    ax.hlines(d.index, d.stance_sole_p5_m * 100, d.stance_sole_p95_m * 100, color="tab:blue", lw=3,
+              label="5–95 % of stance frames")
     ax.plot(d.stance_sole_mean_m * 100, d.index, "o", color="k", ms=4, label="mean")
     ax.set_yticks(d.index, d.name)
     ax.set_xlabel("sole height above the ground while the foot is in stance (cm)")

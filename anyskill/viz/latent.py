@@ -25,8 +25,10 @@ class ClipEncodings:
 
 
 @torch.no_grad()
-def encode_clips(llc, lib, windows_per_clip: int = 12, dt: float = 1.0 / 30.0) -> ClipEncodings:
-    """Encode ``windows_per_clip`` windows per clip, their end times spread evenly over the clip (s)."""
+def encode_clips(llc, lib, windows_per_clip: int = 12, dt: float | None = None) -> ClipEncodings:
+    """Encode ``windows_per_clip`` windows per clip, their end times spread evenly over the clip (s); frames ``dt`` s
+    apart (default: the controller's ``motion_dt``)."""
+    dt = llc.motion_dt if dt is None else dt
     steps = llc.enc_steps
     ids, times = [], []
     for c in range(lib.num_clips):
@@ -66,23 +68,25 @@ def latent_map(enc: ClipEncodings, method: str = "tsne", seed: int = 0):
     for clip, g in df.groupby("clip"):
         ax.annotate(clip.replace("amp_humanoid_", "").replace("authored_", ""), (g.x.mean(), g.y.mean()), fontsize=7,
                     ha="center", va="bottom", alpha=0.8)
-    ax.set(xticks=[], yticks=[], xlabel=f"{method} 1", ylabel=f"{method} 2", title="motion latents E(window), one dot per 2 s window")
+    ax.set(xticks=[], yticks=[], xlabel=f"{method} 1", ylabel=f"{method} 2", title="motion latents E(window), one dot "
+                                                                                   "per 2 s window")
     fig.tight_layout()
     return fig
 
 
-def clip_similarity_matrix(enc: ClipEncodings) -> pd.DataFrame:
-    """Mean cosine similarity between the windows of every pair of clips (C, C)."""
+def latent_similarity_matrix(enc: ClipEncodings) -> pd.DataFrame:
+    """Mean cosine similarity between the latents of the windows of every pair of motion clips (C, C)."""
     z = F.normalize(enc.z, dim=-1)
     clips = list(dict.fromkeys(enc.table["clip"]))
     idx = {c: np.nonzero(enc.table["clip"].values == c)[0] for c in clips}
     sim = (z @ z.T).numpy()
-    return pd.DataFrame([[sim[np.ix_(idx[a], idx[b])].mean() for b in clips] for a in clips], index=clips, columns=clips)
+    means = [[sim[np.ix_(idx[a], idx[b])].mean() for b in clips] for a in clips]
+    return pd.DataFrame(means, index=clips, columns=clips)
 
 
 def alignment_uniformity(enc: ClipEncodings) -> dict[str, float]:
     """Within-clip mean cosine, between-clip mean cosine, and the uniformity log E exp(-2 ||zi - zj||^2)."""
-    m = clip_similarity_matrix(enc).values
+    m = latent_similarity_matrix(enc).values
     within = float(np.mean(np.diag(m)))
     between = float((m.sum() - np.trace(m)) / (m.size - len(m)))
     z = F.normalize(enc.z, dim=-1)
@@ -143,8 +147,10 @@ def atomic_gallery(result: dict, model, num_times: int = 4):
 
 
 @torch.no_grad()
-def interpolation_poses(llc, lib, clip_a: str, clip_b: str, steps: int = 5, seconds: float = 2.0, seed: int = 0) -> dict:
-    """Hold slerp(z_a, z_b, k / (steps - 1)) from the default standing pose; returns final body positions (steps, B, 3)."""
+def interpolation_poses(llc, lib, clip_a: str, clip_b: str, steps: int = 5, seconds: float = 2.0,
+                        seed: int = 0) -> dict:
+    """Hold slerp(z_a, z_b, k / (steps - 1)) from the default standing pose; returns final body positions
+    (steps, B, 3)."""
     from anyskill.llc.evaluate import clip_latents, rollout_llc
     from anyskill.sim.env import EnvConfig, HumanoidEnv
 
@@ -154,7 +160,8 @@ def interpolation_poses(llc, lib, clip_a: str, clip_b: str, steps: int = 5, seco
     env = HumanoidEnv(EnvConfig(num_envs=steps, state_init="default", fall_init_prob=0.0, seed=seed), motion_lib=lib)
     env.reset()
     roll = rollout_llc(llc, env, z, int(round(seconds / env.dt)))
-    return {"body_pos": roll.body_pos[-1].cpu().numpy(), "alive": roll.alive[-1].cpu().numpy(), "a": clip_a, "b": clip_b}
+    return {"body_pos": roll.body_pos[-1].cpu().numpy(), "alive": roll.alive[-1].cpu().numpy(), "a": clip_a,
+            "b": clip_b}
 
 
 def interpolation_strip(result: dict, model):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -18,12 +18,13 @@ OURS = "#2a7ab0"
 SOURCE = "#d95f02"
 
 
-def draw_tree(ax, pos: np.ndarray, parents: Sequence[int], color: str = OURS, lw: float = 2.5, joints: bool = True, label: str | None = None):
+def draw_tree(ax, pos: np.ndarray, parents: Sequence[int] | np.ndarray, color: str = OURS, lw: float = 2.5,
+              joints: bool = True, label: str | None = None):
     """Draw a kinematic tree on a 3-D axis. pos (J, 3) m, z up; parents (J,) with -1 for the root."""
     lines = []
     for j, p in enumerate(parents):
         if p >= 0:
-            (ln,) = ax.plot(*zip(pos[p], pos[j]), color=color, lw=lw, solid_capstyle="round")
+            (ln,) = ax.plot(*zip(pos[p], pos[j], strict=True), color=color, lw=lw, solid_capstyle="round")
             lines.append(ln)
     if joints:
         ax.scatter(*pos.T, color=color, s=8, depthshade=False)
@@ -64,7 +65,8 @@ def pose_filmstrip(clip: MotionClip, num: int = 6, fig=None, color: str = OURS, 
     return fig
 
 
-def save_animation(clip: MotionClip, path: str | Path, fps: int = 15, max_seconds: float = 4.0, follow: bool = True) -> Path:
+def save_animation(clip: MotionClip, path: str | Path, fps: int = 15, max_seconds: float = 4.0,
+                   follow: bool = True) -> Path:
     """Write an animated GIF of the clip's skeleton (``fps`` frames/s, at most ``max_seconds``)."""
     pos = clip.body_pos()
     step = max(1, int(round(clip.fps / fps)))
@@ -94,13 +96,13 @@ def retarget_figure(source_pos: np.ndarray, source_parents: Sequence[int], clip:
     """Source skeleton (already in metres, z up) beside the retargeted humanoid at matching frames."""
     pos = clip.body_pos()
     fig = plt.figure(figsize=(2.6 * len(frames), 5.2))
-    for i, (f, sf) in enumerate(zip(frames, source_frames)):
+    for i, (f, sf) in enumerate(zip(frames, source_frames, strict=True)):
         for row, (p, par, color, name) in enumerate(
             [(source_pos[sf], source_parents, SOURCE, "source BVH"), (pos[f], clip.model.parents, OURS, "our humanoid")]
         ):
             ax = fig.add_subplot(2, len(frames), row * len(frames) + i + 1, projection="3d")
             setup_axis(ax, np.array([pos[f, 0, 0], pos[f, 0, 1], 0.0]), half=0.9)
-            draw_tree(ax, p, par, color=color, lw=2.0 if row == 0 else 2.5)
+            draw_tree(ax, p, np.asarray(par), color=color, lw=2.0 if row == 0 else 2.5)
             if i == 0:
                 ax.text2D(0.0, 0.95, name, transform=ax.transAxes, color=color, fontsize=9)
             if row == 0:

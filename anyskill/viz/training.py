@@ -16,8 +16,8 @@ LLC_PANELS = (
 )
 
 
-def stats_frame(epoch_stats: list[dict]) -> pd.DataFrame:
-    """List of per-epoch dicts -> DataFrame indexed by epoch."""
+def stats_frame(epoch_stats: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """Per-epoch dicts (or a table of them) -> DataFrame indexed by epoch."""
     df = pd.DataFrame(epoch_stats)
     df = df.set_index("epoch") if "epoch" in df else df
     df.index.name = "epoch"
@@ -31,7 +31,7 @@ def read_tensorboard(run_dir: str | Path, prefix: str = "calm/") -> pd.DataFrame
     files = sorted(Path(run_dir).rglob("events.out.tfevents.*"))
     if not files:
         raise FileNotFoundError(f"no TensorBoard events under {run_dir}")
-    series = {}
+    series: dict[str, dict[int, float]] = {}
     for f in files:
         acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
         acc.Reload()
@@ -48,7 +48,7 @@ def plot_curves(df: pd.DataFrame, panels=LLC_PANELS, title: str = "", smooth: in
     panels = [(t, [c for c in cols if c in df]) for t, cols in panels]
     panels = [(t, cols) for t, cols in panels if cols]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.0), squeeze=False)
-    for ax, (t, cols) in zip(axes[0], panels):
+    for ax, (t, cols) in zip(axes[0], panels, strict=True):
         for c in cols:
             ax.plot(df.index, df[c].rolling(smooth, min_periods=1).mean(), label=c)
         ax.set(title=t, xlabel=df.index.name or "epoch")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from anyskill.motion import rotations as rot
-from anyskill.sim.model import HumanoidModel, load_humanoid
+from anyskill.humanoid import rotations as rot
+from anyskill.humanoid.model import HumanoidModel, load_humanoid
 
 Tensor = torch.Tensor
 

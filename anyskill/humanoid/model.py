@@ -83,7 +83,8 @@ class HumanoidModel:
 
     @functools.cached_property
     def pd_offset_scale(self) -> tuple[np.ndarray, np.ndarray]:
-        """PD target = offset + scale * a for actions a in [-1, 1] (reference facts §1.3).
+        """PD target = offset + scale * a for actions a in [-1, 1] (reference facts §1.3); the env applies it
+        (:meth:`anyskill.sim.env.HumanoidEnv.action_to_pd_target`).
 
         3-DoF joints: offset 0, scale = min(1.2 * max |limit| over the joint's axes, pi) on every axis.
         1-DoF joints: offset = mid-range, scale = 0.7 * (upper - lower).
@@ -105,11 +106,6 @@ class HumanoidModel:
         """(D,) the action whose PD targets are all zero (the straight standing pose): -offset / scale."""
         offset, scale = self.pd_offset_scale
         return -offset / scale
-
-    def action_to_pd_target(self, action: np.ndarray) -> np.ndarray:
-        """(..., D) actions, clipped to [-1, 1] -> (..., D) PD targets in rad."""
-        offset, scale = self.pd_offset_scale
-        return offset + scale * np.clip(action, -1.0, 1.0)
 
     def mj_model(self) -> mujoco.MjModel:
         return mujoco.MjModel.from_xml_path(str(self.xml_path))
@@ -136,7 +132,8 @@ def _load_cached(path: str) -> HumanoidModel:
     if not np.allclose([m.body_quat[b] for b in bodies], [1, 0, 0, 0]):
         raise ValueError(f"{path}: bodies must have identity rest orientation (no quat/euler on <body>)")
 
-    hinges = [j for j in range(m.njnt) if m.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and int(m.jnt_bodyid[j]) in local]
+    hinges = [j for j in range(m.njnt)
+              if m.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and int(m.jnt_bodyid[j]) in local]
     hinges.sort(key=lambda j: m.jnt_qposadr[j])
     dof_names = tuple(mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j) for j in hinges)
     dof_body = np.array([local[int(m.jnt_bodyid[j])] for j in hinges])
@@ -154,7 +151,7 @@ def _load_cached(path: str) -> HumanoidModel:
             kd[k] = -m.actuator_biasprm[a][2]
 
     joints = []
-    for b_local, b in enumerate(bodies):
+    for b_local in range(len(bodies)):
         dofs = tuple(int(i) for i in np.nonzero(dof_body == b_local)[0])
         if dofs:
             name = dof_names[dofs[0]].rsplit("_", 1)[0] if len(dofs) > 1 else dof_names[dofs[0]]

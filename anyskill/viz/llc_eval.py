@@ -1,11 +1,54 @@
-"""Plots of the held-out skill evaluation (:mod:`anyskill.llc.skills`): which clip each latent's rollout resembles,
-and how the skill metrics develop over training."""
+"""Figures and result files of the low-level controller's evaluations: per-clip imitation
+(:func:`anyskill.llc.evaluate.evaluate_llc`) and held-out skills (:func:`anyskill.llc.skills.evaluate_skills`):
+which clip each latent's rollout resembles, and how the skill metrics develop over training."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from anyskill.llc.skills import SkillEvaluation
+    from anyskill.provenance import Provenance
+
+
+def plot_llc_eval(df: pd.DataFrame):
+    """Bar charts per clip (survival, local and global body error, style reward), one bar per controller."""
+    import seaborn as sns
+
+    panels = [("survival_s", "survival (s)"), ("body_err_local_m", "root-relative body error (m)"),
+              ("body_err_global_m", "global body error (m)"), ("style_reward", "style reward (Eq. 2)")]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, 0.55 * df["clip"].nunique()), 3.0 * len(panels)),
+                             sharex=True)
+    for ax, (col, label) in zip(axes, panels, strict=True):
+        sns.barplot(data=df, x="clip", y=col, hue="controller", ax=ax)
+        ax.set(ylabel=label, xlabel="")
+        if ax is not axes[0] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    axes[-1].tick_params(axis="x", rotation=60)
+    for label in axes[-1].get_xticklabels():
+        label.set_ha("right")
+    fig.suptitle("Low-level controller: imitation of each clip from its own latent")
+    fig.tight_layout()
+    return fig
+
+
+def write_llc_eval(df: pd.DataFrame, out_dir: str | Path, prov: Provenance) -> tuple[Path, Path]:
+    """Write ``llc_eval.csv`` (with the provenance header) and ``llc_eval.png`` into ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    out_dir = Path(out_dir)
+    csv = prov.write_csv(df, out_dir / "llc_eval.csv")
+    fig = plot_llc_eval(df)
+    png = prov.save_figure(fig, out_dir / "llc_eval.png")
+    plt.close(fig)
+    return csv, png
 
 
 def plot_skill_identification(distances: pd.DataFrame, per_clip: pd.DataFrame, title: str = ""):
@@ -48,7 +91,7 @@ def plot_skill_curves(curve: pd.DataFrame, goals: dict[str, float] | None = None
     panels = [("survival_rate", "latents standing 10 s (fraction)"), ("top1_accuracy", "skill identification top-1"),
               ("mean_own_distance_m", "mean own-clip pose distance (m)")]
     fig, axes = plt.subplots(1, len(panels), figsize=(12, 3.2))
-    for ax, (col, label) in zip(axes, panels):
+    for ax, (col, label) in zip(axes, panels, strict=True):
         ax.plot(curve.index, curve[col], marker="o", ms=3)
         if goals and col in goals:
             ax.axhline(goals[col], ls="--", c="gray", lw=1, label="goal")
@@ -61,3 +104,21 @@ def plot_skill_curves(curve: pd.DataFrame, goals: dict[str, float] | None = None
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def write_skill_eval(result: SkillEvaluation, out_dir: str | Path, prov: Provenance, stem: str = "llc_skills",
+                     title: str = "") -> tuple[Path, Path, Path]:
+    """Write ``<stem>.csv`` (per clip), ``<stem>_distances.csv``, ``<stem>.json`` (summary, idle check) with the
+    provenance, and ``<stem>.png`` (:func:`plot_skill_identification`) into ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    out_dir = Path(out_dir)
+    csv = prov.write_csv(result.per_clip, out_dir / f"{stem}.csv")
+    prov.write_csv(result.distances.reset_index(names="latent_of"), out_dir / f"{stem}_distances.csv")
+    js = prov.write_json({"summary": result.summary, "idle": result.idle}, out_dir / f"{stem}.json")
+    fig = plot_skill_identification(result.distances, result.per_clip, title=title)
+    png = prov.save_figure(fig, out_dir / f"{stem}.png")
+    plt.close(fig)
+    return csv, js, png

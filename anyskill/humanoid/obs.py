@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from anyskill.motion import rotations as rot
-from anyskill.motion.skeleton import Skeleton
+from anyskill.humanoid import rotations as rot
+from anyskill.humanoid.skeleton import Skeleton
 
 Tensor = torch.Tensor
 

@@ -1,0 +1,160 @@
+"""The named scale profiles ``smoke | laptop | paper``: every per-scale number of the project in one place.
+
+* ``smoke``: seconds to a few minutes on 2 CPU cores; tests and CI; proves every path runs.
+* ``laptop``: minutes to an hour on a CPU; small but meaningful results.
+* ``paper``: the paper's hyper-parameters (reference facts §2.1-2.5, §3.1, §3.6), for a GPU.
+
+Training (:func:`anyskill.llc.train.train_llc`, :func:`anyskill.hlc.train.train_hlc`), the CLI, the notebooks and
+:mod:`anyskill.reproduce` read their defaults from :func:`profile`; the rl-games configs are generated from it
+(:func:`anyskill.llc.registry.calm_config`, :func:`anyskill.hlc.train.hlc_config`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from anyskill.config.hlc import HLCNetworkSettings
+from anyskill.config.llc import CALMNetworkConfig, CALMSettings, LLCEnvSettings
+from anyskill.config.ppo import PPOSettings
+
+SCALES = ("smoke", "laptop", "paper")
+
+
+def check_scale(scale: str) -> str:
+    """``scale`` if it names a profile; else a ValueError listing the profiles."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
+    return scale
+
+
+@dataclass(frozen=True)
+class LLCProfile:
+    """Low-level controller training at one scale: parallel humanoids, env, PPO, CALM networks and agent."""
+
+    num_envs: int
+    env: LLCEnvSettings
+    ppo: PPOSettings
+    network: CALMNetworkConfig
+    calm: CALMSettings
+
+
+@dataclass(frozen=True)
+class HLCProfile:
+    """High-level policy training at one scale: parallel humanoids, PPO, network."""
+
+    num_envs: int
+    ppo: PPOSettings
+    network: HLCNetworkSettings
+
+
+@dataclass(frozen=True)
+class NotebookSizes:
+    """How much the notebooks compute at one scale (their training runs use the LLC/HLC profiles)."""
+
+    latent_windows_per_clip: int
+    """notebook 03: encoder windows per clip in the latent map."""
+    projection_pairs: int
+    """notebook 04: rendered (state, CLIP feature) pairs collected for the state projection."""
+    projection_epochs: int
+    rollout_seconds: float
+    """notebook 04: length of the text-goal rollout, s."""
+    speedup_envs: int
+    """notebook 04: envs and HLC horizon of the render-vs-projection timing."""
+    speedup_horizon: int
+
+
+@dataclass(frozen=True)
+class ScaleProfile:
+    """Everything that differs between the scales. ``device``: the default device (CUDA for ``paper``);
+    ``print_stats``: rl-games' per-epoch prints when no progress bar is shown (off at ``smoke``: quiet tests)."""
+
+    name: str
+    device: str
+    print_stats: bool
+    llc: LLCProfile
+    hlc: HLCProfile
+    notebooks: NotebookSizes
+
+
+def _rest_bias() -> tuple[float, ...]:
+    """Initial mean action of the ``smoke``/``laptop`` policies: the bundled humanoid's standing pose."""
+    from anyskill.humanoid.model import load_humanoid
+
+    return tuple(float(a) for a in load_humanoid().rest_action)
+
+
+def _llc(scale: str) -> LLCProfile:
+    """``paper``: the reference (facts §2.1-2.5). ``laptop``/``smoke``: smaller nets, an encoder reading every 3rd
+    frame of its 2-s window, and a policy that starts at the standing pose (output layer x0.01, bias = the rest
+    action) instead of rl-games' default init, whose mean action bends knees and elbows to mid-range and falls
+    within a second (measured: the untrained laptop policy's episodes last 0.9 s). Their CALM agents turn on our
+    options (see :class:`CALMSettings`): latents coupled to reference-state and default-pose starts with a tracking
+    reward (without it the adversarial reward alone left every latent standing still after 1.3 M samples),
+    per-network learning rates, many small PPO steps per epoch with the discriminator updated every 4th, a
+    faster-turning replay buffer (keep-probability sized so that it turns over in ~100 epochs, as the reference's
+    does in ~150 of its 32x larger epochs), smaller discriminator and encoder batches. ``laptop`` draws clips
+    uniformly (:class:`LLCEnvSettings`)."""
+    if scale == "paper":
+        return LLCProfile(
+            num_envs=4096,
+            env=LLCEnvSettings(),
+            ppo=PPOSettings(horizon_length=32, minibatch_size=4096, mini_epochs=6, learning_rate=2e-5,
+                            max_epochs=100000, save_frequency=50),
+            network=CALMNetworkConfig(),
+            calm=CALMSettings(precision="auto"),
+        )
+    rest: dict[str, Any] = {"actor_out_init_scale": 0.01, "actor_out_bias": _rest_bias()}
+    ours: dict[str, Any] = dict(latent_from_reset_prob=1.0, latent_from_default_prob=1.0, track_reward_weight=1.0,
+                negative_disc_samples=True, lr_actor=1e-4, lr_critic=3e-4, lr_encoder=1e-4, lr_disc=1e-4,
+                disc_update_every=4)
+    if scale == "laptop":
+        return LLCProfile(
+            num_envs=64,
+            env=LLCEnvSettings(motion_weights="uniform"),
+            ppo=PPOSettings(horizon_length=16, minibatch_size=256, mini_epochs=4, learning_rate=1e-4,
+                            max_epochs=20000, save_frequency=25),
+            network=CALMNetworkConfig(enc_units=(512, 256), enc_stride=3, style_units=(256, 128), style_dim=64,
+                                      actor_units=(512, 256), critic_units=(512, 256), disc_units=(512, 256), **rest),
+            calm=CALMSettings(amp_batch_size=256, amp_minibatch_size=256, enc_batch_size=256,
+                              replay_buffer_size=8192, replay_keep_prob=0.08, precision="auto", **ours),
+        )
+    return LLCProfile(
+        num_envs=8,
+        env=LLCEnvSettings(),
+        ppo=PPOSettings(horizon_length=8, minibatch_size=64, mini_epochs=2, learning_rate=1e-4, max_epochs=4,
+                        save_frequency=0),
+        network=CALMNetworkConfig(enc_units=(64,), enc_stride=3, style_units=(32,), style_dim=16,
+                                  actor_units=(64, 64), critic_units=(64, 64), disc_units=(64, 64), **rest),
+        calm=CALMSettings(amp_batch_size=32, amp_minibatch_size=32, replay_buffer_size=512, latent_steps_min=10,
+                          latent_steps_max=20, precision="float32", **ours),
+    )
+
+
+_HLC = {
+    # facts §3.1, §3.6: 1024 envs, horizon 4 HLC steps, minibatch 2048, 6 mini-epochs, lr 2e-5, 500 epochs
+    "paper": HLCProfile(1024, PPOSettings(horizon_length=4, minibatch_size=2048, mini_epochs=6, learning_rate=2e-5,
+                                          max_epochs=500, save_frequency=50), HLCNetworkSettings((1024, 512))),
+    "laptop": HLCProfile(64, PPOSettings(horizon_length=8, minibatch_size=256, mini_epochs=5, learning_rate=1e-4,
+                                         max_epochs=300, save_frequency=50), HLCNetworkSettings((256, 128))),
+    "smoke": HLCProfile(8, PPOSettings(horizon_length=4, minibatch_size=16, mini_epochs=2, learning_rate=3e-4,
+                                       max_epochs=3, save_frequency=0), HLCNetworkSettings((64, 32))),
+}
+
+_NOTEBOOKS = {
+    "smoke": NotebookSizes(latent_windows_per_clip=6, projection_pairs=48, projection_epochs=30, rollout_seconds=2.0,
+                           speedup_envs=2, speedup_horizon=1),
+    "laptop": NotebookSizes(latent_windows_per_clip=12, projection_pairs=2048, projection_epochs=100,
+                            rollout_seconds=5.0, speedup_envs=8, speedup_horizon=4),
+    "paper": NotebookSizes(latent_windows_per_clip=24, projection_pairs=20000, projection_epochs=200,
+                           rollout_seconds=8.0, speedup_envs=64, speedup_horizon=4),
+}
+
+
+@functools.cache
+def profile(scale: str) -> ScaleProfile:
+    """The :class:`ScaleProfile` named ``scale`` ("smoke", "laptop" or "paper")."""
+    check_scale(scale)
+    return ScaleProfile(name=scale, device="cuda:0" if scale == "paper" else "cpu", print_stats=scale != "smoke",
+                        llc=_llc(scale), hlc=_HLC[scale], notebooks=_NOTEBOOKS[scale])
