@@ -94,8 +94,10 @@ def _llc(scale: str) -> LLCProfile:
     reward (without it the adversarial reward alone left every latent standing still after 1.3 M samples),
     per-network learning rates, many small PPO steps per epoch with the discriminator updated every 4th, a
     faster-turning replay buffer (keep-probability sized so that it turns over in ~100 epochs, as the reference's
-    does in ~150 of its 32x larger epochs), smaller discriminator and encoder batches. ``laptop`` draws clips
-    uniformly (:class:`LLCEnvSettings`)."""
+    does in ~150 of its 32x larger epochs), smaller discriminator and encoder batches, KL-adaptive learning rates,
+    latents the encoder's regulariser alone shapes. ``laptop`` draws clips uniformly and, for its small budget,
+    drops the get-up training (fall-state bank and recovery episodes: ~20 % of the samples spent lying down)
+    (:class:`LLCEnvSettings`)."""
     if scale == "paper":
         return LLCProfile(
             num_envs=4096,
@@ -108,11 +110,11 @@ def _llc(scale: str) -> LLCProfile:
     rest: dict[str, Any] = {"actor_out_init_scale": 0.01, "actor_out_bias": _rest_bias()}
     ours: dict[str, Any] = dict(latent_from_reset_prob=1.0, latent_from_default_prob=1.0, track_reward_weight=1.0,
                 negative_disc_samples=True, lr_actor=1e-4, lr_critic=3e-4, lr_encoder=1e-4, lr_disc=1e-4,
-                disc_update_every=4)
+                disc_update_every=4, kl_target=0.05, encoder_through_policy=False)
     if scale == "laptop":
         return LLCProfile(
             num_envs=64,
-            env=LLCEnvSettings(motion_weights="uniform"),
+            env=LLCEnvSettings(motion_weights="uniform", fall_init_prob=0.0, recovery_episode_prob=0.0),
             ppo=PPOSettings(horizon_length=16, minibatch_size=256, mini_epochs=4, learning_rate=1e-4,
                             max_epochs=20000, save_frequency=25),
             network=CALMNetworkConfig(enc_units=(512, 256), enc_stride=3, style_units=(256, 128), style_dim=64,

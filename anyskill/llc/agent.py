@@ -249,6 +249,7 @@ class CALMAgent(A2CAgent):
         self._reset_default = torch.zeros(n, dtype=torch.bool, device=dev)
         self._track_clip = torch.full((n,), -1, dtype=torch.long, device=dev)
         self._track_time = torch.zeros(n, device=dev)
+        self._slide_countdown = torch.zeros(n, dtype=torch.long, device=dev)
         self._explore_prob = exploration_probabilities(n).to(dev)
         if self.epoch_num == 0:  # fresh run: seed the AMP normaliser with demonstration statistics
             seed_frames = max(self.calm.amp_batch_size * self.net_cfg.disc_steps, 20000)
@@ -319,6 +320,21 @@ class CALMAgent(A2CAgent):
         self._latent_ids[ids] = ends
         self._latents[ids] = self._encode_ids(ends)
         self._latent_steps_left[ids] = hold
+        self._slide_countdown[ids] = self.calm.track_latent_every
+
+    @torch.no_grad()
+    def _slide_tracked_latents(self) -> None:
+        """``track_latent_every``: tracked envs whose countdown ran out get the latent of the window ending
+        ``track_latent_lookahead`` s after their tracked clip time."""
+        self._slide_countdown.sub_(1)
+        slide = (self._track_clip >= 0) & (self._slide_countdown <= 0)
+        ids = slide.nonzero().flatten()
+        if ids.numel() == 0:
+            return
+        ends = self.grid.index_at(self._track_clip[ids], self._track_time[ids] + self.calm.track_latent_lookahead)
+        self._latent_ids[ids] = ends
+        self._latents[ids] = self._encode_ids(ends)
+        self._slide_countdown[ids] = self.calm.track_latent_every
 
     # ------------------------------------------------------------------ rollout
     def _env_tensor(self, infos: dict[str, Any], key: str) -> Tensor:
@@ -336,6 +352,8 @@ class CALMAgent(A2CAgent):
         sigma = torch.exp(model.calm.log_std)
         for _ in range(h):
             self._refresh_latents(self.dones.bool() | (self._latent_steps_left <= 0))
+            if self.calm.track_latent_every > 0:
+                self._slide_tracked_latents()
             obs = self.obs["obs"]
             mu = model.calm.actor(model.norm_obs(obs), self._latents)
             actions = mu + sigma * torch.randn_like(mu)
@@ -422,9 +440,11 @@ class CALMAgent(A2CAgent):
             s = lib.state_at(self._track_clip[ids].to(lib.device), self._track_time[ids].to(lib.device))
             ref = policy_obs(s.body_pos, s.body_rot, s.body_vel, s.body_ang_vel).to(self.ppo_device)
             k = 1 + 3 * (s.body_pos.shape[1] - 1)  # obs: root height, then root-relative body positions (heading frame)
-            err = (reached_obs[ids, 1:k] - ref[:, 1:k]).pow(2).reshape(len(ids), -1, 3).sum(-1).mean(-1)
-            err = err + (reached_obs[ids, 0] - ref[:, 0]).pow(2)
-            reward[ids] = torch.exp(-self.calm.track_reward_scale * err)
+            sq = (reached_obs[ids, 1:k] - ref[:, 1:k]).pow(2).reshape(len(ids), -1, 3).sum(-1)  # (n, B - 1) m^2
+            sq = torch.cat([sq, (reached_obs[ids, :1] - ref[:, :1]).pow(2)], dim=1)  # and the root height's
+            total = sq.sum(-1)  # (n,) m^2
+            reward[ids] = 0.5 * (torch.exp(-self.calm.track_reward_scale * total)
+                                 + torch.exp(-self.calm.track_reward_scale_wide * total))
         self._track_clip[~active | done] = -1
         return reward
 
@@ -513,7 +533,7 @@ class CALMAgent(A2CAgent):
         sigma = torch.exp(net.log_std)
         mask = data["explore"][idx]
         obs = data["obs"][idx]
-        z = self._encode_ids(data["windows"][idx])
+        z = self._encode_ids(data["windows"][idx]) if self.calm.encoder_through_policy else data["latents"][idx]
         mu = net.actor(obs, z)
         neglogp = model.neglogp(data["actions"][idx], mu, sigma, net.log_std)
         ratio = torch.exp(data["old_neglogp"][idx] - neglogp)
@@ -683,4 +703,4 @@ class CALMAgent(A2CAgent):
 
 
 _ROLLOUT_STATE = ("_latents", "_latent_ids", "_latent_steps_left", "_reset_clip", "_reset_time", "_reset_default",
-                  "_track_clip", "_track_time")
+                  "_track_clip", "_track_time", "_slide_countdown")
