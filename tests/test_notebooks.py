@@ -43,6 +43,9 @@ def test_notebook_02_low_level_training(tmp_path):
     assert set(df["controller"]) == {"trained", "untrained"} and df["survival_s"].gt(0).all()
     assert "evaluated_checkpoint" in meta["config"]
     assert (tmp_path / "figures" / "02_training_curves_smoke.png").stat().st_size > 10_000
+    skills, _ = read_csv(tmp_path / "results" / "02_llc_skills.csv")
+    assert len(skills) == 18 and {"survived", "own_distance_m", "identified_as"} <= set(skills.columns)
+    assert (tmp_path / "figures" / "02_llc_skills.png").stat().st_size > 10_000
     assert (tmp_path / "runs" / "llc_smoke").is_dir()
 
 

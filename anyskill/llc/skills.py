@@ -1,8 +1,10 @@
 """Held-out skill evaluation: does each latent make the humanoid perform *its* skill, from a standing start?
 
 Every clip's latent (:func:`~anyskill.llc.evaluate.clip_latents`) is held for ``seconds`` (10 s) by the controller,
-acting deterministically, from the default standing pose — a start the training rarely pairs with that latent, so
-this tests what the latent selects rather than how well a reference motion is continued. Per clip:
+acting deterministically, from the default standing pose — where the high-level policy starts too — so this tests
+what the latent selects rather than how well a reference motion is continued from the clip's own states. The
+rollouts are fresh (no reward, no training data), deterministic and longer than any training episode's tracked
+part. Per clip:
 
 * ``survived``: no fall (the env's fall rule) during the rollout; ``fall_time_s`` (NaN if none);
 * ``own_distance_m``: pose distance from the rollout to the clip (below), and the distance to every other clip,
@@ -27,6 +29,7 @@ stays up.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -171,3 +174,25 @@ def evaluate_skills(llc: LowLevelController, lib: MotionLibrary, seconds: float 
     }
     return SkillEvaluation(per_clip=per_clip, distances=pd.DataFrame(dist.numpy(), index=names, columns=names),
                            idle=idle, summary=summary)
+
+
+def skill_curve(checkpoints: list, lib: MotionLibrary, seconds: float = 10.0, idle_seconds: float = 60.0,
+                seed: int = 0, progress: bool = False) -> pd.DataFrame:
+    """The summary of :func:`evaluate_skills` for each checkpoint (paths of CALM checkpoints), one row each, indexed
+    by training samples: epoch, survival_rate, top1_accuracy, chance, mean_own_distance_m, idle_survived,
+    identified (the clips identified, comma-separated), checkpoint (file name)."""
+    from tqdm.auto import tqdm
+
+    from anyskill.llc.controller import load_llc
+
+    rows = []
+    for path in tqdm(checkpoints, desc="skill curve", disable=not progress):
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        result = evaluate_skills(load_llc(path), lib, seconds=seconds, idle_seconds=idle_seconds, seed=seed)
+        s = result.summary
+        rows.append({"samples": int(state["frame"]), "epoch": int(state["epoch"]),
+                     **{k: s[k] for k in ("survival_rate", "top1_accuracy", "chance", "mean_own_distance_m",
+                                          "idle_survived")},
+                     "identified": ",".join(result.per_clip.loc[result.per_clip["identified"], "clip"]),
+                     "checkpoint": Path(path).name})
+    return pd.DataFrame(rows).set_index("samples")

@@ -85,6 +85,14 @@ def _checkpoint_epoch(path: Path) -> int:
     return int(epochs[-1]) if epochs else -1
 
 
+def run_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The checkpoints of ``run_dir/nn``, one per epoch (the newest file of an epoch), by epoch."""
+    by_epoch: dict[int, Path] = {}
+    for p in sorted(Path(run_dir, "nn").glob("*.pth"), key=lambda p: p.stat().st_mtime):
+        by_epoch[_checkpoint_epoch(p)] = p
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path:
     """The checkpoint of the highest epoch in ``run_dir/nn`` (ties: the newest file)."""
     files = sorted(Path(run_dir, "nn").glob("*.pth"), key=lambda p: (_checkpoint_epoch(p), p.stat().st_mtime))

@@ -107,9 +107,10 @@ def plot_skill_curves(curve: pd.DataFrame, goals: dict[str, float] | None = None
 
 
 def write_skill_eval(result: SkillEvaluation, out_dir: str | Path, prov: Provenance, stem: str = "llc_skills",
-                     title: str = "") -> tuple[Path, Path, Path]:
+                     title: str = "", figures_dir: str | Path | None = None) -> tuple[Path, Path, Path]:
     """Write ``<stem>.csv`` (per clip), ``<stem>_distances.csv``, ``<stem>.json`` (summary, idle check) with the
-    provenance, and ``<stem>.png`` (:func:`plot_skill_identification`) into ``out_dir``."""
+    provenance into ``out_dir``, and ``<stem>.png`` (:func:`plot_skill_identification`) into ``figures_dir``
+    (default: ``out_dir``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,6 +120,6 @@ def write_skill_eval(result: SkillEvaluation, out_dir: str | Path, prov: Provena
     prov.write_csv(result.distances.reset_index(names="latent_of"), out_dir / f"{stem}_distances.csv")
     js = prov.write_json({"summary": result.summary, "idle": result.idle}, out_dir / f"{stem}.json")
     fig = plot_skill_identification(result.distances, result.per_clip, title=title)
-    png = prov.save_figure(fig, out_dir / f"{stem}.png")
+    png = prov.save_figure(fig, Path(figures_dir or out_dir) / f"{stem}.png")
     plt.close(fig)
     return csv, js, png
