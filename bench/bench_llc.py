@@ -44,6 +44,8 @@ class LLCBenchCase:
     sim_threads: int = 1
     epochs: int = 6
     warmup_epochs: int = 2
+    ppo: tuple[tuple[str, int], ...] = ()
+    """PPO overrides of the profile, e.g. (("minibatch_size", 2048), ("mini_epochs", 2)): fewer, larger steps."""
 
 
 CASES = (
@@ -51,6 +53,8 @@ CASES = (
     LLCBenchCase("laptop", 64, torch_threads=2),
     LLCBenchCase("laptop", 64, torch_threads=2, sim_threads=2),
     LLCBenchCase("laptop", 128, torch_threads=2, sim_threads=2),
+    # the throughput end of the trade-off: 2 large PPO steps per epoch instead of the profile's 16 small ones
+    LLCBenchCase("laptop", 128, torch_threads=2, sim_threads=2, ppo=(("minibatch_size", 2048), ("mini_epochs", 2))),
 )
 
 
@@ -78,7 +82,7 @@ def measure(case: LLCBenchCase, seed: int = 0) -> dict:
         result = train_llc(case.scale, out_dir=Path(tmp) / "bench", num_envs=case.num_envs,
                            max_epochs=case.warmup_epochs + case.epochs, seed=seed, progress=False,
                            torch_threads=case.torch_threads, env_settings=settings,
-                           overrides={"save_frequency": 0, "print_stats": False},
+                           overrides={"save_frequency": 0, "print_stats": False, **dict(case.ppo)},
                            epoch_callbacks=[lambda agent, stats: stamps.append(time.perf_counter())])
     stats = result.epoch_stats[case.warmup_epochs:]
     walls = [b - a for a, b in itertools.pairwise(stamps[case.warmup_epochs - 1:])]
