@@ -129,7 +129,12 @@ class CALMSettings:
     reference), so that many small PPO steps per epoch do not multiply the discriminator's cost;
     ``kl_target``: adapt the learning rates to the policy's KL divergence per minibatch step (mean over an epoch):
     all divided by 1.5 when it exceeds twice the target, multiplied by 1.5 below half of it, within 0.1x-3x of their
-    configured values (None: constant, the reference); ``track_latent_every`` k > 0: while a clip is tracked, every k
+    configured values (None: constant, the reference); ``key_pose_reward_weight`` w > 0: an episode coupled to a clip
+    from the default standing pose is rewarded (same two kernels, weight w) for reaching and holding its window's key
+    pose — the frame farthest from the window's first — instead of tracking the clip in time: from standing, the
+    policy cannot tell whether a gesture is about to start or already over (nothing in its observation says when),
+    and a time-dependent target was not learned in 120-200 k samples even for one clip, while a fixed one was
+    learned in ~60 k; ``track_latent_every`` k > 0: while a clip is tracked, every k
     control steps its latent is replaced by the encoding of the window ending ``track_latent_lookahead`` s after the
     tracked time, so the latent tells the policy which part of the clip comes next (0: the coupled latent is held, as
     CALM holds latents); ``encoder_through_policy`` False: the actor and critic use the
@@ -170,6 +175,7 @@ class CALMSettings:
     disc_update_every: int = 1
     kl_target: float | None = None
     encoder_through_policy: bool = True
+    key_pose_reward_weight: float = 0.0
     track_latent_every: int = 0
     track_latent_lookahead: float = 1.0
     lr_actor: float | None = None

@@ -42,11 +42,13 @@ class LLCProfile:
 
 @dataclass(frozen=True)
 class HLCProfile:
-    """High-level policy training at one scale: parallel humanoids, PPO, network."""
+    """High-level policy training at one scale: parallel humanoids, PPO, network; ``general_ppo``: PPO of the
+    general (multi-prompt) policy (:mod:`anyskill.hlc.general`)."""
 
     num_envs: int
     ppo: PPOSettings
     network: HLCNetworkSettings
+    general_ppo: PPOSettings
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class NotebookSizes:
     speedup_envs: int
     """notebook 04: envs and HLC horizon of the render-vs-projection timing."""
     speedup_horizon: int
+    text_prompts: int
+    """notebook 05: how many of its prompts get a policy on the original and one on the enhanced text (the first
+    three are the paper's Fig. 6 pairs)."""
+    text_rollout_seconds: float
+    """notebook 05: length of each rendered rollout, s."""
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,10 @@ def _llc(scale: str) -> LLCProfile:
     per-network learning rates, many small PPO steps per epoch with the discriminator updated every 4th, a
     faster-turning replay buffer (keep-probability sized so that it turns over in ~100 epochs, as the reference's
     does in ~150 of its 32x larger epochs), smaller discriminator and encoder batches, KL-adaptive learning rates,
-    latents the encoder's regulariser alone shapes. ``laptop`` draws clips uniformly and, for its small budget,
-    drops the get-up training (fall-state bank and recovery episodes: ~20 % of the samples spent lying down)
-    (:class:`LLCEnvSettings`)."""
+    latents the encoder's regulariser alone shapes, a key-pose reward for standing starts. ``laptop`` draws clips
+    uniformly, starts 70 % of the episodes standing (where the skills must be initiated; 30 % from reference
+    states) and, for its small budget, drops the get-up training (fall-state bank and recovery episodes: ~20 % of
+    the samples spent lying down) (:class:`LLCEnvSettings`)."""
     if scale == "paper":
         return LLCProfile(
             num_envs=4096,
@@ -110,11 +118,13 @@ def _llc(scale: str) -> LLCProfile:
     rest: dict[str, Any] = {"actor_out_init_scale": 0.01, "actor_out_bias": _rest_bias()}
     ours: dict[str, Any] = dict(latent_from_reset_prob=1.0, latent_from_default_prob=1.0, track_reward_weight=1.0,
                 negative_disc_samples=True, lr_actor=1e-4, lr_critic=3e-4, lr_encoder=1e-4, lr_disc=1e-4,
-                disc_update_every=4, kl_target=0.05, encoder_through_policy=False)
+                disc_update_every=4, kl_target=0.05, encoder_through_policy=False, key_pose_reward_weight=1.0,
+                track_reward_scale=10.0, track_reward_scale_wide=2.0)
     if scale == "laptop":
         return LLCProfile(
             num_envs=64,
-            env=LLCEnvSettings(motion_weights="uniform", fall_init_prob=0.0, recovery_episode_prob=0.0),
+            env=LLCEnvSettings(motion_weights="uniform", hybrid_init_prob=0.3, fall_init_prob=0.0,
+                               recovery_episode_prob=0.0),
             ppo=PPOSettings(horizon_length=16, minibatch_size=256, mini_epochs=4, learning_rate=1e-4,
                             max_epochs=20000, save_frequency=25),
             network=CALMNetworkConfig(enc_units=(512, 256), enc_stride=3, style_units=(256, 128), style_dim=64,
@@ -134,23 +144,31 @@ def _llc(scale: str) -> LLCProfile:
     )
 
 
+_SMOKE_HLC_PPO = PPOSettings(horizon_length=4, minibatch_size=16, mini_epochs=2, learning_rate=3e-4, max_epochs=3,
+                             save_frequency=0)
 _HLC = {
-    # facts §3.1, §3.6: 1024 envs, horizon 4 HLC steps, minibatch 2048, 6 mini-epochs, lr 2e-5, 500 epochs
+    # facts §3.1, §3.6: 1024 envs, horizon 4 HLC steps, minibatch 2048, 6 mini-epochs, lr 2e-5, 500 epochs;
+    # general policy (facts §8, gen_anyskill.yaml): horizon 32, minibatch 16384, 800 epochs
     "paper": HLCProfile(1024, PPOSettings(horizon_length=4, minibatch_size=2048, mini_epochs=6, learning_rate=2e-5,
-                                          max_epochs=500, save_frequency=50), HLCNetworkSettings((1024, 512))),
+                                          max_epochs=500, save_frequency=50), HLCNetworkSettings((1024, 512)),
+                        general_ppo=PPOSettings(horizon_length=32, minibatch_size=16384, mini_epochs=6,
+                                                learning_rate=2e-5, max_epochs=800, save_frequency=50)),
     "laptop": HLCProfile(64, PPOSettings(horizon_length=8, minibatch_size=256, mini_epochs=5, learning_rate=1e-4,
-                                         max_epochs=300, save_frequency=50), HLCNetworkSettings((256, 128))),
-    "smoke": HLCProfile(8, PPOSettings(horizon_length=4, minibatch_size=16, mini_epochs=2, learning_rate=3e-4,
-                                       max_epochs=3, save_frequency=0), HLCNetworkSettings((64, 32))),
+                                         max_epochs=300, save_frequency=50), HLCNetworkSettings((256, 128)),
+                         general_ppo=PPOSettings(horizon_length=8, minibatch_size=256, mini_epochs=5,
+                                                 learning_rate=1e-4, max_epochs=500, save_frequency=50)),
+    "smoke": HLCProfile(8, _SMOKE_HLC_PPO, HLCNetworkSettings((64, 32)), general_ppo=_SMOKE_HLC_PPO),
 }
 
 _NOTEBOOKS = {
     "smoke": NotebookSizes(latent_windows_per_clip=6, projection_pairs=48, projection_epochs=30, rollout_seconds=2.0,
-                           speedup_envs=2, speedup_horizon=1),
+                           speedup_envs=2, speedup_horizon=1, text_prompts=3, text_rollout_seconds=1.0),
     "laptop": NotebookSizes(latent_windows_per_clip=12, projection_pairs=2048, projection_epochs=100,
-                            rollout_seconds=5.0, speedup_envs=8, speedup_horizon=4),
+                            rollout_seconds=5.0, speedup_envs=8, speedup_horizon=4, text_prompts=6,
+                            text_rollout_seconds=4.0),
     "paper": NotebookSizes(latent_windows_per_clip=24, projection_pairs=20000, projection_epochs=200,
-                           rollout_seconds=8.0, speedup_envs=64, speedup_horizon=4),
+                           rollout_seconds=8.0, speedup_envs=64, speedup_horizon=4, text_prompts=6,
+                           text_rollout_seconds=5.0),
 }
 
 

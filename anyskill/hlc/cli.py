@@ -22,9 +22,11 @@ def _clip_and_renderer(weights: str | None, device: str = "cpu"):
 
 def _goal_from_args(args: argparse.Namespace, motion_lib):
     from anyskill.hlc.clip_goals import ImageGoal, TextGoal
+    from anyskill.hlc.general import PromptSetGoal
     from anyskill.hlc.goal_spec import find_clip
     from anyskill.hlc.pose_goal import PoseGoal
     from anyskill.reward.projection import StateProjection
+    from anyskill.text import PromptSet, make_enhancer
 
     if args.pose_clip:
         return PoseGoal.from_clip(find_clip(args.pose_clip, motion_lib), args.pose_time)
@@ -32,8 +34,18 @@ def _goal_from_args(args: argparse.Namespace, motion_lib):
     renderer_needed = args.reward_source == "render"
     clip_model, renderer = _clip_and_renderer(args.clip_weights, getattr(args, "device", None) or "cpu")
     renderer = renderer if renderer_needed else None
+    enhancer = make_enhancer(args.enhance)
+    if getattr(args, "prompts", None):
+        prompts, enhancements = PromptSet.load(args.prompts).enhanced(enhancer)
+        for e in enhancements:
+            print(f"prompt {e.original!r}" + (f" -> {e.text!r} ({e.enhancer})" if e.changed else ""))
+        return PromptSetGoal(clip_model, renderer, prompts, args.reward_source, projection,
+                             getattr(args, "render_interval", 1), getattr(args, "render_envs", None), enhancements)
     if args.text:
-        return TextGoal(clip_model, renderer, args.text, args.reward_source, projection,
+        enhancement = enhancer.enhance(args.text)
+        if enhancement.changed:
+            print(f"prompt {enhancement.original!r} -> {enhancement.text!r} ({enhancement.enhancer})")
+        return TextGoal(clip_model, renderer, enhancement, args.reward_source, projection,
                         getattr(args, "render_interval", 1), getattr(args, "render_envs", None))
     return ImageGoal(clip_model, renderer, args.image, args.reward_source, projection)
 
@@ -74,10 +86,16 @@ def _rollout(args: argparse.Namespace) -> int:
 
     motion_lib = default_library()
     policy = load_hlc(args.checkpoint)
+    spec = policy.config.get("goal_spec") or {}
+    if policy.condition_dim and not args.text:
+        texts = (spec.get("prompts") or {}).get("texts", [])
+        raise SystemExit(f"{args.checkpoint} is a general policy: give its prompt with --text (trained on {texts})")
     if args.text or args.image or args.pose_clip:
+        args.clip_weights = args.clip_weights or spec.get("clip_weights")  # the CLIP the policy was trained with
         goal = _goal_from_args(args, motion_lib)
+        if policy.condition_dim:
+            policy.condition_on(goal.text_feature)
     else:
-        spec = policy.config.get("goal_spec")
         if not spec:
             raise SystemExit(f"{args.checkpoint} stores no goal recipe; give --text, --image or --pose-clip")
         clip_model = renderer = projection = None
@@ -95,11 +113,20 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-def _goal_arguments(p: argparse.ArgumentParser, required: bool) -> None:
+def _goal_arguments(p: argparse.ArgumentParser, required: bool, prompt_sets: bool = False) -> None:
+    from anyskill.text import ENHANCER_KINDS
+
     g = p.add_mutually_exclusive_group(required=required)
     g.add_argument("--text", help="text prompt (CLIP text feature)")
     g.add_argument("--image", help="goal image file, PNG/JPG (CLIP image feature)")
     g.add_argument("--pose-clip", help="reference pose from a motion clip: file, bundled stem or library clip name")
+    if prompt_sets:
+        g.add_argument("--prompts", help="general policy: YAML file of {weight, text} prompts (top key 'texts'), or "
+                       "'general' (the authors' eight prompts); the policy reads each env's CLIP text feature")
+    p.add_argument("--enhance", default="none", choices=ENHANCER_KINDS,
+                   help="rewrite the prompt(s) as body-part descriptions first (paper §4.3): 'llm' (an "
+                   "OpenAI-compatible server from ANYSKILL_LLM_MODEL, ANYSKILL_LLM_BASE_URL, ANYSKILL_LLM_API_KEY; the "
+                   "offline lexicon when none answers), 'offline' (the curated lexicon), 'none' (default: as given)")
     p.add_argument("--pose-time", type=float, help="time in the pose clip, s (default: its middle)")
     p.add_argument("--clip-weights", help="open_clip pretrained tag (default laion2b_s34b_b79k), checkpoint file, or "
                    "'random' (pipeline tests only); rollout defaults to the checkpoint's")
@@ -110,8 +137,9 @@ def _goal_arguments(p: argparse.ArgumentParser, required: bool) -> None:
 
 def add_hlc_commands(sub) -> None:
     """Add ``train-hlc`` and ``rollout`` to the ``anyskill`` sub-command parser ``sub``."""
-    t = sub.add_parser("train-hlc", help="train the high-level policy toward a text, image or pose goal")
-    _goal_arguments(t, required=True)
+    t = sub.add_parser("train-hlc", help="train the high-level policy toward a text, image or pose goal, or a general "
+                       "policy on a prompt set")
+    _goal_arguments(t, required=True, prompt_sets=True)
     t.add_argument("--llc", required=True, help="frozen low-level controller checkpoint (.pth)")
     t.add_argument("--scale", default="smoke", choices=SCALES)
     t.add_argument("--epochs", type=int, help="PPO epochs (default: the scale's)")

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from anyskill.hlc.goal import HumanoidStates, clip_qpos
 from anyskill.motion.clip import MotionClip
 from anyskill.reward.clip_target import ClipTargetSimilarity
+from anyskill.text.enhancer import Enhancement
 
 if TYPE_CHECKING:
     from anyskill.reward.clip_model import ClipModel
@@ -38,9 +39,11 @@ class ClipFeatureGoal:
     description: str
     spec: dict[str, Any]
 
-    def __init__(self, clip_model: ClipModel, renderer: StateRenderer | None, target: Tensor,
+    def __init__(self, clip_model: ClipModel, renderer: StateRenderer | None, target: Tensor | None,
                  reward_source: RewardSource, projection: StateProjection | None,
                  render_interval: int = 1, render_envs: int | None = None):
+        """``target``: the (E,) feature every frame is compared with; None for a subclass that scores each env
+        against its own target (:meth:`_score`, e.g. :class:`~anyskill.hlc.general.PromptSetGoal`)."""
         if render_interval < 1 or (render_envs is not None and render_envs < 1):
             raise ValueError(f"render_interval and render_envs must be >= 1, got {render_interval}, {render_envs}")
         if reward_source not in ("render", "projection"):
@@ -56,7 +59,7 @@ class ClipFeatureGoal:
         self.renderer = renderer
         self.reward_source = reward_source
         self.projection = projection.eval() if projection is not None else None
-        self.target_similarity = ClipTargetSimilarity(target)
+        self.target_similarity = ClipTargetSimilarity(target) if target is not None else None
         self.render_interval = render_interval
         self.render_envs = render_envs
         self._calls = 0
@@ -82,7 +85,7 @@ class ClipFeatureGoal:
         sparse = self.reward_source == "render" and (self.render_interval > 1 or self.render_envs is not None)
         if not sparse or self._last is None or len(self._last) != n:
             feats = self.image_features(states)
-            self._last = self.target_similarity(feats).to(states.body_pos.device)
+            self._last = self._score(feats, None).to(states.body_pos.device)
             self._calls = 1
             return self._last.clone()
         self._calls += 1
@@ -93,8 +96,14 @@ class ClipFeatureGoal:
         self._offset = (self._offset + m) % n
         sub = HumanoidStates(body_pos=states.body_pos[ids], body_rot=states.body_rot[ids], qpos=states.qpos[ids])
         feats = self.image_features(sub)
-        self._last[ids.to(self._last.device)] = self.target_similarity(feats).to(self._last.device)
+        self._last[ids.to(self._last.device)] = self._score(feats, ids).to(self._last.device)
         return self._last.clone()
+
+    def _score(self, image_features: Tensor, env_ids: Tensor | None) -> Tensor:
+        """(M,) similarities of the frames of envs ``env_ids`` (M,) (None: all envs) given their image features."""
+        if self.target_similarity is None:
+            raise NotImplementedError(f"{type(self).__name__} has no single target and must implement _score")
+        return self.target_similarity(image_features)
 
     @property
     def clip_weights(self) -> str:
@@ -104,21 +113,38 @@ class ClipFeatureGoal:
 class TextGoal(ClipFeatureGoal):
     """cos(CLIP image feature of the frame, CLIP text feature of ``prompt``) (paper Eq. 3, first term).
 
-    ``reward_source="render"`` renders every frame and encodes it with CLIP; ``"projection"`` predicts the image
-    feature from the 15 body positions with a trained :class:`StateProjection` (paper §3.3).
+    ``prompt``: the text, or an :class:`~anyskill.text.Enhancement` of it (paper §4.3): its enhanced text is
+    encoded and the original and enhancer go into the description and ``spec``. ``reward_source="render"`` renders
+    every frame and encodes it with CLIP; ``"projection"`` predicts the image feature from the 15 body positions
+    with a trained :class:`StateProjection` (paper §3.3).
     """
 
-    def __init__(self, clip_model: ClipModel, renderer: StateRenderer | None, prompt: str,
+    def __init__(self, clip_model: ClipModel, renderer: StateRenderer | None, prompt: str | Enhancement,
                  reward_source: RewardSource = "render", projection: StateProjection | None = None,
                  render_interval: int = 1, render_envs: int | None = None):
-        if not prompt.strip():
+        enhancement = prompt if isinstance(prompt, Enhancement) else None
+        text = prompt.text if isinstance(prompt, Enhancement) else prompt
+        if not text.strip():
             raise ValueError("TextGoal needs a non-empty prompt")
-        super().__init__(clip_model, renderer, clip_model.encode_text(prompt)[0], reward_source, projection,
+        super().__init__(clip_model, renderer, clip_model.encode_text(text)[0], reward_source, projection,
                          render_interval, render_envs)
-        self.prompt = prompt
-        self.description = f"text {prompt!r} | CLIP {self.clip_weights} | reward source {reward_source}"
-        self.spec = {"kind": "text", "prompt": prompt, "reward_source": reward_source,
+        self.prompt = text
+        self.enhancement = enhancement
+        origin = ""
+        if enhancement is not None and enhancement.changed:
+            by = f"llm {enhancement.model}" if enhancement.enhancer == "llm" else enhancement.enhancer
+            origin = f" (enhanced from {enhancement.original!r}, {by})"
+        self.description = f"text {text!r}{origin} | CLIP {self.clip_weights} | reward source {reward_source}"
+        self.spec = {"kind": "text", "prompt": text, "reward_source": reward_source,
                      "clip_weights": clip_model.spec.weights}
+        if enhancement is not None:
+            self.spec["enhancement"] = enhancement.record()
+
+    @property
+    def text_feature(self) -> Tensor:
+        """(E,) the unit CLIP text feature of the prompt (what a general policy is conditioned on)."""
+        assert self.target_similarity is not None
+        return self.target_similarity.target
 
 
 class ImageGoal(ClipFeatureGoal):

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anyskill.hlc.clip_goals import ImageGoal, TextGoal
+from anyskill.hlc.general import PromptSetGoal
 from anyskill.hlc.goal import Goal
 from anyskill.hlc.pose_goal import PoseGoal
 from anyskill.motion.clip import MotionClip
+from anyskill.text.prompt_set import PromptSet
 
 if TYPE_CHECKING:
     from anyskill.reward.clip_model import ClipModel
@@ -40,20 +42,23 @@ def find_clip(name: str, motion_lib=None) -> MotionClip:
 
 def goal_from_spec(spec: dict, clip_model: ClipModel | None = None, renderer: StateRenderer | None = None,
                    projection: StateProjection | None = None, motion_lib=None) -> Goal:
-    """Rebuild a goal from its ``spec`` (as stored in an HLC checkpoint); CLIP goals need ``clip_model`` and
-    ``renderer`` (or ``projection`` for ``reward_source="projection"``)."""
+    """Rebuild a goal from its ``spec`` (as stored in an HLC checkpoint); CLIP goals (text, image, a general
+    policy's prompt set) need ``clip_model`` and ``renderer`` (or ``projection`` for ``reward_source="projection"``)."""
     kind = spec.get("kind")
     if kind == "pose":
         if "clip" in spec:
             return PoseGoal.from_clip(find_clip(spec["clip"], motion_lib), spec.get("time"), sigma=spec["sigma"])
         return PoseGoal(spec["target_body_pos"], spec["target_root_rot"], sigma=spec["sigma"], name=spec["name"])
-    if kind not in ("text", "image"):
-        raise ValueError(f"unknown goal kind {kind!r} in spec {spec}; expected 'text', 'image' or 'pose'")
+    if kind not in ("text", "image", "prompt_set"):
+        raise ValueError(f"unknown goal kind {kind!r} in spec {spec}; expected 'text', 'image', 'prompt_set' or "
+                         "'pose'")
     if clip_model is None:
         raise ValueError(f"a {kind} goal needs a ClipModel (weights {spec.get('clip_weights')!r}); pass clip_model")
     source = spec.get("reward_source", "render")
     if kind == "text":
         return TextGoal(clip_model, renderer, spec["prompt"], source, projection)
+    if kind == "prompt_set":
+        return PromptSetGoal(clip_model, renderer, PromptSet.from_record(spec["prompts"]), source, projection)
     if "clip" in spec:
         if renderer is None:
             raise ValueError("an image goal made from a motion clip's frame needs a StateRenderer to draw it; pass "

@@ -19,11 +19,19 @@ from anyskill.rl.runner import load_frozen
 
 
 class HighLevelPolicy(nn.Module):
-    """Frozen π_H: raw 223-D policy observations -> unit latents z (N, 64) for the LLC."""
+    """Frozen π_H: raw 223-D policy observations -> unit latents z (N, 64) for the LLC.
+
+    A general (multi-prompt) policy reads the 223-D observation followed by the prompt's ``condition_dim``-D CLIP
+    text feature (:mod:`anyskill.hlc.general`); :meth:`condition_on` fixes that feature, after which it takes 223-D
+    observations like a per-prompt policy.
+    """
+
+    condition: Tensor | None
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
         self.config = config
+        self.register_buffer("condition", None, persistent=False)
         self.model = ModelBuilder().load({"model": config["model"], "network": config["network"]}).build({
             "actions_num": config["actions_num"],
             "input_shape": (config["obs_dim"],),
@@ -43,6 +51,36 @@ class HighLevelPolicy(nn.Module):
         return int(self.config["actions_num"])
 
     @property
+    def condition_dim(self) -> int:
+        """Size of the text feature a general policy reads after the policy observation (0: a per-prompt policy)."""
+        return int(self.config.get("condition_dim", 0))
+
+    def condition_on(self, text_feature: Tensor) -> HighLevelPolicy:
+        """Fix the prompt of a general policy: its unit CLIP text feature (E,) (``TextGoal.text_feature``) is
+        appended to every 223-D observation; returns the policy."""
+        if not self.condition_dim:
+            raise ValueError("this high-level policy was trained for one prompt; only a general policy (trained with "
+                             "a prompt set) takes a text feature")
+        feature = text_feature.detach().float().flatten()
+        if feature.numel() != self.condition_dim:
+            raise ValueError(f"the policy reads {self.condition_dim}-D text features, got {feature.numel()}-D; use the "
+                             f"CLIP it was trained with ({self.config.get('clip_weights')})")
+        self.condition = feature.to(next(self.parameters()).device)
+        return self
+
+    def _inputs(self, obs: Tensor) -> Tensor:
+        """The network's input for raw observations: a general policy's text feature appended when needed."""
+        if self.condition_dim and obs.shape[-1] == self.obs_dim - self.condition_dim:
+            if self.condition is None:
+                raise ValueError("a general policy needs its prompt: call policy.condition_on(goal.text_feature) "
+                                 f"(trained on {self.config.get('goal', 'a prompt set')})")
+            obs = torch.cat([obs, self.condition.to(obs.device).expand(obs.shape[0], -1)], dim=-1)
+        if obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"HighLevelPolicy expects observations (N, {self.obs_dim - self.condition_dim}), got "
+                             f"{tuple(obs.shape)}")
+        return obs
+
+    @property
     def description(self) -> str:
         """The goal the policy was trained for (from the checkpoint)."""
         return str(self.config.get("goal", "unknown goal"))
@@ -50,9 +88,7 @@ class HighLevelPolicy(nn.Module):
     @torch.no_grad()
     def mean_action(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """(mu (N, 64) in (-1, 1), sigma (N, 64)) for raw observations (N, 223)."""
-        if obs.shape[-1] != self.obs_dim:
-            raise ValueError(f"HighLevelPolicy expects observations (N, {self.obs_dim}), got {tuple(obs.shape)}")
-        mu, log_std, _, _ = self.model.a2c_network({"obs": self.model.norm_obs(obs)})
+        mu, log_std, _, _ = self.model.a2c_network({"obs": self.model.norm_obs(self._inputs(obs))})
         return mu, torch.exp(log_std)
 
     @torch.no_grad()
@@ -66,7 +102,7 @@ class HighLevelPolicy(nn.Module):
     @torch.no_grad()
     def value(self, obs: Tensor) -> Tensor:
         """(N,) critic value, denormalised."""
-        _, _, value, _ = self.model.a2c_network({"obs": self.model.norm_obs(obs)})
+        _, _, value, _ = self.model.a2c_network({"obs": self.model.norm_obs(self._inputs(obs))})
         return self.model.denorm_value(value).squeeze(-1)
 
 

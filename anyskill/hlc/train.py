@@ -27,6 +27,7 @@ from rl_games.common.algo_observer import AlgoObserver
 
 from anyskill.config import profile
 from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig
+from anyskill.hlc.general import GeneralHighLevelEnv, PromptSetGoal
 from anyskill.hlc.goal import Goal
 from anyskill.llc.controller import load_llc
 from anyskill.provenance import Provenance
@@ -46,19 +47,23 @@ ENV_NAME = "anyskill_hlc_env"
 
 def hlc_config(scale: str, num_envs: int | None = None, device: str | None = None, seed: int = 0,
                train_dir: str = "runs", experiment_name: str = "hlc", max_epochs: int | None = None,
-               hlc_info: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+               hlc_info: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
+               general: bool = False) -> dict[str, Any]:
     """rl-games config ``{"params": ...}`` for π_H with the ``scale`` profile (:func:`anyskill.config.profile`).
 
     ``paper``: the reference spec_anyskill.yaml numbers (1024 envs, horizon 4, minibatch 2048, 6 mini-epochs, lr 2e-5,
     [1024, 512] MLPs; γ 0.99, λ 0.95, clip 0.2, critic 5, entropy 0, bounds 10, normalised input/value/advantage).
     ``laptop``: 64 envs, [256, 128]. ``smoke``: 8 envs, [64, 32], 3 epochs. ``overrides`` are merged into
     ``params["config"]``, except a nested ``network`` dict, which replaces fields of the profile's
-    :class:`~anyskill.config.HLCNetworkSettings` (``units``, ``init_log_std``).
+    :class:`~anyskill.config.HLCNetworkSettings` (``units``, ``init_log_std``). ``general``: the general
+    (multi-prompt) policy's PPO numbers (:attr:`HLCProfile.general_ppo`; ``paper``: horizon 32, minibatch 16384,
+    800 epochs).
     """
     prof = profile(scale).hlc
     num_envs = num_envs or prof.num_envs
     device = resolve_device(device, scale)
-    ppo = prof.ppo if max_epochs is None else replace(prof.ppo, max_epochs=max_epochs)
+    ppo = prof.general_ppo if general else prof.ppo
+    ppo = ppo if max_epochs is None else replace(ppo, max_epochs=max_epochs)
     overrides = dict(overrides or {})
     network = replace(prof.network, **overrides.pop("network", {}))
     config = rl_games_config(
@@ -158,7 +163,9 @@ def train_hlc(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train π_H toward ``goal`` on the frozen LLC at ``llc_checkpoint`` (Algorithm 1).
+    """Train π_H toward ``goal`` on the frozen LLC at ``llc_checkpoint`` (Algorithm 1); with a
+    :class:`~anyskill.hlc.general.PromptSetGoal` the general policy, conditioned on each env's prompt
+    (:class:`~anyskill.hlc.general.GeneralHighLevelEnv`).
 
     Writes to ``out_dir``: ``initial.pth`` (the untrained policy, for before/after comparisons), ``hlc.pth`` (the
     final policy; rl-games checkpoint with the observation and value normalisers and ``hlc_config``), rl-games'
@@ -180,6 +187,8 @@ def train_hlc(
     hlc_info = {"goal": goal.description, "goal_spec": getattr(goal, "spec", None),
                 "llc_checkpoint": str(llc_checkpoint.resolve()), "clip_weights": clip_weights, "scale": scale,
                 "seed": seed, "env": _jsonable(asdict(env_cfg))}
+    if isinstance(goal, PromptSetGoal):
+        hlc_info["condition_dim"] = goal.condition_dim  # the policy reads (obs, CLIP text feature of its prompt)
     prov = Provenance("anyskill.hlc.train", config=hlc_info, seed=seed, device=device, clip_weights=clip_weights)
 
     llc = load_llc(llc_checkpoint, device=device)
@@ -187,8 +196,15 @@ def train_hlc(
         from anyskill.data import default_library
 
         motion_lib = default_library()
-    register_rl_games_env(ENV_NAME, lambda **_: HighLevelEnv(env_cfg, llc, goal, motion_lib))
-    config = hlc_config(scale, num_envs, device, seed, str(out / "runs"), "hlc", max_epochs, hlc_info, overrides)
+
+    def make_env(**_) -> HighLevelEnv | GeneralHighLevelEnv:
+        if isinstance(goal, PromptSetGoal):
+            return GeneralHighLevelEnv(env_cfg, llc, goal, motion_lib)
+        return HighLevelEnv(env_cfg, llc, goal, motion_lib)
+
+    register_rl_games_env(ENV_NAME, make_env)
+    config = hlc_config(scale, num_envs, device, seed, str(out / "runs"), "hlc", max_epochs, hlc_info, overrides,
+                        general=isinstance(goal, PromptSetGoal))
     monitor = EpochProgress("HLC training", config["params"]["config"]["max_epochs"], progress,
                             out / "train_info.json", {"provenance": prov.as_dict()},
                             postfix={"sim": "similarity", "rew": "reward", "et": "et_similarity_resets",

@@ -250,6 +250,12 @@ class CALMAgent(A2CAgent):
         self._track_clip = torch.full((n,), -1, dtype=torch.long, device=dev)
         self._track_time = torch.zeros(n, device=dev)
         self._slide_countdown = torch.zeros(n, dtype=torch.long, device=dev)
+        self._key_pose_on = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._key_pose = torch.zeros(n, 43, device=dev)
+        if self.calm.key_pose_reward_weight > 0:
+            lib = self.motion_lib
+            s = lib.state_at(self.grid.clip_of.to(lib.device), self.grid.time_of.to(lib.device))
+            self._grid_poses = policy_obs(s.body_pos, s.body_rot, s.body_vel, s.body_ang_vel)[:, :43].to(dev)
         self._explore_prob = exploration_probabilities(n).to(dev)
         if self.epoch_num == 0:  # fresh run: seed the AMP normaliser with demonstration statistics
             seed_frames = max(self.calm.amp_batch_size * self.net_cfg.disc_steps, 20000)
@@ -300,11 +306,12 @@ class CALMAgent(A2CAgent):
             couple = (self._reset_clip[ids] >= 0) & (draw < self.calm.latent_from_reset_prob)
             clip[couple] = self._reset_clip[ids][couple]
             start_time[couple] = self._reset_time[ids][couple]
+        from_default = torch.zeros(ids.numel(), dtype=torch.bool, device=dev)
         if self.calm.latent_from_default_prob > 0:
             draw = torch.rand(ids.numel(), device=dev)
-            couple = self._reset_default[ids] & (draw < self.calm.latent_from_default_prob)
-            if couple.any():
-                clip[couple] = grid.sample_clips(int(couple.sum())).to(dev)
+            from_default = self._reset_default[ids] & (draw < self.calm.latent_from_default_prob)
+            if from_default.any():
+                clip[from_default] = grid.sample_clips(int(from_default.sum())).to(dev)
         coupled = clip >= 0
         if coupled.any():
             c = clip[coupled]
@@ -316,6 +323,13 @@ class CALMAgent(A2CAgent):
             hold[coupled] = remaining.clamp_min(self.calm.latent_steps_min)
             self._track_clip[ids[coupled]] = c
             self._track_time[ids[coupled]] = start_time[coupled]
+        self._key_pose_on[ids] = False
+        if self.calm.key_pose_reward_weight > 0 and from_default.any():
+            # a standing start holds its clip's key pose as a time-free target instead of tracking the clip in time
+            key = from_default & coupled
+            self._track_clip[ids[key]] = -1
+            self._key_pose_on[ids[key]] = True
+            self._key_pose[ids[key]] = self._window_key_pose(ends[key])
         self.model.eval()
         self._latent_ids[ids] = ends
         self._latents[ids] = self._encode_ids(ends)
@@ -391,7 +405,9 @@ class CALMAgent(A2CAgent):
                 self._reset_time = self._env_tensor(infos, "reset_time").float()
             if "reset_default" in infos:
                 self._reset_default = self._env_tensor(infos, "reset_default").bool()
-            buf["track"].append(self._track_reward(buf["terminal_obs"][-1], self.dones.bool()))
+            done = self.dones.bool()
+            buf["track"].append(self._track_reward(buf["terminal_obs"][-1], done))
+            buf["key_pose"].append(self._key_pose_reward(buf["terminal_obs"][-1], done))
             self._latent_steps_left.sub_(1)
 
         b = {k: torch.stack(v) for k, v in buf.items()}  # (H, N, ...)
@@ -402,7 +418,8 @@ class CALMAgent(A2CAgent):
             next_values = next_values * (~b["terminate"]).float().unsqueeze(-1)
             logits = model.disc_logits(b["amp_obs"].reshape(h * n, -1), latents)
             style = losses.style_reward(logits, self.calm.disc_reward_scale).reshape(h, n, 1)
-            rewards = style + self.calm.track_reward_weight * b["track"].unsqueeze(-1)
+            rewards = (style + self.calm.track_reward_weight * b["track"].unsqueeze(-1)
+                       + self.calm.key_pose_reward_weight * b["key_pose"].unsqueeze(-1))
             neglogp = model.neglogp(b["actions"], b["mus"], sigma, model.calm.log_std)
         self._update_episode_stats(rewards, b["dones"])
         advantages = gae_advantages(rewards, values, next_values, b["dones"], self.gamma, self.tau)
@@ -416,6 +433,11 @@ class CALMAgent(A2CAgent):
             self._log["track_fraction"].append(tracked.float().mean().item())
             if tracked.any():
                 self._log["track_reward"].append(b["track"][tracked].mean().item())
+        if self.calm.key_pose_reward_weight > 0:
+            posed = b["key_pose"] > 0
+            self._log["key_pose_fraction"].append(posed.float().mean().item())
+            if posed.any():
+                self._log["key_pose_reward"].append(b["key_pose"][posed].mean().item())
         self._log["explore_fraction"].append(b["explore"].mean().item())
         return {
             "obses": flat(b["obs"]), "actions": flat(b["actions"]), "mus": flat(b["mus"]),
@@ -446,6 +468,31 @@ class CALMAgent(A2CAgent):
             reward[ids] = 0.5 * (torch.exp(-self.calm.track_reward_scale * total)
                                  + torch.exp(-self.calm.track_reward_scale_wide * total))
         self._track_clip[~active | done] = -1
+        return reward
+
+    def _window_key_pose(self, ends: Tensor) -> Tensor:
+        """(n, 43) pose features (root height, root-relative body positions in the heading frame) of the most
+        distinctive frame of each encoder window ending at grid rows ``ends`` (n,): the one farthest from the
+        window's first frame (for a gesture: its peak, e.g. the arms at their highest)."""
+        first = self.grid.clip_start[self.grid.clip_of[ends]]
+        back = torch.arange(self.net_cfg.enc_steps, device=ends.device)
+        idx = torch.maximum(ends[:, None] - back, first[:, None])  # (n, steps) grid rows, newest first
+        poses = self._grid_poses[idx]  # (n, steps, 43)
+        oldest = poses[:, -1:]
+        far = (poses - oldest).pow(2).sum(-1).argmax(1)
+        return poses[torch.arange(len(ends), device=ends.device), far]
+
+    def _key_pose_reward(self, reached_obs: Tensor, done: Tensor) -> Tensor:
+        """(N,) key-pose reward of the reached states for envs holding a key pose (0 elsewhere); ends with the
+        episode or the latent."""
+        reward = torch.zeros(self.num_actors, device=self.ppo_device)
+        on = self._key_pose_on
+        if bool(on.any()):
+            sq = (reached_obs[on, :43] - self._key_pose[on]).pow(2)
+            total = sq[:, 1:].reshape(int(on.sum()), -1, 3).sum(-1).sum(-1) + sq[:, 0]
+            reward[on] = 0.5 * (torch.exp(-self.calm.track_reward_scale * total)
+                                + torch.exp(-self.calm.track_reward_scale_wide * total))
+        self._key_pose_on &= ~done
         return reward
 
     def _values(self, obs: Tensor, z: Tensor) -> Tensor:
@@ -703,4 +750,4 @@ class CALMAgent(A2CAgent):
 
 
 _ROLLOUT_STATE = ("_latents", "_latent_ids", "_latent_steps_left", "_reset_clip", "_reset_time", "_reset_default",
-                  "_track_clip", "_track_time", "_slide_countdown")
+                  "_track_clip", "_track_time", "_slide_countdown", "_key_pose_on", "_key_pose")

@@ -11,7 +11,10 @@ terminations are written once. Conventions shared by every backend:
   follow :attr:`HumanoidModel.dof_names` (D = 28 hinges);
 * body linear velocities are those of the body **origins** (the points whose positions
   :meth:`Backend.body_pos` returns), so they equal finite differences of those positions;
-* readers return the state after the last :meth:`Backend.step` or :meth:`Backend.set_state`.
+* readers return the state after the last :meth:`Backend.step` or :meth:`Backend.set_state`;
+* a scene's objects (:mod:`anyskill.sim.scene`: every coordinate of the ``mj_model`` outside the humanoid) are read
+  and placed through ``object_qpos`` / ``object_qvel`` / ``set_object_state`` (K = Kv = 0 for the plain humanoid);
+  :meth:`Backend.set_state` moves only the humanoid.
 """
 
 from __future__ import annotations
@@ -96,6 +99,21 @@ class Backend(Protocol):
 
     def body_contact_force(self) -> Tensor:
         """(N, B, 3) N, net contact force on each body from the last physics step, world frame."""
+
+    def object_qpos(self) -> Tensor:
+        """(N, K): the scene objects' position coordinates in model order (a free joint: position m, rotation wxyz;
+        a hinge: angle rad)."""
+
+    def object_qvel(self) -> Tensor:
+        """(N, Kv): the scene objects' velocity coordinates (a free joint: linear m/s world, angular rad/s local;
+        a hinge: rad/s)."""
+
+    def set_object_state(self, env_ids: Tensor, qpos: Tensor, qvel: Tensor) -> None:
+        """Place the objects of worlds ``env_ids`` (M,): qpos (M, K), qvel (M, Kv); the humanoid is unchanged."""
+
+    def object_contacts(self) -> Tensor:
+        """(N, B) bool: humanoid bodies that touched a scene object in any physics step of the last :meth:`step`
+        (all False after :meth:`set_state` and for the plain humanoid)."""
 
     def diverged(self) -> Tensor:
         """(N,) bool: worlds whose simulation blew up since their last :meth:`set_state`.

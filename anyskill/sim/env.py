@@ -19,7 +19,10 @@ An IsaacGymEnvs/rl-games ``VecTask``-like environment of N humanoids (reference 
   even when early termination is off); **time-outs** (``extras["time_outs"]``, progress >= episode_length - 1;
   ``episode_length=None``: no time limit) are kept apart for value bootstrapping;
 * **blow-up guard**: envs whose simulation diverged are reset, reported as time-outs (the policy did not
-  cause them) and counted in ``extras["sim_blowups"]`` (this step) and ``extras["sim_blowups_total"]``.
+  cause them) and counted in ``extras["sim_blowups"]`` (this step) and ``extras["sim_blowups_total"]``;
+* **scenes** (optional, :mod:`anyskill.sim.scene`): objects beside the humanoid, placed by the scene at every episode
+  start (recovery episodes keep them where they are); they collide with the humanoid but stay out of the
+  observations. Without a scene nothing of the above changes.
 
 The reward is zero: the agent computes it (CALM from its discriminator, the high-level policy from CLIP).
 
@@ -44,6 +47,7 @@ from anyskill.humanoid.skeleton import Skeleton
 from anyskill.motion.library import MotionLibrary
 from anyskill.sim import terms
 from anyskill.sim.backend import Backend
+from anyskill.sim.scene import Scene
 
 Tensor = torch.Tensor
 
@@ -109,7 +113,9 @@ class HumanoidEnv:
         cfg: the settings.
         motion_lib: reference motions; required when ``cfg.state_init`` is not "default".
         model: the humanoid (default: the bundled one).
-        backend: the physics (default: a :class:`MujocoBackend` with ``cfg.num_envs`` worlds).
+        backend: the physics (default: a :class:`MujocoBackend` with ``cfg.num_envs`` worlds of the humanoid, or of
+            ``scene``'s model).
+        scene: objects beside the humanoid (the backend must simulate ``scene.mj_model()``).
     """
 
     def __init__(
@@ -118,6 +124,7 @@ class HumanoidEnv:
         motion_lib: MotionLibrary | None = None,
         model: HumanoidModel | None = None,
         backend: Backend | None = None,
+        scene: Scene | None = None,
     ):
         if cfg.state_init != "default" and motion_lib is None:
             raise ValueError(f"state_init={cfg.state_init!r} needs a motion_lib; pass one or use state_init='default'")
@@ -129,6 +136,7 @@ class HumanoidEnv:
             backend = MujocoBackend(
                 cfg.num_envs,
                 model,
+                mj_model=scene.mj_model(model) if scene is not None else None,
                 device=self.device,
                 num_threads=cfg.num_threads,
                 self_collision=cfg.self_collision,
@@ -136,7 +144,13 @@ class HumanoidEnv:
             )
         if backend.num_envs != cfg.num_envs:
             raise ValueError(f"backend has {backend.num_envs} worlds but cfg.num_envs is {cfg.num_envs}")
+        expected = scene.object_qpos_size if scene is not None else 0
+        if backend.object_qpos().shape[-1] != expected:
+            raise ValueError(f"the backend simulates {backend.object_qpos().shape[-1]} object coordinates but "
+                             + (f"scene {scene.name!r} has {expected}; build it from scene.mj_model()" if scene
+                                else "no scene was given; pass the scene its model was built from"))
         self.backend = backend
+        self.scene = scene
         self.model = backend.model
         self.motion_lib = motion_lib
         self.skeleton = Skeleton(self.model)
@@ -319,6 +333,7 @@ class HumanoidEnv:
         self._reset_default(ids[~from_bank & ~from_clip])
         self._reset_from_bank(ids[from_bank])
         self.recovery_counter[ids[from_bank]] = cfg.recovery_steps  # a fallen start may get up before it can fail
+        self._place_objects(ids)
         if from_clip.any():
             lib = self.motion_lib
             assert lib is not None  # the constructor requires one unless state_init is "default"
@@ -342,6 +357,14 @@ class HumanoidEnv:
         self.recovery_counter[env_ids] = 0
         self._reset_from_clip(env_ids, torch.as_tensor(clip_ids, device=self.motion_lib.device),
                               torch.as_tensor(times, dtype=torch.float32, device=self.motion_lib.device))
+        self._place_objects(env_ids)
+
+    def _place_objects(self, ids: Tensor) -> None:
+        """The scene's placement of its objects in envs ``ids`` (random when the scene has jitter)."""
+        if self.scene is None or not len(ids):
+            return
+        qpos, qvel = self.scene.initial_object_state(len(ids), self._gen)
+        self.backend.set_object_state(ids, qpos.to(self.device), qvel.to(self.device))
 
     def _reset_default(self, ids: Tensor) -> None:
         m = len(ids)

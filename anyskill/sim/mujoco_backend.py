@@ -28,6 +28,12 @@ into chunks stepped by a thread pool, which may pay off on machines with idle co
 1.67x the raw ``mj_step`` loop at 64 worlds, 1.25x at 256; the extra is the per-world bookkeeping here
 (~30 us/world) and a fixed ~2 ms of torch observation ops per control step.
 
+Scenes (:mod:`anyskill.sim.scene`): an ``mj_model`` with objects beside the humanoid is stepped the same way;
+:meth:`~MujocoBackend.set_state` teleports the humanoid and leaves the objects' state as it was,
+:meth:`~MujocoBackend.set_object_state` places them. With objects, the physics steps of a control step run one at a
+time (bit-identical to ``mj_step(m, d, n)``) so that the humanoid bodies touching an object in any of them are
+recorded (:meth:`~MujocoBackend.object_contacts`).
+
 MuJoCo's automatic reset of unstable worlds is disabled so that a blow-up stays visible (non-finite
 state) and is reported by :meth:`MujocoBackend.diverged` instead of being silently replaced; MuJoCo's
 warnings go to the ``anyskill.sim.mujoco`` logger (level INFO) instead of stderr and ``MUJOCO_LOG.TXT``.
@@ -125,6 +131,9 @@ class MujocoBackend:
         self._dof_qpos = m.jnt_qposadr[hinges]
         self._dof_qvel = m.jnt_dofadr[hinges]
         self._actuators = np.array([actuator_of_joint(m, j) for j in hinges])
+        self._obj_qpos, self._obj_qvel = object_coordinates(m, root_jnt[0], hinges)
+        self._geom_slot = geom_slots(m, self._body_ids)
+        self._has_objects = bool((self._geom_slot == OBJECT_SLOT).any())
         if not self_collision:
             disable_self_collision(m, set(self._body_ids.tolist()))
 
@@ -138,6 +147,7 @@ class MujocoBackend:
         self._cvel = np.zeros((num_envs, m.nbody, 6))
         self._subtree_com = np.zeros((num_envs, m.nbody, 3))
         self._cfrc_ext = np.zeros((num_envs, m.nbody, 6))
+        self._object_contacts = np.zeros((num_envs, self._model.num_bodies), dtype=bool)
         self._cache: dict[str, Tensor] = {}
 
         self._chunks = [c for c in np.array_split(np.arange(num_envs), min(num_threads, num_envs)) if len(c)]
@@ -200,7 +210,10 @@ class MujocoBackend:
         rq, rv = self._root_qpos, self._root_qvel
         for k, i in enumerate(ids.tolist()):
             d = self.data[i]
+            objects = (d.qpos[self._obj_qpos].copy(), d.qvel[self._obj_qvel].copy()) if self._has_objects else None
             mujoco.mj_resetData(self.mj_model, d)
+            if objects is not None:
+                d.qpos[self._obj_qpos], d.qvel[self._obj_qvel] = objects
             d.qpos[rq : rq + 3] = pos[k]
             d.qpos[rq + 3 : rq + 7] = quat[k]
             d.qpos[self._dof_qpos] = qpos[k]
@@ -211,6 +224,24 @@ class MujocoBackend:
             mujoco.mj_forward(self.mj_model, d)
             self._gather(i, d)
             self._cfrc_ext[i] = 0.0
+            self._object_contacts[i] = False
+        self._cache.clear()
+
+    def set_object_state(self, env_ids: Tensor, qpos: Tensor, qvel: Tensor) -> None:
+        ids = _np(env_ids).astype(np.int64).reshape(-1)
+        q, v = _np(qpos), _np(qvel)
+        shape_q, shape_v = (len(ids), len(self._obj_qpos)), (len(ids), len(self._obj_qvel))
+        if q.shape != shape_q or v.shape != shape_v:
+            raise ValueError(f"set_object_state: expected qpos {shape_q} and qvel {shape_v} for {len(ids)} env ids "
+                             f"(the scene's object coordinates), got {q.shape} and {v.shape}")
+        if len(ids) and (ids.min() < 0 or ids.max() >= self._num_envs):
+            raise IndexError(f"set_object_state: env ids must be in [0, {self._num_envs}), got {ids.tolist()}")
+        for k, i in enumerate(ids.tolist()):
+            d = self.data[i]
+            d.qpos[self._obj_qpos] = q[k]
+            d.qvel[self._obj_qvel] = v[k]
+            mujoco.mj_forward(self.mj_model, d)
+            self._gather(i, d)
         self._cache.clear()
 
     def set_pd_targets(self, targets: Tensor) -> None:
@@ -233,13 +264,30 @@ class MujocoBackend:
         for i in env_ids:
             d = self.data[i]
             d.ctrl[:] = self._ctrl[i]
-            mujoco.mj_step2(m, d)
-            if n > 1:
-                mujoco.mj_step(m, d, n - 1)
+            if self._has_objects:  # the same steps one at a time, noting the contacts each one's solve uses
+                touched = self._touching(d)
+                mujoco.mj_step2(m, d)
+                for _ in range(n - 1):
+                    mujoco.mj_step(m, d)
+                    touched |= self._touching(d)
+                self._object_contacts[i] = touched
+            else:
+                mujoco.mj_step2(m, d)
+                if n > 1:
+                    mujoco.mj_step(m, d, n - 1)
             mujoco.mj_rnePostConstraint(m, d)
             self._cfrc_ext[i] = d.cfrc_ext
             mujoco.mj_step1(m, d)
             self._gather(i, d)
+
+    def _touching(self, d: mujoco.MjData) -> np.ndarray:
+        """(B,) bool: humanoid bodies in a contact with an object among ``d``'s current contacts."""
+        slots = self._geom_slot[d.contact.geom[: d.ncon]]  # (ncon, 2)
+        out = np.zeros(self._model.num_bodies, dtype=bool)
+        for a, b in ((0, 1), (1, 0)):
+            hit = (slots[:, a] >= 0) & (slots[:, b] == OBJECT_SLOT)
+            out[slots[hit, a]] = True
+        return out
 
     def _gather(self, i: int, d: mujoco.MjData) -> None:
         self._qpos[i] = d.qpos
@@ -285,6 +333,15 @@ class MujocoBackend:
     def body_contact_force(self) -> Tensor:
         return self._tensor("contact", self._cfrc_ext[:, self._body_ids, 3:])
 
+    def object_qpos(self) -> Tensor:
+        return self._tensor("object_qpos", self._qpos[:, self._obj_qpos])
+
+    def object_qvel(self) -> Tensor:
+        return self._tensor("object_qvel", self._qvel[:, self._obj_qvel])
+
+    def object_contacts(self) -> Tensor:
+        return torch.from_numpy(self._object_contacts.copy()).to(self._device)
+
     def qpos(self) -> Tensor:
         rq = self._root_qpos
         return torch.cat([self._tensor("root_qpos", self._qpos[:, rq : rq + 7]), self.dof_pos()], dim=-1)
@@ -313,6 +370,7 @@ class MujocoBackend:
         for i, d in enumerate(self.data):
             mujoco.mj_getState(self.mj_model, d, states[i], spec)
         buffers = {k: getattr(self, k).copy() for k in _GATHERED}
+        buffers["_object_contacts"] = self._object_contacts.copy()
         return {"mj_state": states, "buffers": buffers}
 
     def restore(self, state: dict) -> None:
@@ -327,6 +385,8 @@ class MujocoBackend:
             mujoco.mj_step1(self.mj_model, d)  # the stage each world is in after step(): kinematics of the new state
         for k in _GATHERED:
             getattr(self, k)[...] = state["buffers"][k]
+        # snapshots written before scenes existed have no contact flags (a plain humanoid never touches an object)
+        self._object_contacts[...] = state["buffers"].get("_object_contacts", False)
         self._cache.clear()
 
     def close(self) -> None:
@@ -349,6 +409,30 @@ def actuator_of_joint(m: mujoco.MjModel, joint: int) -> int:
             return a
     name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, joint)
     raise ValueError(f"joint {name!r} has no actuator; every hinge needs a position actuator for PD control")
+
+
+OBJECT_SLOT = -1
+"""Slot of a geom of a scene object in :func:`geom_slots` (humanoid geoms: their body's index, the world: -2)."""
+WORLD_SLOT = -2
+
+
+def geom_slots(m: mujoco.MjModel, humanoid_bodies: np.ndarray) -> np.ndarray:
+    """(ngeom,) int: for each geom the index (0..B-1) of the humanoid body it belongs to, :data:`OBJECT_SLOT` for a
+    geom of any other body (a scene's objects, static ones such as a door frame included), :data:`WORLD_SLOT` for the
+    world body's geoms (the floor)."""
+    slot_of_body = np.full(m.nbody, OBJECT_SLOT)
+    slot_of_body[0] = WORLD_SLOT
+    slot_of_body[humanoid_bodies] = np.arange(len(humanoid_bodies))
+    return slot_of_body[m.geom_bodyid]
+
+
+def object_coordinates(m: mujoco.MjModel, root_joint: int, hinges: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(qpos indices, qvel indices) of every coordinate outside the humanoid's root joint and ``hinges``: a scene's
+    objects, in model order (empty for the plain humanoid)."""
+    humanoid_q = {int(m.jnt_qposadr[root_joint]) + k for k in range(7)} | {int(m.jnt_qposadr[j]) for j in hinges}
+    humanoid_v = {int(m.jnt_dofadr[root_joint]) + k for k in range(6)} | {int(m.jnt_dofadr[j]) for j in hinges}
+    return (np.array([i for i in range(m.nq) if i not in humanoid_q], dtype=np.int64),
+            np.array([i for i in range(m.nv) if i not in humanoid_v], dtype=np.int64))
 
 
 def disable_self_collision(m: mujoco.MjModel, bodies: set[int]) -> None:

@@ -1,19 +1,19 @@
 """Offscreen rendering of humanoid states for the CLIP reward (paper §3.3, "Rendering").
 
-The camera sits at a fixed point of each env's frame — (3, 0, 1) m by default, in front of the humanoid, which
-faces +x at spawn — and is re-aimed every frame at the pelvis. Rendering goes through MuJoCo's OpenGL renderer
-on EGL (NVIDIA's EGL on GPU machines, Mesa's software EGL on CPU machines); set ``MUJOCO_GL=egl`` before
-``mujoco`` is imported (the package does this on import if the variable is unset).
+The camera (:class:`~anyskill.sim.camera.CameraSpec`) sits at a fixed point of each env's frame — (3, 0, 1) m by
+default, in front of the humanoid, which faces +x at spawn — and is re-aimed every frame at the pelvis (in an
+interaction scene, :mod:`anyskill.sim.scene`: at the mean of the pelvis and the object). Rendering goes through
+MuJoCo's OpenGL renderer on EGL (NVIDIA's EGL on GPU machines, Mesa's software EGL on CPU machines); set
+``MUJOCO_GL=egl`` before ``mujoco`` is imported (the package does this on import if the variable is unset).
 
 States from any backend are rendered by writing their ``qpos`` into one scratch ``MjData``, running kinematics
-and drawing: ``render_qpos(qpos (N, nq)) -> (N, H, W, 3) uint8``.
+and drawing: ``render_qpos(qpos (N, nq)) -> (N, H, W, 3) uint8``. A scene's ``qpos`` is the humanoid's 35 coordinates
+followed by the objects'; humanoid-only states (N, 35) are drawn with the objects at their default placement.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -25,6 +25,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402, F401
 
+from anyskill.sim.camera import CameraSpec, look_at  # noqa: E402
+
 EGL_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri"
 
 
@@ -32,34 +34,11 @@ class RenderingUnavailable(RuntimeError):
     """Headless OpenGL could not be started; the message says which system packages to install."""
 
 
-@dataclass(frozen=True)
-class CameraSpec:
-    """A camera fixed in the env frame that looks at a body. Positions in m."""
-
-    position: tuple[float, float, float] = (3.0, 0.0, 1.0)
-    target_body: str = "pelvis"
-    fovy: float = 45.0  # deg, vertical field of view
-    width: int = 224
-    height: int = 224
-
-
-def look_at(camera: mujoco.MjvCamera, eye: np.ndarray, target: np.ndarray) -> None:
-    """Point a free MuJoCo camera from ``eye`` (3,) at ``target`` (3,), both m, world frame."""
-    d = target - eye
-    dist = float(np.linalg.norm(d))
-    if dist < 1e-6:
-        raise ValueError("camera position and target coincide")
-    camera.type = mujoco.mjtCamera.mjCAMERA_FREE
-    camera.lookat[:] = target
-    camera.distance = dist
-    camera.azimuth = math.degrees(math.atan2(d[1], d[0]))
-    camera.elevation = math.degrees(math.asin(max(-1.0, min(1.0, d[2] / dist))))
-
-
 class StateRenderer:
     """Renders batches of states of one MjModel to RGB frames (N, H, W, 3) uint8."""
 
-    def __init__(self, model: mujoco.MjModel, camera: CameraSpec = CameraSpec()):
+    def __init__(self, model: mujoco.MjModel, camera: CameraSpec | None = None):
+        camera = camera or CameraSpec()
         self.model = model
         self.camera_spec = camera
         self.data = mujoco.MjData(model)
@@ -76,14 +55,23 @@ class StateRenderer:
                 "GPU machines use the NVIDIA driver's EGL."
             ) from e
         self.camera = mujoco.MjvCamera()
-        self.target_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, camera.target_body)
-        if self.target_body < 0:
-            raise ValueError(f"camera target body {camera.target_body!r} is not in the model")
+        self.target_bodies = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in camera.target_bodies]
+        missing = [b for b, i in zip(camera.target_bodies, self.target_bodies, strict=True) if i < 0]
+        if missing:
+            raise ValueError(f"camera target bodies {missing} are not in the model")
 
     def render_qpos(self, qpos: np.ndarray | torch.Tensor, env_origins: np.ndarray | None = None) -> torch.Tensor:
-        """qpos (N, nq) -> frames (N, H, W, 3) uint8. ``env_origins`` (N, 3) m shifts each env's camera."""
+        """qpos (N, nq) -> frames (N, H, W, 3) uint8. ``env_origins`` (N, 3) m shifts each env's camera. Fewer than
+        nq columns (a humanoid-only state in a scene) leave the remaining coordinates at the model's default
+        (``qpos0``: the objects' default placement)."""
         q = qpos.detach().cpu().numpy() if isinstance(qpos, torch.Tensor) else np.asarray(qpos)
         q = np.atleast_2d(q)
+        nq = self.model.nq
+        if q.shape[1] > nq:
+            raise ValueError(f"render_qpos: states have {q.shape[1]} coordinates but the model has nq = {nq}; render "
+                             "them with a StateRenderer of the model they were simulated in")
+        if q.shape[1] < nq:
+            q = np.concatenate([q, np.broadcast_to(self.model.qpos0[q.shape[1]:], (len(q), nq - q.shape[1]))], 1)
         h, w = self.camera_spec.height, self.camera_spec.width
         out = np.empty((len(q), h, w, 3), dtype=np.uint8)
         eye0 = np.asarray(self.camera_spec.position, dtype=np.float64)
@@ -91,7 +79,7 @@ class StateRenderer:
             self.data.qpos[:] = qi
             mujoco.mj_kinematics(self.model, self.data)
             eye = eye0 + (env_origins[i] if env_origins is not None else 0.0)
-            look_at(self.camera, eye, self.data.xpos[self.target_body].copy())
+            look_at(self.camera, eye, self.data.xpos[self.target_bodies].mean(0))
             self.renderer.update_scene(self.data, camera=self.camera)
             out[i] = self.renderer.render()
         return torch.from_numpy(out)

@@ -28,6 +28,10 @@ whose limit row rounding switches on in one engine and off in the other; and a b
 floor (e.g. a state teleported into it), where MuJoCo Warp keeps a contact for every corner below the
 plane and MuJoCo C at most 4.
 
+Scenes (:mod:`anyskill.sim.scene`): as on the CPU backend, :meth:`~WarpBackend.set_state` moves only the humanoid,
+:meth:`~WarpBackend.set_object_state` places the objects, and after each physics step a kernel notes the humanoid
+bodies in contact with an object (:meth:`~WarpBackend.object_contacts`); the parity test covers the ball scene.
+
 Speed on the 2-core CPU machine (random PD targets, control steps of 4 physics steps, physics steps per
 second): Warp's CPU device 90 / 545 / 1,760 for N = 1 / 8 / 64 worlds, against 14,500 / 23,700 / 28,200
 for :class:`~anyskill.sim.mujoco_backend.MujocoBackend`; Warp's CPU device is for tests only. Compiling
@@ -49,7 +53,15 @@ import warp as wp
 
 from anyskill.humanoid.model import HumanoidModel, load_humanoid
 from anyskill.humanoid.rotations import quat_rotate_inverse
-from anyskill.sim.mujoco_backend import INTEGRATORS, actuator_of_joint, disable_self_collision, name_id
+from anyskill.sim.mujoco_backend import (
+    INTEGRATORS,
+    OBJECT_SLOT,
+    actuator_of_joint,
+    disable_self_collision,
+    geom_slots,
+    name_id,
+    object_coordinates,
+)
 
 wp.config.quiet = True  # type: ignore[attr-defined]  # no start-up banner (set at run time; not in warp's stubs)
 if hasattr(wp, "LOG_WARNING"):  # Warp >= 1.19 logs each kernel module load at INFO level
@@ -82,6 +94,29 @@ _MAX_CONTACTS_PER_PAIR = {
     frozenset({_G.BOX}): 8,
 }
 """Most contacts MuJoCo Warp's primitive colliders emit for a geom pair; other pairs: ``mjMAXCONPAIR``."""
+
+
+@wp.kernel
+def _note_object_contacts(
+    nacon: wp.array(dtype=int),  # type: ignore[valid-type]
+    contact_geom: wp.array(dtype=wp.vec2i),  # type: ignore[valid-type]
+    contact_world: wp.array(dtype=int),  # type: ignore[valid-type]
+    geom_slot: wp.array(dtype=int),  # type: ignore[valid-type]
+    touched: wp.array2d(dtype=wp.int32),  # type: ignore[valid-type]
+):
+    """Per contact: flag (world, humanoid body) when it pairs a humanoid geom with a scene object's (slot -1)."""
+    c = wp.tid()
+    if c >= nacon[0]:
+        return
+    g = contact_geom[c]
+    if g[0] < 0 or g[1] < 0:  # flex contacts
+        return
+    a = geom_slot[g[0]]
+    b = geom_slot[g[1]]
+    if a >= 0 and b == -1:
+        touched[contact_world[c], a] = 1
+    if b >= 0 and a == -1:
+        touched[contact_world[c], b] = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +203,9 @@ class WarpBackend:
             raise ValueError(f"body {hm.body_names[0]!r} must have exactly one free joint in the MuJoCo model")
         hinges = [name_id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in hm.dof_names]
         actuators = [actuator_of_joint(m, j) for j in hinges]
+        obj_qpos, obj_qvel = object_coordinates(m, root_jnt[0], hinges)
+        slots = geom_slots(m, body_ids)
+        self._has_objects = bool((slots == OBJECT_SLOT).any())
         if not self_collision:
             disable_self_collision(m, set(body_ids.tolist()))
         self.mj_model = m
@@ -189,6 +227,8 @@ class WarpBackend:
             self.data = mjw.make_data(m, nworld=num_envs, nconmax=self.buffer_sizes.nconmax,
                                       njmax=self.buffer_sizes.njmax)
             """The MuJoCo Warp ``Data`` (change states through :meth:`set_state`)."""
+            self._geom_slot: wp.array = wp.array(slots.astype(np.int32), dtype=int)
+            self._touched = wp.zeros((num_envs, hm.num_bodies), dtype=wp.int32)
         self.views = WarpViews.of(self.data)
         """Zero-copy torch views of the state arrays of :attr:`data`."""
 
@@ -204,6 +244,8 @@ class WarpBackend:
         self._dof_qpos = index(m.jnt_qposadr[hinges])
         self._dof_qvel = index(m.jnt_dofadr[hinges])
         self._actuators = index(actuators)
+        self._obj_qpos = index(obj_qpos)
+        self._obj_qvel = index(obj_qvel)
         self._use_graph = cuda_graph and self._wp_device.is_cuda
         self._graphs: dict[int, wp.Graph] = {}
         self._eager_done: set[int] = set()
@@ -276,6 +318,25 @@ class WarpBackend:
         v.time[ids] = 0.0
         v.cfrc_ext[ids] = 0.0
         v.overflow[ids] = 0
+        wp.to_torch(self._touched)[ids] = 0
+        with self._warp_scope():
+            self._update_readers()
+        self._cache.clear()
+
+    def set_object_state(self, env_ids: Tensor, qpos: Tensor, qvel: Tensor) -> None:
+        ids = torch.as_tensor(env_ids, device=self._device).long().reshape(-1)
+        m = ids.numel()
+        q = torch.as_tensor(qpos).to(self._device, torch.float32)
+        v = torch.as_tensor(qvel).to(self._device, torch.float32)
+        shape_q, shape_v = (m, self._obj_qpos.numel()), (m, self._obj_qvel.numel())
+        if tuple(q.shape) != shape_q or tuple(v.shape) != shape_v:
+            raise ValueError(f"set_object_state: expected qpos {shape_q} and qvel {shape_v} for {m} env ids (the "
+                             f"scene's object coordinates), got {tuple(q.shape)} and {tuple(v.shape)}")
+        if m and (int(ids.min()) < 0 or int(ids.max()) >= self._num_envs):
+            raise IndexError(f"set_object_state: env ids must be in [0, {self._num_envs}), got {ids.tolist()}")
+        rows = ids[:, None]
+        self.views.qpos[rows, self._obj_qpos] = q
+        self.views.qvel[rows, self._obj_qvel] = v
         with self._warp_scope():
             self._update_readers()
         self._cache.clear()
@@ -324,8 +385,14 @@ class WarpBackend:
         torch_stream.wait_stream(warp_stream)
 
     def _advance(self, n: int) -> None:
+        if self._has_objects:
+            self._touched.zero_()
         for _ in range(n):
             mjw.step(self.mjw_model, self.data)
+            if self._has_objects:  # the contacts this step's solve used
+                c = self.data.contact
+                wp.launch(_note_object_contacts, dim=c.geom.shape[0],
+                          inputs=[self.data.nacon, c.geom, c.worldid, self._geom_slot, self._touched])
         mjw.rne_postconstraint(self.mjw_model, self.data)
         self._update_readers()
 
@@ -371,6 +438,15 @@ class WarpBackend:
 
     def body_contact_force(self) -> Tensor:
         return self._cached("contact", lambda: self.views.cfrc_ext[:, self._body_ids, 3:])
+
+    def object_qpos(self) -> Tensor:
+        return self._cached("object_qpos", lambda: self.views.qpos[:, self._obj_qpos])
+
+    def object_qvel(self) -> Tensor:
+        return self._cached("object_qvel", lambda: self.views.qvel[:, self._obj_qvel])
+
+    def object_contacts(self) -> Tensor:
+        return wp.to_torch(self._touched) != 0
 
     def qpos(self) -> Tensor:
         return self._cached("qpos", lambda: torch.cat([self.views.qpos[:, self._root_qpos], self.dof_pos()], dim=-1))

@@ -1,0 +1,64 @@
+"""A disk cache of LLM enhancements: one JSON object per line (JSONL), keyed by model, system prompt and prompt.
+
+A cached reply makes a run reproducible without the server and saves the request. Lines are only appended; a line
+that does not parse (a write cut short) is skipped. Each record holds ``key``, ``model``, ``prompt``, ``text`` and
+``created`` (UTC, ISO 8601).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from pathlib import Path
+
+ENV_CACHE = "ANYSKILL_LLM_CACHE"
+
+
+def default_cache_path() -> Path | None:
+    """``$ANYSKILL_LLM_CACHE`` ("off" or empty: no cache), else ``$XDG_CACHE_HOME/anyskill/text_enhancement.jsonl``
+    (``~/.cache`` when XDG_CACHE_HOME is unset)."""
+    value = os.environ.get(ENV_CACHE)
+    if value is not None:
+        return None if value.strip().lower() in ("", "off", "none") else Path(value).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "anyskill" / "text_enhancement.jsonl"
+
+
+def cache_key(model: str, system_prompt: str, prompt: str) -> str:
+    """sha256 of the model, system prompt and prompt."""
+    return hashlib.sha256(json.dumps([model, system_prompt, prompt]).encode()).hexdigest()
+
+
+class EnhancementCache:
+    """JSONL file of enhanced prompts at ``path`` (created on the first :meth:`put`)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._entries: dict[str, str] | None = None
+        self.skipped_lines = 0
+
+    def _load(self) -> dict[str, str]:
+        if self._entries is None:
+            self._entries = {}
+            if self.path.is_file():
+                with open(self.path, encoding="utf-8") as f:
+                    for line in f:
+                        try:
+                            record = json.loads(line)
+                            self._entries[str(record["key"])] = str(record["text"])
+                        except (ValueError, KeyError, TypeError):
+                            self.skipped_lines += 1
+        return self._entries
+
+    def get(self, key: str) -> str | None:
+        return self._load().get(key)
+
+    def put(self, key: str, model: str, prompt: str, text: str) -> None:
+        record = {"key": key, "model": model, "prompt": prompt, "text": text,
+                  "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        self._load()[key] = text

@@ -1,0 +1,110 @@
+"""Text enhancement (paper §4.3, Fig. 6): a vague instruction is rewritten as a specific description of body parts and
+poses before CLIP encodes it ("wave hi" -> "raised arm bent at the elbow").
+
+    enhancer = make_enhancer("llm")         # the LLM when one is configured, else the offline lexicon (warning)
+    e = enhancer.enhance("wave hi")
+    e.text, e.record()                      # what CLIP gets; the provenance (enhancer, model, note)
+
+Three :class:`TextEnhancer` implementations: :class:`NoEnhancer` (the text as given), the
+:class:`~anyskill.text.lexicon.OfflineEnhancer` (a curated lexicon of activity words, no network) and the
+:class:`~anyskill.text.llm.LLMEnhancer` (an OpenAI-compatible chat-completions server; falls back to the offline
+enhancer, with an :class:`EnhancementFallbackWarning`, whenever the server cannot give a valid reply in time).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+EnhancerKind = Literal["llm", "offline", "none"]
+ENHANCER_KINDS: tuple[str, ...] = ("llm", "offline", "none")
+
+
+class EnhancementFallbackWarning(UserWarning):
+    """The requested enhancer could not be used (no LLM configured, or no valid reply in time); another was."""
+
+
+@dataclass(frozen=True)
+class Enhancement:
+    """One prompt before and after enhancement.
+
+    ``text`` is what CLIP encodes (fits its 77-token context); ``enhancer`` is the one that produced it ("llm",
+    "offline" or "none"), ``model`` the LLM's name, "offline" or "none"; ``note`` says what happened (lexicon
+    entries matched, why an LLM fell back); ``cached``: the LLM reply came from the disk cache.
+    """
+
+    original: str
+    text: str
+    enhancer: str
+    model: str
+    note: str = ""
+    cached: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able provenance of this enhancement."""
+        return {"original": self.original, "text": self.text, "enhancer": self.enhancer, "model": self.model,
+                "note": self.note, "cached": self.cached}
+
+
+@runtime_checkable
+class TextEnhancer(Protocol):
+    """Rewrites a prompt into a more specific one. ``kind``: "llm", "offline" or "none"; ``description``: a
+    provenance line (for an LLM: model and server, never the key)."""
+
+    kind: str
+
+    @property
+    def description(self) -> str: ...
+
+    def enhance(self, prompt: str) -> Enhancement: ...
+
+
+class NoEnhancer:
+    """The prompt as given (the paper's "w/o text-enhance" ablation)."""
+
+    kind = "none"
+
+    @property
+    def description(self) -> str:
+        return "none (prompts used as given)"
+
+    def enhance(self, prompt: str) -> Enhancement:
+        return Enhancement(prompt, check_prompt(prompt), "none", "none")
+
+
+def check_prompt(prompt: str) -> str:
+    """``prompt`` stripped; a ValueError when it is empty."""
+    text = " ".join(str(prompt).split())
+    if not text:
+        raise ValueError("cannot enhance an empty prompt; give the instruction as text, e.g. 'wave hi'")
+    return text
+
+
+def make_enhancer(kind: str = "offline", **llm_options: Any) -> TextEnhancer:
+    """The enhancer ``kind`` ("llm", "offline" or "none").
+
+    ``"llm"`` reads its server from ``llm_options`` (``model``, ``base_url``, ``api_key``, ``timeout_s``,
+    ``cache_path``, ... of :class:`~anyskill.text.llm.LLMSettings`) and the ``ANYSKILL_LLM_*`` environment
+    variables; with no model configured it warns and returns the offline enhancer.
+    """
+    from anyskill.text.lexicon import OfflineEnhancer
+
+    if kind == "none":
+        return NoEnhancer()
+    if kind == "offline":
+        return OfflineEnhancer()
+    if kind != "llm":
+        raise ValueError(f"unknown enhancer {kind!r}; choose one of {ENHANCER_KINDS}")
+    from anyskill.text.llm import ENV_MODEL, LLMEnhancer, LLMSettings
+
+    settings = LLMSettings.from_env(**llm_options)
+    if settings is None:
+        warnings.warn(f"no LLM configured (set {ENV_MODEL}, and ANYSKILL_LLM_BASE_URL for a local server): "
+                      "using the offline enhancer", EnhancementFallbackWarning, stacklevel=2)
+        return OfflineEnhancer()
+    return LLMEnhancer(settings)
