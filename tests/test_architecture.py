@@ -14,7 +14,7 @@ import anyskill
 PACKAGE_DIR = Path(anyskill.__file__).resolve().parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("humanoid", "provenance"),  # the MJCF humanoid, rotations, FK, observations; provenance records
+    ("humanoid", "provenance", "text"),  # the MJCF humanoid, FK, observations; provenance; prompt enhancement, sets
     ("config",),  # typed settings and scale profiles
     ("motion",),  # clips, importers, motion library
     ("data", "sim"),  # bundled data; backends, env, rendering

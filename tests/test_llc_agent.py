@@ -29,6 +29,7 @@ EPOCHS = 20
 
 def _config(train_dir: Path, max_epochs: int, **calm):
     calm = {"lr_actor": None, "lr_critic": None, "lr_encoder": None, "lr_disc": None, "track_reward_weight": 0.0,
+            "key_pose_reward_weight": 0.0,
             "latent_from_reset_prob": 0.0, **calm}
     cfg = calm_config("smoke", NUM_ENVS, env_name=ENV, train_dir=str(train_dir), max_epochs=max_epochs,
                       overrides={"learning_rate": 1e-3, "save_frequency": 5, "calm": calm})
