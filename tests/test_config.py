@@ -28,6 +28,7 @@ def test_every_profile_builds_and_round_trips(scale):
     assert p.name == scale and profile(scale) is p  # built once
     assert PPOSettings.from_rl_games(p.llc.ppo.to_rl_games()) == p.llc.ppo
     assert PPOSettings.from_rl_games(p.hlc.ppo.to_rl_games()) == p.hlc.ppo
+    assert PPOSettings.from_rl_games(p.hlc.general_ppo.to_rl_games()) == p.hlc.general_ppo
     assert CALMNetworkConfig.from_params(p.llc.network.to_params()) == p.llc.network
     assert CALMSettings.from_config(asdict(p.llc.calm)) == p.llc.calm
     assert HLCNetworkSettings.from_params(p.hlc.network.to_params()) == p.hlc.network

@@ -1,8 +1,10 @@
 """The high-level policy π_H (paper §3.2-3.3): goals, the environment over the frozen LLC, training, inference,
-rollouts and the state-projection data/timing."""
+rollouts and the state-projection data/timing; the general (multi-prompt) policy and the text-enhancement study
+(§4.3)."""
 
 from anyskill.hlc.clip_goals import ImageGoal, TextGoal
 from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig
+from anyskill.hlc.general import GeneralHighLevelEnv, PromptSetGoal, evaluate_prompts
 from anyskill.hlc.goal import Goal, HumanoidStates
 from anyskill.hlc.goal_spec import find_clip, goal_from_spec
 from anyskill.hlc.policy import HighLevelPolicy, load_hlc
@@ -11,7 +13,7 @@ from anyskill.hlc.rollout import Evaluation, RolloutResult, evaluate, rollout
 from anyskill.hlc.train import hlc_config, train_hlc
 
 __all__ = [
-    "Evaluation", "Goal", "HLCEnvConfig", "HighLevelEnv", "HighLevelPolicy", "HumanoidStates", "ImageGoal",
-    "PoseGoal", "RolloutResult", "TextGoal", "evaluate", "find_clip", "goal_from_spec", "hlc_config",
-    "load_hlc", "rollout", "train_hlc",
+    "Evaluation", "GeneralHighLevelEnv", "Goal", "HLCEnvConfig", "HighLevelEnv", "HighLevelPolicy", "HumanoidStates",
+    "ImageGoal", "PoseGoal", "PromptSetGoal", "RolloutResult", "TextGoal", "evaluate", "evaluate_prompts", "find_clip",
+    "goal_from_spec", "hlc_config", "load_hlc", "rollout", "train_hlc",
 ]

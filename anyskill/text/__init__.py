@@ -15,6 +15,7 @@ from anyskill.text.enhancer import (
     EnhancementFallbackWarning,
     NoEnhancer,
     TextEnhancer,
+    enhancer_provenance,
     make_enhancer,
 )
 from anyskill.text.lexicon import LEXICON, OfflineEnhancer
@@ -23,5 +24,6 @@ from anyskill.text.prompt_set import PromptSet, PromptSetError
 
 __all__ = [
     "ENHANCER_KINDS", "LEXICON", "Enhancement", "EnhancementFallbackWarning", "LLMEnhancer", "LLMError", "LLMSettings",
-    "NoEnhancer", "OfflineEnhancer", "PromptSet", "PromptSetError", "TextEnhancer", "make_enhancer",
+    "NoEnhancer", "OfflineEnhancer", "PromptSet", "PromptSetError", "TextEnhancer", "enhancer_provenance",
+    "make_enhancer",
 ]

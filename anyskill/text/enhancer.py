@@ -43,7 +43,8 @@ class Enhancement:
 
     @property
     def changed(self) -> bool:
-        return self.text != self.original
+        """The text differs from the original (beyond whitespace)."""
+        return self.text != " ".join(self.original.split())
 
     def record(self) -> dict[str, Any]:
         """JSON-able provenance of this enhancement."""
@@ -53,10 +54,13 @@ class Enhancement:
 
 @runtime_checkable
 class TextEnhancer(Protocol):
-    """Rewrites a prompt into a more specific one. ``kind``: "llm", "offline" or "none"; ``description``: a
-    provenance line (for an LLM: model and server, never the key)."""
+    """Rewrites a prompt into a more specific one. ``kind``: "llm", "offline" or "none"; ``model``: the LLM's name,
+    "offline" or "none"; ``description``: a provenance line (for an LLM: model and server, never the key)."""
 
     kind: str
+
+    @property
+    def model(self) -> str: ...
 
     @property
     def description(self) -> str: ...
@@ -68,6 +72,7 @@ class NoEnhancer:
     """The prompt as given (the paper's "w/o text-enhance" ablation)."""
 
     kind = "none"
+    model = "none"
 
     @property
     def description(self) -> str:
@@ -75,6 +80,13 @@ class NoEnhancer:
 
     def enhance(self, prompt: str) -> Enhancement:
         return Enhancement(prompt, check_prompt(prompt), "none", "none")
+
+
+def enhancer_provenance(enhancer: TextEnhancer) -> dict[str, str]:
+    """What a result records about its enhancer: ``enhancer`` (the description line), ``enhancer_kind`` and
+    ``llm_model`` (the LLM's name, or "offline" / "none" when no LLM was asked). An LLM enhancer's per-prompt
+    fallbacks show in each :meth:`Enhancement.record` (``enhancer``, ``model``, ``note``)."""
+    return {"enhancer": enhancer.description, "enhancer_kind": enhancer.kind, "llm_model": enhancer.model}
 
 
 def check_prompt(prompt: str) -> str:

@@ -137,6 +137,7 @@ class OfflineEnhancer:
     docstring); no network."""
 
     kind = "offline"
+    model = "offline"
 
     def __init__(self, lexicon: tuple[LexiconEntry, ...] = LEXICON, max_activities: int = MAX_ACTIVITIES):
         if max_activities < 1:

@@ -204,6 +204,11 @@ class LLMEnhancer:
         self.cache = EnhancementCache(settings.cache_path) if settings.cache_path is not None else None
 
     @property
+    def model(self) -> str:
+        """The LLM's name (``settings.model``)."""
+        return self.settings.model
+
+    @property
     def description(self) -> str:
         return f"llm {self.settings.model} at {self.settings.base_url} (fallback: {self.fallback.description})"
 
