@@ -1,5 +1,6 @@
 """`WarpBackend` on Warp's CPU device: buffer sizing, set_state round trips, zero-copy views, and parity
-with `MujocoBackend` over 120 physics steps.
+with `MujocoBackend` over 120 physics steps, of the humanoid alone and in the interaction scenes (objects and their
+contacts with the humanoid).
 
 Building the backend compiles MuJoCo Warp's kernels on first use (minutes on a 2-core CPU; cached in
 ~/.cache/warp afterwards), so every test that steps or builds one is marked slow and they share one
@@ -290,3 +291,58 @@ def test_contact_overflow_counts_as_diverged_with_a_warning(model):
     wb.step(1)  # lying on its back: more than 2 contacts per world, so the pool of 4 overflows
     with pytest.warns(RuntimeWarning, match="nconmax=2"):
         assert wb.diverged().all()
+
+
+# ---------------------------------------------------------------------------------------------- scenes
+# Measured worst errors over 120 steps (float32 Warp vs float64 MuJoCo) in the worlds below: ball scene humanoid
+# qpos 6e-7, qvel 1e-5, object qpos 3e-5, object qvel 7e-4; door scene 1e-5 or less everywhere. A ball placed
+# exactly touching the floor broke parity (object qpos 4e-2, qvel 0.6, contacts differ) before
+# SoccerBall.resting_depth: MuJoCo C counts a contact at distance 0, MuJoCo Warp only below 0.
+SCENE_TOL = {**{k: TOL[k] for k in ("qpos", "qvel")}, "object_qpos": 5e-4, "object_qvel": 1e-2}
+SCENE_WORLDS = {
+    # ball: rolled at the right foot (hits it); rolling freely sideways; dropped from 0.5 m, spinning, drifting
+    # into the humanoid's legs
+    "ball": (
+        [None, None, [None, None, 0.5]],
+        [[-3.0, 0, 0, 0, 0, 0], [1.0, -1.0, 0, 0, 0, 0], [-0.5, 0.3, 0, 0, 5.0, 2.0]],
+        [True, False, True],
+    ),
+    # door: pushed open freely; swung from -1.2 rad toward the humanoid, whose left upper arm it hits
+    "door": ([[0.0], [-1.2]], [[2.0], [-3.0]], [False, True]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SCENE_WORLDS))
+def test_scene_trajectories_and_object_contacts_match_mujoco(model, name):
+    from anyskill.sim.scene import get_scene
+
+    scene = get_scene(name)
+    positions, velocities, touches = SCENE_WORLDS[name]
+    n, d = len(velocities), model.num_dofs
+    wb = WarpBackend(n, model, device="cpu", mj_model=scene.mj_model())
+    cb = MujocoBackend(n, model, mj_model=scene.mj_model())
+    q, _ = scene.initial_object_state(n, torch.Generator())
+    for w, pos in enumerate(positions):
+        for k, x in enumerate(pos or []):
+            if x is not None:
+                q[w, k] = x
+    ids, zeros3 = torch.arange(n), torch.zeros(n, 3)
+    for b in (wb, cb):
+        b.set_state(ids, torch.tensor([[0.0, 0.0, 0.89]] * n), torch.tensor([[1.0, 0, 0, 0]] * n), zeros3, zeros3,
+                    torch.zeros(n, d), torch.zeros(n, d))
+        b.set_object_state(ids, q, torch.tensor(velocities))
+        b.set_pd_targets(torch.zeros(n, d))
+    worst = {r: 0.0 for r in SCENE_TOL}
+    touched_w, touched_c = [], []
+    for _ in range(CONTROL_STEPS):
+        for b in (wb, cb):
+            b.step(SUBSTEPS)
+        for r in SCENE_TOL:
+            worst[r] = max(worst[r], float((getattr(wb, r)() - getattr(cb, r)()).abs().max()))
+        touched_w.append(wb.object_contacts().clone())
+        touched_c.append(cb.object_contacts().clone())
+    for r, tol in SCENE_TOL.items():
+        assert worst[r] < tol, f"{name} {r}: |warp - mujoco| reached {worst[r]:.2e} (tolerance {tol:.0e})"
+    assert torch.equal(torch.stack(touched_w), torch.stack(touched_c))
+    assert torch.stack(touched_c).any(-1).any(0).tolist() == touches  # not vacuous: the contacts happen

@@ -8,15 +8,18 @@ from pathlib import Path
 from anyskill.config import SCALES, profile
 
 
-def _clip_and_renderer(weights: str | None, device: str = "cpu"):
+def _clip_and_renderer(weights: str | None, device: str = "cpu", scene: str | None = None):
     """CLIP (``weights``: tag, file or "random"; None: the authors' LAION-2B ViT-B-32; fp16 on CUDA) and the agent
-    camera."""
+    camera (in ``scene``: the scene's model and camera)."""
     from anyskill.humanoid.model import load_humanoid
     from anyskill.reward.clip_model import DEFAULT_PRETRAINED, ClipModel, ClipSpec
     from anyskill.sim.render import CameraSpec, StateRenderer  # before open_clip: see anyskill.sim.render
+    from anyskill.sim.scene import get_scene
 
     spec = ClipSpec(weights=weights or DEFAULT_PRETRAINED, device=device, half=device.startswith("cuda"))
     clip_model = ClipModel(spec)
+    if scene is not None:
+        return clip_model, StateRenderer(get_scene(scene).mj_model(), get_scene(scene).camera)
     return clip_model, StateRenderer(load_humanoid().mj_model(), CameraSpec())
 
 
@@ -32,7 +35,7 @@ def _goal_from_args(args: argparse.Namespace, motion_lib):
         return PoseGoal.from_clip(find_clip(args.pose_clip, motion_lib), args.pose_time)
     projection = StateProjection.load(args.projection) if args.projection else None
     renderer_needed = args.reward_source == "render"
-    clip_model, renderer = _clip_and_renderer(args.clip_weights, getattr(args, "device", None) or "cpu")
+    clip_model, renderer = _clip_and_renderer(args.clip_weights, getattr(args, "device", None) or "cpu", args.scene)
     renderer = renderer if renderer_needed else None
     enhancer = make_enhancer(args.enhance)
     if getattr(args, "prompts", None):
@@ -62,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
     goal = _goal_from_args(args, motion_lib)
     et = EarlyTerminationConfig(mode="off" if args.no_early_termination else "successive",
                                 head_rule=not args.no_head_rule)
-    env_cfg = HLCEnvConfig(early_termination=et)
+    env_cfg = HLCEnvConfig(early_termination=et, scene=args.scene)
     if args.episode_length is not None:
         env_cfg = replace(env_cfg, episode_length=args.episode_length)
     out = args.out or f"runs/hlc_{args.scale}"
@@ -81,11 +84,12 @@ def _rollout(args: argparse.Namespace) -> int:
     from anyskill.data import default_library
     from anyskill.hlc.goal_spec import goal_from_spec
     from anyskill.hlc.policy import load_hlc
-    from anyskill.hlc.rollout import rollout
+    from anyskill.hlc.rollout import rollout, trained_scene
     from anyskill.reward.projection import StateProjection
 
     motion_lib = default_library()
     policy = load_hlc(args.checkpoint)
+    args.scene = args.scene or trained_scene(policy)
     spec = policy.config.get("goal_spec") or {}
     if policy.condition_dim and not args.text:
         texts = (spec.get("prompts") or {}).get("texts", [])
@@ -100,14 +104,17 @@ def _rollout(args: argparse.Namespace) -> int:
             raise SystemExit(f"{args.checkpoint} stores no goal recipe; give --text, --image or --pose-clip")
         clip_model = renderer = projection = None
         if spec["kind"] != "pose":
-            clip_model, renderer = _clip_and_renderer(args.clip_weights or spec.get("clip_weights"))
+            clip_model, renderer = _clip_and_renderer(args.clip_weights or spec.get("clip_weights"), scene=args.scene)
             projection = StateProjection.load(args.projection) if args.projection else None
         goal = goal_from_spec(spec, clip_model, renderer, projection, motion_lib)
     out = args.out or str(Path(args.checkpoint).with_suffix("")) + "_rollout"
     result = rollout(policy, args.llc, goal, seconds=args.seconds, seed=args.seed, render=not args.no_render,
-                     out_dir=out, motion_lib=motion_lib)
+                     out_dir=out, motion_lib=motion_lib, scene=args.scene)
     print(f"goal: {goal.description}\nmean similarity {result.mean_similarity:.4f}"
           + (f", mean pose error {result.mean_pose_error:.4f} m" if result.pose_error is not None else ""))
+    if result.interaction is not None:
+        print(f"scene {result.scene}: " + ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v or '-'}" for k, v in result.interaction.items()))
     for name, path in result.files.items():
         print(f"{name}: {path}")
     return 0
@@ -131,6 +138,9 @@ def _goal_arguments(p: argparse.ArgumentParser, required: bool, prompt_sets: boo
     p.add_argument("--clip-weights", help="open_clip pretrained tag (default laion2b_s34b_b79k), checkpoint file, or "
                    "'random' (pipeline tests only); rollout defaults to the checkpoint's")
     p.add_argument("--reward-source", default="render", choices=["render", "projection"])
+    p.add_argument("--scene", metavar="NAME",
+                   help="interaction scene (paper §4.4) of anyskill.sim.scene.SCENES, bundled: 'ball' (a soccer ball), "
+                   "'door'; rollout defaults to the scene the policy was trained in")
     p.add_argument("--projection",
                    help="state-projection checkpoint (StateProjection.save) for --reward-source projection")
 

@@ -12,6 +12,10 @@ One step of the high-level policy π_H (6 Hz):
    similarities of the LLC steps of this episode, with fixed reference latents Z = LLC encodings of K random
    2-s windows of the motion library.
 
+Scenes (paper §4.4): with ``scene`` set, every env holds that scene's objects (:mod:`anyskill.sim.scene`), placed
+at each episode start; the policy still observes only the humanoid, the goal sees the objects only in rendered
+frames, and with ``record_states`` the infos also carry the objects' velocities and contacts.
+
 Episodes: an env ends at the first LLC step that triggers early termination (**terminate**: no value bootstrap)
 or reaches ``episode_length`` LLC steps or blows up numerically (**time-out**: bootstrapped). The LLC steps left
 in that HLC step are simulated (the batch moves together) but not scored; the env is then reset, so the returned
@@ -33,6 +37,7 @@ from anyskill.motion.library import MotionLibrary
 from anyskill.reward.early_termination import EarlyTermination, EarlyTerminationConfig
 from anyskill.reward.similarity import RewardConfig, hlc_reward
 from anyskill.sim.env import EnvConfig, HumanoidEnv
+from anyskill.sim.scene import get_scene
 
 Tensor = torch.Tensor
 
@@ -58,6 +63,10 @@ class HLCEnvConfig:
     at once (with synchronised episodes each PPO batch holds a single episode phase, which destabilises training)."""
     record_states: bool = False
     """put the per-LLC-step qpos and body positions in the step's infos (rollouts)."""
+    scene: str | None = None
+    """an interaction scene of :data:`anyskill.sim.scene.SCENES` ("ball", "door"); None: the humanoid alone."""
+    scene_jitter: float = 0.0
+    """randomisation of the scene's object placement at resets, in [0, 1] (:class:`anyskill.sim.scene.Scene`)."""
     seed: int = 0
     device: str = "cpu"
     num_threads: int = 1
@@ -76,7 +85,7 @@ class HighLevelEnv:
         llc: the frozen low-level controller.
         goal: what the frames are scored against (:mod:`anyskill.hlc.goal`).
         motion_lib: reference motions for the reference latents and reference state init (default: bundled).
-        backend: the physics (default: MuJoCo, ``cfg.num_envs`` worlds).
+        backend: the physics (default: MuJoCo, ``cfg.num_envs`` worlds of the humanoid or of ``cfg.scene``).
     """
 
     def __init__(self, cfg: HLCEnvConfig, llc: LowLevelController, goal: Goal,
@@ -89,6 +98,7 @@ class HighLevelEnv:
         self.llc = llc.to(cfg.device).eval()
         self.goal = goal
         self.device = torch.device(cfg.device)
+        self.scene = get_scene(cfg.scene, cfg.scene_jitter) if cfg.scene is not None else None
         self.env = HumanoidEnv(
             # this env owns the episode clock: the inner env has no time limit and no fall rule
             EnvConfig(num_envs=cfg.num_envs, episode_length=None, state_init=cfg.state_init,
@@ -96,6 +106,7 @@ class HighLevelEnv:
                       enable_early_termination=False, seed=cfg.seed, device=cfg.device, num_threads=cfg.num_threads),
             motion_lib=motion_lib,
             backend=backend,
+            scene=self.scene,
         )
         env = self.env
         if (llc.obs_dim, llc.action_dim, llc.frame_dim) != (env.num_obs, env.num_actions, env.num_amp_obs_per_step):
@@ -138,9 +149,9 @@ class HighLevelEnv:
         (N, T) per LLC step and ``scored`` (N, T) bool (steps inside the episode); ``reward`` (N,) and its Eq. 3
         terms ``reward_clip``/``reward_latent`` (N,); ``head_height`` (N,) m after the last LLC step; counts (int)
         of this step's ``et_similarity_resets``, ``et_fall_resets``, ``time_out_resets``, ``sim_blowups``;
-        ``z`` (N, 64); with ``record_states``: ``llc_qpos`` (N, T, 35), ``llc_body_pos`` (N, T, 15, 3) and
-        ``llc_body_rot``
-        (N, T, 15, 4), before the resets.
+        ``z`` (N, 64); with ``record_states``: ``llc_qpos`` (N, T, 35 + K), ``llc_body_pos`` (N, T, 15, 3) and
+        ``llc_body_rot`` (N, T, 15, 4), in a scene also ``llc_object_qvel`` (N, T, Kv) and ``llc_object_contacts``
+        (N, T, 15) bool (:meth:`~anyskill.sim.backend.Backend.object_contacts`), before the resets.
         """
         n, t_max = self.num_envs, self.cfg.llc_steps
         actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
@@ -154,6 +165,8 @@ class HighLevelEnv:
         terminate, time_out, fired, fell = (torch.zeros_like(ended) for _ in range(4))
         blowups = 0
         record: dict[str, list[Tensor]] = {"llc_qpos": [], "llc_body_pos": [], "llc_body_rot": []}
+        if self.scene is not None:
+            record.update(llc_object_qvel=[], llc_object_contacts=[])
         obs = self._obs
         for t in range(t_max):
             obs_dict, _, inner_done, extras = self.env.step(self.llc.act(obs, z))
@@ -166,6 +179,9 @@ class HighLevelEnv:
                 record["llc_qpos"].append(states.qpos.clone())
                 record["llc_body_pos"].append(states.body_pos.clone())
                 record["llc_body_rot"].append(states.body_rot.clone())
+                if self.scene is not None:
+                    record["llc_object_qvel"].append(self.env.backend.object_qvel().clone())
+                    record["llc_object_contacts"].append(self.env.backend.object_contacts().clone())
             sim = self.goal.similarity(states).to(self.device)
             head_height = states.body_pos[:, self.head_id, 2]
             et = self.early_termination.step(sim, head_height)

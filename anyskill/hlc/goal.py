@@ -23,8 +23,9 @@ Tensor = torch.Tensor
 class HumanoidStates:
     """What a goal may look at, for N envs (env frame, z up).
 
-    body_pos (N, 15, 3) m; body_rot (N, 15, 4) wxyz; qpos (N, 7 + 28): root position, root rotation wxyz,
-    hinge angles in the MJCF order (what :meth:`StateRenderer.render_qpos` draws).
+    body_pos (N, 15, 3) m; body_rot (N, 15, 4) wxyz; qpos (N, 7 + 28 + K): root position, root rotation wxyz,
+    hinge angles in the MJCF order, then in an interaction scene the K coordinates of its objects (what
+    :meth:`StateRenderer.render_qpos` draws; :mod:`anyskill.sim.scene`).
     """
 
     body_pos: Tensor
@@ -44,7 +45,9 @@ class HumanoidStates:
     @classmethod
     def from_backend(cls, backend) -> HumanoidStates:
         """The current states of an :class:`anyskill.sim.backend.Backend`'s worlds (each world is one env frame)."""
-        return cls(body_pos=backend.body_pos(), body_rot=backend.body_rot(), qpos=backend.qpos())
+        objects = backend.object_qpos()
+        qpos = torch.cat([backend.qpos(), objects], -1) if objects.shape[-1] else backend.qpos()
+        return cls(body_pos=backend.body_pos(), body_rot=backend.body_rot(), qpos=qpos)
 
 
 @runtime_checkable

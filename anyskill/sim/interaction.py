@@ -15,19 +15,22 @@ learnt in it (``tests/test_scene.py``, notebook 06):
   ``angular_velocity``): the leaf opens, the hinge damping brings it to rest at ω0 · I / damping;
 * :func:`stand_still_check` — the humanoid stands still (PD targets of the standing pose) beside the objects at their
   default placement: nothing moves and nothing is touched.
+
+:func:`physics_checks` runs all of them on the bundled scenes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import mujoco
 import numpy as np
 import torch
 
 from anyskill.motion.library import MotionLibrary
 from anyskill.sim.backend import Backend
 from anyskill.sim.env import EnvConfig
-from anyskill.sim.scene import Scene, get_scene
+from anyskill.sim.scene import Door, Scene, get_scene
 
 
 @dataclass
@@ -153,6 +156,22 @@ def door_push_check(angular_velocity: float = 2.0, seconds: float = 2.0, scene: 
     return rec.trajectory(scene)
 
 
+def door_settle_angle(scene: Scene, angular_velocity: float) -> float:
+    """rad: where a door leaf pushed to ``angular_velocity`` rad/s comes to rest under its viscous hinge damping c:
+    ω0 · I / c, with I the leaf's inertia about the hinge (the integral of ω0 exp(-c t / I); MuJoCo's implicit
+    damping gives the same sum step by step, the hinge's tiny dry friction stops it marginally earlier)."""
+    doors = [o for o in scene.objects if isinstance(o, Door)]
+    if not doors:
+        raise ValueError(f"scene {scene.name!r} has no door")
+    m = scene.mj_model()
+    d = mujoco.MjData(m)
+    mujoco.mj_forward(m, d)
+    inertia = np.zeros((m.nv, m.nv))
+    mujoco.mj_fullM(m, d, inertia)
+    dof = int(m.jnt_dofadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, doors[0].joint)])
+    return float(angular_velocity * inertia[dof, dof] / doors[0].damping)
+
+
 def stand_still_check(scene: Scene, seconds: float = 3.0, control_freq_inv: int = 4,
                       backend: Backend | None = None) -> InteractionTrajectory:
     """The humanoid holds the standing pose for ``seconds`` s beside ``scene``'s objects at their default placement.
@@ -166,3 +185,16 @@ def stand_still_check(scene: Scene, seconds: float = 3.0, control_freq_inv: int 
         backend.step(control_freq_inv)
         rec.add((k + 1) * dt)
     return rec.trajectory(scene)
+
+
+def physics_checks(motion_lib: MotionLibrary, push_speed: float = 2.0, push_seconds: float = 2.0,
+                   stand_seconds: float = 3.0) -> dict[str, InteractionTrajectory]:
+    """The scripted checks on the bundled scenes, by label: ``"kick replay"`` (:func:`kick_check` of the ``kick``
+    clip), ``"door push"`` (:func:`door_push_check` at ``push_speed`` rad/s for ``push_seconds`` s), ``"standing
+    (ball)"`` and ``"standing (door)"`` (:func:`stand_still_check` for ``stand_seconds`` s)."""
+    return {
+        "kick replay": kick_check(motion_lib),
+        "door push": door_push_check(push_speed, push_seconds),
+        "standing (ball)": stand_still_check(get_scene("ball"), stand_seconds),
+        "standing (door)": stand_still_check(get_scene("door"), stand_seconds),
+    }

@@ -39,6 +39,15 @@ _HUMANOID_NQ = 7  # the root's free joint; the hinges follow
 _JOINT_SIZES = {int(mujoco.mjtJoint.mjJNT_FREE): (7, 6), int(mujoco.mjtJoint.mjJNT_HINGE): (1, 1)}
 
 
+def settled_time(times: np.ndarray, speed: np.ndarray, threshold: float) -> float:
+    """s, the first time from which ``speed`` (T,) stays below ``threshold`` to the last frame (``times[0]`` if it
+    always did; NaN if it is still at or above it at the last frame)."""
+    moving = np.flatnonzero(np.asarray(speed) >= threshold)
+    if len(moving) == 0:
+        return float(times[0])
+    return float("nan") if moving[-1] == len(times) - 1 else float(times[moving[-1] + 1])
+
+
 @runtime_checkable
 class SceneObject(Protocol):
     """An object of a scene: one body tree with one joint (free or hinge) whose coordinates the env resets."""
@@ -70,9 +79,13 @@ class SceneObject(Protocol):
 class SoccerBall:
     """A size-5 soccer ball: a free hollow sphere on the floor in front of the humanoid (facts §6.1).
 
-    Rolling friction (``friction[2]``, m) brings a rolling ball to rest: a ball rolling on the floor decelerates by
-    about g·μ_roll / (r (1 + 2/3)) = 1.4 m/s² for μ_roll = 0.03 m (a thin shell: I = 2/3 m r²; a ball on grass).
-    The ball's ``priority`` makes its friction, not the floor's, that of its floor contact.
+    A rolling ball comes to rest through rolling friction (``friction[2]``, m: a constant deceleration
+    g·μ_roll / (r (1 + 2/3)) = 0.23 m/s² for μ_roll = 0.005 m; a thin shell has I = 2/3 m r²) and viscous damping of
+    its free joint (``damping``: -c·v and -c·ω, a resistance growing with speed as on grass; in flight the drag
+    c/m = 0.04 /s is that of air). Together they stop a ball rolling at 2 m/s within 1.1 m and 5 s. Rolling
+    friction alone would have to be ten times larger for that, and MuJoCo's convex contact model then makes the
+    ball hop (measured: 5 mm at μ_roll = 0.03 m, 0.3 mm with these values). The ball's ``priority`` makes its
+    friction, not the floor's, that of its floor contact.
     """
 
     name: str = "soccer_ball"
@@ -85,10 +98,18 @@ class SoccerBall:
     (the humanoid spawns at the origin facing +x)."""
     max_offset: float = 0.15
     """m, the largest x and y offset of a randomised placement (``jitter`` 1)."""
-    friction: tuple[float, float, float] = (0.7, 0.005, 0.03)
+    resting_depth: float = 6.35e-5
+    """m, how far the ball rests inside the floor under MuJoCo's soft contact (measured at 120 Hz with the default
+    solref/solimp). It is placed there, not exactly touching: MuJoCo C counts a contact at distance 0,
+    MuJoCo Warp only below 0, so a ball placed at distance 0 falls for one step on Warp and bounces."""
+    friction: tuple[float, float, float] = (0.7, 0.005, 0.005)
     """sliding (-), torsional (m), rolling (m) friction of its contacts (condim 6)."""
+    damping: float = 0.02
+    """N s/m and N m s/rad, viscous damping of the free joint's six velocities."""
     rgb: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.95, 0.95, 0.95), (0.1, 0.1, 0.1))
     """the two colours of its panels."""
+    rest_speed: float = 0.01
+    """m/s, below which the ball counts as at rest (``ball_settled_s``)."""
 
     @property
     def joint(self) -> str:
@@ -104,8 +125,8 @@ class SoccerBall:
                          width=64, height=64)
         material = spec.add_material(name=f"{self.name}_panels", specular=0.3)
         material.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = f"{self.name}_panels"
-        body = spec.worldbody.add_body(name=self.name, pos=[*self.position, self.radius])
-        body.add_freejoint(name=self.joint)
+        body = spec.worldbody.add_body(name=self.name, pos=[*self.position, self.radius - self.resting_depth])
+        body.add_freejoint(name=self.joint).damping = [self.damping, 0.0, 0.0]  # linear term only
         body.add_geom(name=self.name, type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[self.radius, 0, 0], mass=self.mass,
                       typeinertia=mujoco.mjtGeomInertia.mjINERTIA_SHELL, condim=6, friction=list(self.friction),
                       priority=1, material=f"{self.name}_panels", contype=1, conaffinity=1)
@@ -115,13 +136,14 @@ class SoccerBall:
         qpos = torch.zeros(n, 7, device=dev)
         qpos[:, :2] = torch.tensor(self.position, device=dev)
         qpos[:, :2] += (2 * torch.rand(n, 2, generator=generator, device=dev) - 1) * self.max_offset * jitter
-        qpos[:, 2] = self.radius
+        qpos[:, 2] = self.radius - self.resting_depth
         qpos[:, 3] = 1.0
         return qpos, torch.zeros(n, 6, device=dev)
 
     def metrics(self, times: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> dict[str, float]:
         """``ball_displacement_m`` (horizontal, first to last frame), ``ball_path_m`` (horizontal distance travelled),
-        ``ball_peak_speed_m_s`` and ``ball_final_speed_m_s`` (speed of its centre)."""
+        ``ball_peak_speed_m_s`` and ``ball_final_speed_m_s`` (speed of its centre), ``ball_settled_s``
+        (:func:`settled_time` of that speed below ``rest_speed``)."""
         xy = qpos[:, :2]
         speed = np.linalg.norm(qvel[:, :3], axis=-1)
         return {
@@ -129,6 +151,7 @@ class SoccerBall:
             "ball_path_m": float(np.linalg.norm(np.diff(xy, axis=0), axis=-1).sum()),
             "ball_peak_speed_m_s": float(speed.max()),
             "ball_final_speed_m_s": float(speed[-1]),
+            "ball_settled_s": settled_time(times, speed, self.rest_speed),
         }
 
 
@@ -158,6 +181,8 @@ class Door:
     """rad, the largest initial opening of a randomised placement (``jitter`` 1)."""
     frame_rgb: tuple[float, float, float] = (0.45, 0.3, 0.2)
     leaf_rgb: tuple[float, float, float] = (0.8, 0.8, 0.3)
+    rest_speed: float = 0.5
+    """deg/s, below which the leaf counts as at rest (``door_settled_s``)."""
 
     @property
     def joint(self) -> str:
@@ -200,12 +225,15 @@ class Door:
         return angle, torch.zeros(n, 1, device=dev)
 
     def metrics(self, times: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> dict[str, float]:
-        """``door_max_angle_deg`` (largest |angle|), ``door_final_angle_deg`` and ``door_final_speed_deg_s``."""
+        """``door_max_angle_deg`` (largest |angle|), ``door_final_angle_deg``, ``door_final_speed_deg_s`` and
+        ``door_settled_s`` (:func:`settled_time` of the angular speed below ``rest_speed``)."""
         angle = np.degrees(qpos[:, 0])
+        speed = np.degrees(np.abs(qvel[:, 0]))
         return {
             "door_max_angle_deg": float(np.abs(angle).max()),
             "door_final_angle_deg": float(angle[-1]),
-            "door_final_speed_deg_s": float(np.degrees(abs(qvel[-1, 0]))),
+            "door_final_speed_deg_s": float(speed[-1]),
+            "door_settled_s": settled_time(times, speed, self.rest_speed),
         }
 
 
