@@ -66,5 +66,5 @@ def scene_views(frames: Sequence[np.ndarray], labels: Sequence[str], title: str 
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.94) if title else None)  # keep the suptitle clear of the two-line titles
     return fig
