@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("reward", "rl"),  # CLIP, Eq. 3, early termination, projection; rl-games adapters and runner
     ("llc",),  # CALM low-level controller
     ("hlc",),  # high-level policy
+    ("eval",),  # rollout metrics, human-rating protocol
     ("viz",),  # figures
     ("reproduce",),  # the notebooks through papermill
     ("cli",),  # the anyskill command

@@ -68,3 +68,46 @@ def test_notebook_04_high_level_training(tmp_path):
     assert "RANDOM" in text_meta["clip_weights"]
     for name in ("04_pose_goal_curves", "04_projection_fit", "04_text_goal_curves", "04_text_filmstrip"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_notebook_05_text_enhancement(tmp_path):
+    """Smoke scale: offline enhancer, random CLIP weights (pipeline check only), the paper's three Fig. 6 prompts."""
+    run_notebook(list_notebooks(["05"])[0], tmp_path, scale="smoke")
+    prompts, meta = read_csv(tmp_path / "results" / "05_enhanced_prompts.csv")
+    assert list(prompts["original"]) == ["wave hi", "Waltz dance", "kick"]
+    assert prompts["text"][0] == "raised arm bent at the elbow" and set(prompts["model"]) == {"offline"}
+    config = json.loads(meta["config"])
+    assert "offline" in config["enhancer"] and config["llm_model"] == "offline" and "RANDOM" in meta["clip_weights"]
+    table, _ = read_csv(tmp_path / "results" / "05_enhancement.csv")
+    assert len(table) == 6 and set(table["policy"]) == {"original", "enhanced"}
+    assert table[["similarity_to_original", "similarity_to_enhanced"]].abs().le(1).all().all()
+    general, _ = read_csv(tmp_path / "results" / "05_general_policy.csv")
+    assert set(general["policy"]) == {"untrained", "trained"} and len(general) == 6
+    for name in ("05_enhancement_curves", "05_enhancement_filmstrips", "05_general_policy"):
+        png = tmp_path / "figures" / f"{name}.png"
+        assert png.stat().st_size > 10_000
+        assert json.loads(png.with_suffix(".json").read_text())["config"]["llm_model"] == "offline"
+
+
+def test_notebook_06_interaction_scenes(tmp_path):
+    """Smoke scale: the scripted physics checks (meaningful), HLC training and rollouts in both scenes with random CLIP
+    weights (pipeline check only)."""
+    run_notebook(list_notebooks(["06"])[0], tmp_path, scale="smoke")
+    checks, meta = read_csv(tmp_path / "results" / "06_physics_checks.csv")
+    checks = checks.set_index("check")
+    kick, push = checks.loc["kick replay"], checks.loc["door push"]
+    assert kick["first_contact_body"] == "right_foot" and kick["ball_displacement_m"] > 0.5
+    assert push["door_final_angle_deg"] == pytest.approx(push["door_predicted_rest_deg"], rel=0.01)
+    assert checks.loc["standing (ball)", "ball_displacement_m"] < 1e-3
+    assert checks.loc["standing (door)", "door_max_angle_deg"] < 1e-2
+    assert json.loads(meta["config"])["prompts"] == {"ball": "kick the ball", "door": "raise arms, open the door"}
+    table, table_meta = read_csv(tmp_path / "results" / "06_interaction.csv")
+    assert len(table) == 4 and set(zip(table["scene"], table["policy"], strict=True)) == {
+        (s, p) for s in ("ball", "door") for p in ("untrained", "trained")}
+    assert {"ball_displacement_m", "ball_peak_speed_m_s", "door_max_angle_deg", "first_contact_s"} <= set(table.columns)
+    assert "RANDOM" in table_meta["clip_weights"]
+    for name in ("06_scene_views", "06_physics_checks", "06_kick_replay_filmstrip", "06_ball_training",
+                 "06_door_training", "06_rollout_objects", "06_ball_filmstrip", "06_door_filmstrip"):
+        png = tmp_path / "figures" / f"{name}.png"
+        assert png.stat().st_size > 10_000
+        assert json.loads(png.with_suffix(".json").read_text())["config"]["scale"] == "smoke"
