@@ -70,6 +70,15 @@ class NotebookSizes:
     three are the paper's Fig. 6 pairs)."""
     text_rollout_seconds: float
     """notebook 05: length of each rendered rollout, s."""
+    table_prompts: int
+    """notebooks 07-09: prompts each compared method is trained on."""
+    table_rollout_seconds: float
+    """notebooks 07-09: length of each measured rollout (and of the kinematic baseline's motion), s."""
+    table_clip_stride: int
+    """notebooks 07-09: CLIP_S scores every k-th rendered frame."""
+    kinematic_population: int
+    """notebook 07: the kinematic baseline's CEM population and iterations."""
+    kinematic_iterations: int
 
 
 @dataclass(frozen=True)
@@ -162,13 +171,17 @@ _HLC = {
 
 _NOTEBOOKS = {
     "smoke": NotebookSizes(latent_windows_per_clip=6, projection_pairs=48, projection_epochs=30, rollout_seconds=2.0,
-                           speedup_envs=2, speedup_horizon=1, text_prompts=3, text_rollout_seconds=1.0),
+                           speedup_envs=2, speedup_horizon=1, text_prompts=3, text_rollout_seconds=1.0,
+                           table_prompts=1, table_rollout_seconds=1.0, table_clip_stride=3, kinematic_population=6,
+                           kinematic_iterations=2),
     "laptop": NotebookSizes(latent_windows_per_clip=12, projection_pairs=2048, projection_epochs=100,
                             rollout_seconds=5.0, speedup_envs=8, speedup_horizon=4, text_prompts=6,
-                            text_rollout_seconds=4.0),
+                            text_rollout_seconds=4.0, table_prompts=3, table_rollout_seconds=4.0, table_clip_stride=1,
+                            kinematic_population=16, kinematic_iterations=5),
     "paper": NotebookSizes(latent_windows_per_clip=24, projection_pairs=20000, projection_epochs=200,
                            rollout_seconds=8.0, speedup_envs=64, speedup_horizon=4, text_prompts=6,
-                           text_rollout_seconds=5.0),
+                           text_rollout_seconds=5.0, table_prompts=5, table_rollout_seconds=8.0, table_clip_stride=1,
+                           kinematic_population=32, kinematic_iterations=10),
 }
 
 

@@ -8,9 +8,10 @@ One step of the high-level policy π_H (6 Hz):
 3. after every LLC step the goal scores the frame (``goal.similarity``, the cos(f_I, f_d) of Eq. 3) and the
    early-termination rules run (:class:`anyskill.reward.early_termination.EarlyTermination`: similarity
    decreases, head below 0.15 m);
-4. the reward is :func:`anyskill.reward.similarity.hlc_reward` (Eq. 3, or the authors' variant) of the
-   similarities of the LLC steps of this episode, with fixed reference latents Z = LLC encodings of K random
-   2-s windows of the motion library.
+4. the reward is :func:`anyskill.reward.similarity.hlc_reward` (Eq. 3, or the authors' variant, optionally with
+   a velocity term) of the similarities of the LLC steps of this episode, with fixed reference latents Z = LLC
+   encodings of K random 2-s windows of the motion library. A goal with memory across frames (a temporal window,
+   :mod:`anyskill.hlc.variant_goals`) is told through ``goal.reset_envs(ids)`` which envs restarted.
 
 Scenes (paper §4.4): with ``scene`` set, every env holds that scene's objects (:mod:`anyskill.sim.scene`), placed
 at each episode start; the policy still observes only the humanoid, the goal sees the objects only in rendered
@@ -139,7 +140,9 @@ class HighLevelEnv:
         if self.cfg.stagger_episodes and self.cfg.episode_length is not None:
             start = torch.randint(0, self.cfg.episode_length, (self.num_envs,), generator=self._gen)
             self.progress.copy_(start.to(self.device))
-        self.early_termination.reset(torch.arange(self.num_envs, device=self.device))
+        all_ids = torch.arange(self.num_envs, device=self.device)
+        self.early_termination.reset(all_ids)
+        self._reset_goal(all_ids)
         return {"obs": self._obs}
 
     def step(self, actions: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, dict]:
@@ -147,7 +150,8 @@ class HighLevelEnv:
 
         infos: ``time_outs``/``terminate`` (N,) bool; ``similarity`` (N,) mean scored similarity; ``similarities``
         (N, T) per LLC step and ``scored`` (N, T) bool (steps inside the episode); ``reward`` (N,) and its Eq. 3
-        terms ``reward_clip``/``reward_latent`` (N,); ``head_height`` (N,) m after the last LLC step; counts (int)
+        terms ``reward_clip``/``reward_latent``/``reward_velocity`` (N,) and ``root_velocity`` (N, 3) m/s, the root's
+        mean velocity over the scored LLC steps; ``head_height`` (N,) m after the last LLC step; counts (int)
         of this step's ``et_similarity_resets``, ``et_fall_resets``, ``time_out_resets``, ``sim_blowups``;
         ``z`` (N, 64); with ``record_states``: ``llc_qpos`` (N, T, 35 + K), ``llc_body_pos`` (N, T, 15, 3) and
         ``llc_body_rot`` (N, T, 15, 4), in a scene also ``llc_object_qvel`` (N, T, Kv) and ``llc_object_contacts``
@@ -168,6 +172,8 @@ class HighLevelEnv:
         if self.scene is not None:
             record.update(llc_object_qvel=[], llc_object_contacts=[])
         obs = self._obs
+        root_start = self.env.backend.body_pos()[:, 0].to(self.device)
+        root_last = root_start.clone()  # the root at each env's last scored LLC step
         for t in range(t_max):
             obs_dict, _, inner_done, extras = self.env.step(self.llc.act(obs, z))
             obs = obs_dict["obs"]
@@ -188,6 +194,7 @@ class HighLevelEnv:
             live = ~ended
             sims[:, t] = sim
             scored[:, t] = live & ~blowup
+            root_last = torch.where(scored[:, t, None], states.body_pos[:, 0].to(self.device), root_last)
             term_now = live & et["reset"] & ~blowup
             out_now = live & ~term_now & (blowup | self._timed_out())
             fired |= live & et["similarity"] & ~blowup
@@ -197,12 +204,14 @@ class HighLevelEnv:
             ended |= term_now | out_now
 
         sim_mean = (sims * scored).sum(1) / scored.sum(1).clamp_min(1)
-        terms = hlc_reward(sim_mean[:, None], z, self.reference_latents, self.cfg.reward)
+        root_velocity = (root_last - root_start) / (scored.sum(1, keepdim=True).clamp_min(1) * self.env.dt)
+        terms = hlc_reward(sim_mean[:, None], z, self.reference_latents, self.cfg.reward, root_velocity)
         done_ids = ended.nonzero().flatten()
         if done_ids.numel():
             self.env.reset_envs(done_ids, torch.zeros_like(done_ids, dtype=torch.bool))
             self.progress[done_ids] = 0
             self.early_termination.reset(done_ids)
+            self._reset_goal(done_ids)
             obs = self.env.policy_observation()
         self._obs = obs
         infos = {
@@ -214,6 +223,8 @@ class HighLevelEnv:
             "reward": terms["reward"],
             "reward_clip": terms["clip"],
             "reward_latent": terms["latent"],
+            "reward_velocity": terms["velocity"],
+            "root_velocity": root_velocity,
             "head_height": head_height,
             "et_similarity_resets": int(fired.sum()),
             "et_fall_resets": int(fell.sum()),
@@ -226,6 +237,12 @@ class HighLevelEnv:
         return {"obs": obs}, terms["reward"], ended, infos
 
     # ------------------------------------------------------------------ helpers
+    def _reset_goal(self, env_ids: Tensor) -> None:
+        """Tell a goal with per-env memory (``reset_envs``, e.g. a temporal window of frames) which envs restarted."""
+        reset_envs = getattr(self.goal, "reset_envs", None)
+        if reset_envs is not None:
+            reset_envs(env_ids)
+
     def _timed_out(self) -> Tensor:
         """(N,) bool: the episode reached ``episode_length`` LLC steps (never without a time limit)."""
         if self.cfg.episode_length is None:

@@ -14,6 +14,9 @@ The authors' code (reference facts §3.2-3.3) instead uses, per HLC step of 5 LL
 
 Select it with ``variant="official"``. Our default weights w_c = 0.4, w_s = 0.4 equal that code's effective
 weights (0.5 * 0.8 and 0.4).
+
+``w_velocity`` > 0 adds the ASE-style velocity reward of Table 3's "+ vel. rew." row,
+w_v · exp(-0.25 (v* - v·h)²) (:func:`anyskill.reward.variants.velocity_reward`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from anyskill.reward.variants import velocity_reward
+
 Tensor = torch.Tensor
 
 
@@ -33,6 +38,9 @@ class RewardConfig:
     w_style: float = 0.4  # w_s
     variant: Literal["paper", "official"] = "paper"
     style_sharpness: float = 4.0  # the 4 in exp(-4 ||z - z_hat||)
+    w_velocity: float = 0.0  # w_v of the ASE-style velocity term; 0: off (the paper's reward)
+    target_speed: float = 0.2  # v*, m/s (the authors' unused velocity term, facts §3.2)
+    heading: tuple[float, float] = (1.0, 0.0)  # h, horizontal unit direction (+x: the spawn facing)
 
 
 def nearest_reference(z: Tensor, reference_latents: Tensor) -> tuple[Tensor, Tensor]:
@@ -53,12 +61,13 @@ def latent_alignment_reward(z: Tensor, reference_latents: Tensor, cfg: RewardCon
 
 
 def hlc_reward(similarities: Tensor, z: Tensor, reference_latents: Tensor,
-               cfg: RewardConfig = RewardConfig()) -> dict[str, Tensor]:
+               cfg: RewardConfig = RewardConfig(), root_velocity: Tensor | None = None) -> dict[str, Tensor]:
     """Reward of one HLC step.
 
     similarities (N, T): cos(f_I, f_d) at each of the T LLC steps the latent z (N, L) was held; reference_latents
-    (K, L) unit norm. Returns a dict of (N,) tensors: ``reward``, ``clip`` (mean similarity), ``latent`` (the
-    latent alignment term).
+    (K, L) unit norm; root_velocity (N, 3) m/s, the root's mean velocity over the step (needed when
+    ``cfg.w_velocity`` > 0). Returns a dict of (N,) tensors: ``reward``, ``clip`` (mean similarity), ``latent`` (the
+    latent alignment term), ``velocity`` (the velocity term before its weight; 0 when off).
     """
     sim = similarities.mean(dim=-1)
     latent = latent_alignment_reward(z, reference_latents, cfg)
@@ -66,4 +75,10 @@ def hlc_reward(similarities: Tensor, z: Tensor, reference_latents: Tensor,
         reward = 0.5 * 0.8 * sim + 0.4 * latent
     else:
         reward = cfg.w_clip * sim + cfg.w_style * latent
-    return {"reward": reward, "clip": sim, "latent": latent}
+    velocity = torch.zeros_like(sim)
+    if cfg.w_velocity > 0:
+        if root_velocity is None:
+            raise ValueError("RewardConfig.w_velocity > 0 needs the root velocity (root_velocity=...)")
+        velocity = velocity_reward(root_velocity, cfg.target_speed, cfg.heading)
+        reward = reward + cfg.w_velocity * velocity
+    return {"reward": reward, "clip": sim, "latent": latent, "velocity": velocity}

@@ -1,0 +1,191 @@
+"""The methods of the paper's Tables 1–3 as named options of one pipeline (no copies of it): each :class:`Method`
+says what differs from "Ours (full)" — the text (enhanced or not), early termination, the per-frame score of the
+reward (:mod:`anyskill.hlc.variant_goals`), a velocity term — or that it is the kinematic baseline
+(:mod:`anyskill.eval.kinematic`).
+
+    run = train_method(METHODS["ours_no_et"], "kick", ctx, out_dir="runs/table1/kick/ours_no_et")
+    result = rollout_method(run, ctx, seconds=2.0)
+    row = measure(run, result, ctx.clip_model, clip_stride=3)   # CLIP_S against the original prompt + physics
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from anyskill.eval.kinematic import LABEL as KINEMATIC_LABEL
+from anyskill.eval.kinematic import KinematicSettings, optimise_kinematic
+from anyskill.eval.rollout_metrics import rollout_metrics
+from anyskill.hlc.clip_goals import RewardSource, TextGoal
+from anyskill.hlc.env import HLCEnvConfig
+from anyskill.hlc.goal import Goal
+from anyskill.hlc.rollout import RolloutResult, rollout
+from anyskill.hlc.train import train_hlc
+from anyskill.hlc.variant_goals import FrameScore, VariantGoal
+from anyskill.llc.controller import LowLevelController
+from anyskill.reward.clip_model import ClipModel
+from anyskill.reward.early_termination import EarlyTerminationConfig
+from anyskill.reward.projection import StateProjection
+from anyskill.reward.similarity import RewardConfig
+from anyskill.rl.runner import TrainResult
+from anyskill.sim.render import StateRenderer
+from anyskill.sim.scene import get_scene
+from anyskill.text.enhancer import TextEnhancer
+
+
+@dataclass(frozen=True)
+class Method:
+    """One compared method. ``label``: its name in our tables; ``paper_row``: its row in the paper's table (None: not
+    in the paper); ``enhance``: train on the enhanced text (§4.3); ``early_termination``; ``frame_score``: a
+    Table 3 / VideoCLIP score in place of cos (None: Eq. 3's cos); ``w_velocity``: weight of the ASE-style velocity
+    term; ``kind``: "hierarchy" (π_H on the frozen LLC, physics) or "kinematic" (CEM over poses, no physics)."""
+
+    key: str
+    label: str
+    paper_row: str | None
+    description: str
+    kind: Literal["hierarchy", "kinematic"] = "hierarchy"
+    enhance: bool = True
+    early_termination: EarlyTerminationConfig = field(default_factory=EarlyTerminationConfig)
+    frame_score: FrameScore | None = None
+    w_velocity: float = 0.0
+
+
+VELOCITY_WEIGHT = 0.1
+"""w_v of "+ vel. rew.": the weight of the velocity term in the authors' environment (facts §3.2)."""
+
+METHODS: dict[str, Method] = {m.key: m for m in (
+    Method("ours_full", "Ours (full)", "Ours (full)",
+           "Eq. 3 on the enhanced text, early termination (8 successive decreases, head below 0.15 m)"),
+    Method("ours_no_et", "Ours (w/o ET)", "Ours (w/o ET)", "as full, without either early-termination rule",
+           early_termination=EarlyTerminationConfig(mode="off", head_rule=False)),
+    Method("ours_no_enhance", "Ours (w/o text-enhance)", "Ours (w/o text-enhance)",
+           "as full, trained on the original instruction", enhance=False),
+    Method("ours_videoclip", "Ours (w/ mean-pooled features, VideoCLIP-style)", "Ours (w/ VideoCLIP [56])",
+           "as full, the frame features of the last 15 frames (0.5 s) mean-pooled before the cosine",
+           frame_score="mean_pooled"),
+    Method("kinematic", KINEMATIC_LABEL, None,
+           "CEM over 4 pose keyframes of the same humanoid scored by rendered CLIP similarity; no physics",
+           kind="kinematic"),
+    Method("vlm_rm", "VLM-RMs (goal-baseline projection, alpha 0.5)", "VLM-RMs [37]",
+           "1 - 0.5 ||(x - g)P||^2, P = a d d^T + (1 - a) I, d from 'a humanoid robot' to the goal, a = 0.5",
+           frame_score="vlm_rm"),
+    Method("clip_s", "CLIP-S (2.5 max(cos, 0))", "CLIP-S [69]", "CLIPScore 2.5 max(cos, 0) in place of cos",
+           frame_score="clip_s"),
+    Method("avgpool", "AvgPool (cos averaged over 15 frames)", "AvgPool [56]",
+           "the cosine averaged over the last 15 frames (0.5 s)", frame_score="avgpool"),
+    Method("velocity", "+ vel. rew. (ASE-style)", "+ vel. rew. [32]",
+           "Eq. 3 + 0.1 exp(-0.25 (0.2 - v.x)^2), the root's speed along +x against 0.2 m/s",
+           w_velocity=VELOCITY_WEIGHT),
+)}
+TABLE_METHODS: dict[int, tuple[str, ...]] = {
+    1: ("kinematic", "ours_no_et", "ours_no_enhance", "ours_videoclip", "ours_full"),
+    3: ("vlm_rm", "clip_s", "avgpool", "velocity", "ours_full"),
+}
+
+
+@dataclass
+class MethodContext:
+    """What every method shares: the frozen LLC, CLIP, the renderer, the enhancer, the reward source (a trained
+    state projection, or rendering) and the training budget."""
+
+    llc_checkpoint: Path
+    llc: LowLevelController
+    clip_model: ClipModel
+    renderer: StateRenderer
+    enhancer: TextEnhancer
+    reward_source: RewardSource = "render"
+    projection: StateProjection | None = None
+    scale: str = "smoke"
+    seed: int = 0
+    device: str = "cpu"
+    max_epochs: int | None = None
+    num_envs: int | None = None
+    """parallel envs of each training run (None: the scale profile's)."""
+    render_interval: int = 1
+    """in a scene: render + encode the reward's frame every k-th LLC step."""
+    kinematic: KinematicSettings = field(default_factory=KinematicSettings)
+
+
+@dataclass
+class MethodRun:
+    """A trained method for one prompt: the goal it trained on (its text: ``trained_on``), the training record (None
+    for the kinematic baseline) or the kinematic result."""
+
+    method: Method
+    prompt: str
+    trained_on: str
+    goal: Goal | None
+    train: TrainResult | None = None
+    kinematic: RolloutResult | None = None
+    kinematic_curve: list[float] = field(default_factory=list)
+    scene: str | None = None
+
+
+def method_goal(method: Method, text: str, ctx: MethodContext, scene: str | None = None) -> Goal:
+    """The goal ``method`` trains on for ``text``: a :class:`TextGoal`, wrapped in a :class:`VariantGoal` when the
+    method scores frames differently. In an interaction ``scene`` the frames are rendered by the scene's camera
+    (every ``ctx.render_interval``-th LLC step): the state projection knows nothing of the objects."""
+    if scene is None:
+        goal = TextGoal(ctx.clip_model, ctx.renderer, text, ctx.reward_source, ctx.projection)
+    else:
+        spec = get_scene(scene)
+        renderer = StateRenderer(spec.mj_model(), spec.camera)
+        goal = TextGoal(ctx.clip_model, renderer, text, "render", render_interval=ctx.render_interval)
+    return VariantGoal(goal, method.frame_score) if method.frame_score is not None else goal
+
+
+def train_method(method: Method, prompt: str, ctx: MethodContext, out_dir: str | Path, seconds: float = 2.0,
+                 scene: str | None = None) -> MethodRun:
+    """Train ``method`` for ``prompt`` (in interaction ``scene``, if given) into ``out_dir``; the kinematic baseline
+    optimises a ``seconds``-s motion instead."""
+    text = ctx.enhancer.enhance(prompt).text if method.enhance else prompt
+    if method.kind == "kinematic":
+        if scene is not None:
+            raise ValueError("the kinematic baseline has no physics and cannot interact with a scene")
+        result, curve = optimise_kinematic(text, ctx.clip_model, ctx.renderer, seconds, ctx.kinematic, ctx.seed)
+        return MethodRun(method, prompt, text, None, kinematic=result, kinematic_curve=curve)
+    goal = method_goal(method, text, ctx, scene)
+    env_config = HLCEnvConfig(reward=replace(RewardConfig(), w_velocity=method.w_velocity),
+                              early_termination=method.early_termination, scene=scene)
+    train = train_hlc(goal, ctx.llc_checkpoint, scale=ctx.scale, out_dir=out_dir, seed=ctx.seed,
+                      num_envs=ctx.num_envs, max_epochs=ctx.max_epochs, env_config=env_config, device=ctx.device,
+                      progress=False)
+    return MethodRun(method, prompt, text, goal, train=train, scene=scene)
+
+
+def rollout_method(run: MethodRun, ctx: MethodContext, seconds: float = 2.0) -> RolloutResult:
+    """A rendered, deterministic rollout of the trained method (the kinematic baseline: its optimised motion), seen
+    by the goal's camera (in a scene: the scene's)."""
+    if run.kinematic is not None:
+        return run.kinematic
+    assert run.train is not None and run.goal is not None
+    return rollout(run.train.checkpoint, ctx.llc, run.goal, seconds=seconds, seed=ctx.seed)
+
+
+def measure(run: MethodRun, result: RolloutResult, clip: ClipModel, clip_stride: int = 1) -> dict[str, object]:
+    """One table row: the method, the prompt and the text it trained on, the final training similarity, and
+    :func:`~anyskill.eval.rollout_metrics.rollout_metrics` (CLIP_S against the *original* prompt, on every
+    ``clip_stride``-th frame)."""
+    final = run.train.epoch_stats[-1]["similarity"] if run.train is not None and run.train.epoch_stats else \
+        (run.kinematic_curve[-1] if run.kinematic_curve else float("nan"))
+    row: dict[str, object] = {"method": run.method.key, "label": run.method.label, "prompt": run.prompt,
+                              "trained_on": run.trained_on, "final_training_score": final}
+    row.update(rollout_metrics(result, clip, run.prompt, clip_stride=clip_stride))
+    return row
+
+
+def compare_methods(keys: tuple[str, ...], prompts: list[str], ctx: MethodContext, runs_dir: str | Path,
+                    seconds: float = 2.0, clip_stride: int = 1,
+                    scene: str | None = None) -> tuple[list[dict[str, object]], dict[tuple[str, str], RolloutResult]]:
+    """Train, roll out and measure every method of ``keys`` on every prompt (in ``scene``, if given): the rows of
+    :func:`measure` and the rollouts by (method key, prompt). Runs go to ``runs_dir/<prompt index>/<key>``."""
+    rows: list[dict[str, object]] = []
+    results: dict[tuple[str, str], RolloutResult] = {}
+    for i, prompt in enumerate(prompts):
+        for key in keys:
+            run = train_method(METHODS[key], prompt, ctx, Path(runs_dir) / f"prompt{i}" / key, seconds, scene)
+            results[key, prompt] = rollout_method(run, ctx, seconds)
+            rows.append(measure(run, results[key, prompt], ctx.clip_model, clip_stride))
+    return rows, results
