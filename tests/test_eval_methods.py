@@ -11,8 +11,18 @@ import torch.nn.functional as F
 from hlc_fixtures import build_arm_llc
 
 from anyskill.eval.kinematic import KinematicSettings, keyframes_to_qpos
-from anyskill.eval.methods import METHODS, TABLE_METHODS, MethodContext, measure, rollout_method, train_method
+from anyskill.eval.methods import (
+    METHODS,
+    TABLE_METHODS,
+    MethodContext,
+    measure,
+    register_study,
+    rollout_method,
+    train_method,
+)
+from anyskill.eval.ratings import RatingSession, RatingStore
 from anyskill.eval.tables import NOT_COLLECTED, NOT_RUN, PAPER_TABLES, RANDOM_NOTE, assemble_table, write_table
+from anyskill.hlc.rollout import RolloutResult
 from anyskill.hlc.variant_goals import VariantGoal
 from anyskill.humanoid.model import load_humanoid
 from anyskill.provenance import Provenance, read_csv
@@ -146,6 +156,23 @@ def test_tables_put_paper_numbers_beside_ours_and_mark_missing_ratings(tmp_path)
     text = md.read_text()
     assert RANDOM_NOTE in text and "a note" in text and "| Ours (full) |" in text
     assert read_csv(csv)[1]["clip_weights"].startswith("ViT-B-32/random")
+
+
+def test_rollouts_register_blinded_in_the_study_and_their_ratings_reach_the_table(tmp_path):
+    frames = np.zeros((4, 8, 8, 3), dtype=np.uint8)
+    result = RolloutResult(times=np.arange(4) / 30, qpos=np.zeros((4, 35)), body_pos=np.zeros((4, 15, 3)),
+                           body_rot=np.zeros((4, 15, 4)), similarity=np.zeros(4), latents=np.zeros((0, 64)), goal="g",
+                           frames=frames)
+    store = RatingStore(tmp_path / "study.sqlite")
+    codes = register_study(store, {("ours_full", "kick"): result, ("ours_no_et", "kick"): result}, tmp_path / "v")
+    assert len(set(codes)) == 2 and store.prompts() == {"kick": sorted(codes)}
+    session = RatingSession(store, "r1")
+    assert session.current is not None and session.current.code in codes
+    while not session.finished:
+        session.submit({"success": 4, "natural": 5, "smooth": 6, "physics": 7})
+    measured = pd.DataFrame([{"method": "ours_full", "label": "Ours (full)", "clip_s": 1.0}])
+    table = assemble_table(1, measured, store.ratings()).set_index("method")
+    assert table.loc["Ours (full)", "ours: Physics (raters)"] == "7.00 (n=1)"
 
 
 @pytest.fixture(scope="module")

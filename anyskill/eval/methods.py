@@ -6,6 +6,7 @@ reward (:mod:`anyskill.hlc.variant_goals`), a velocity term — or that it is th
     run = train_method(METHODS["ours_no_et"], "kick", ctx, out_dir="runs/table1/kick/ours_no_et")
     result = rollout_method(run, ctx, seconds=2.0)
     row = measure(run, result, ctx.clip_model, clip_stride=3)   # CLIP_S against the original prompt + physics
+    register_study(RatingStore("study.sqlite"), {("ours_no_et", "kick"): result}, "videos")  # for the raters
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from anyskill.eval.kinematic import FPS, KinematicSettings, optimise_kinematic
 from anyskill.eval.kinematic import LABEL as KINEMATIC_LABEL
-from anyskill.eval.kinematic import KinematicSettings, optimise_kinematic
+from anyskill.eval.ratings import RatingStore, StudyItem
 from anyskill.eval.rollout_metrics import rollout_metrics
 from anyskill.hlc.clip_goals import RewardSource, TextGoal
 from anyskill.hlc.env import HLCEnvConfig
@@ -29,7 +31,7 @@ from anyskill.reward.early_termination import EarlyTerminationConfig
 from anyskill.reward.projection import StateProjection
 from anyskill.reward.similarity import RewardConfig
 from anyskill.rl.runner import TrainResult
-from anyskill.sim.render import StateRenderer
+from anyskill.sim.render import StateRenderer, write_video
 from anyskill.sim.scene import get_scene
 from anyskill.text.enhancer import TextEnhancer
 
@@ -189,3 +191,16 @@ def compare_methods(keys: tuple[str, ...], prompts: list[str], ctx: MethodContex
             results[key, prompt] = rollout_method(run, ctx, seconds)
             rows.append(measure(run, results[key, prompt], ctx.clip_model, clip_stride))
     return rows, results
+
+
+def register_study(store: RatingStore, rollouts: dict[tuple[str, str], RolloutResult], video_dir: str | Path,
+                   video_format: str = "gif") -> list[str]:
+    """Write each rendered rollout, keyed by (method key, prompt), as a video under ``video_dir`` and register it in
+    the user study (blinded: the raters see a code and the prompt); returns the codes in order."""
+    items = []
+    for i, ((key, prompt), result) in enumerate(rollouts.items()):
+        if result.frames is None:
+            raise ValueError(f"the rollout of {key!r} for {prompt!r} was not rendered")
+        video = write_video(result.frames, Path(video_dir) / f"{i:03d}_{key}.{video_format}", fps=FPS)
+        items.append(StudyItem(prompt, key, video))
+    return store.register(items)
