@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -100,17 +101,22 @@ class HLCAgent(A2CAgent):
         return state
 
 
+EpochCallback = Callable[[int, int, dict[str, float]], None]
+"""``on_epoch(epoch, max_epochs, stats)`` of :func:`train_hlc`: called after each epoch (epochs counted from 1)."""
+
 EVENT_KEYS = ("et_similarity_resets", "et_fall_resets", "time_out_resets", "sim_blowups")
 MEAN_KEYS = ("similarity", "reward", "reward_clip", "reward_latent", "head_height")
 
 
 class HLCObserver(AlgoObserver):
     """Per-epoch statistics of :class:`HighLevelEnv` infos (means over HLC env-steps, event counts), written to
-    TensorBoard under ``hlc/`` and passed to an :class:`~anyskill.rl.runner.EpochProgress`."""
+    TensorBoard under ``hlc/`` and passed to an :class:`~anyskill.rl.runner.EpochProgress` and to ``on_epoch``
+    (``on_epoch(epoch, max_epochs, stats)``, see :func:`train_hlc`)."""
 
-    def __init__(self, monitor: EpochProgress):
+    def __init__(self, monitor: EpochProgress, on_epoch: EpochCallback | None = None):
         super().__init__()
         self.monitor = monitor
+        self.on_epoch = on_epoch
         self.epoch_stats: list[dict[str, float]] = []
         self.total_steps = 0
         self.algo = None
@@ -147,6 +153,8 @@ class HLCObserver(AlgoObserver):
                     writer.add_scalar(f"hlc/{key}", value, epoch_num)
         self.monitor.update(epoch_num, frame, stats)
         self._clear()
+        if self.on_epoch is not None:
+            self.on_epoch(epoch_num, self.monitor.max_epochs, stats)
 
 
 def train_hlc(
@@ -162,6 +170,7 @@ def train_hlc(
     device: str | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train π_H toward ``goal`` on the frozen LLC at ``llc_checkpoint`` (Algorithm 1); with a
     :class:`~anyskill.hlc.general.PromptSetGoal` the general policy, conditioned on each env's prompt
@@ -175,6 +184,8 @@ def train_hlc(
     (``num_envs`` default: the profile's; ``device``: see :func:`anyskill.rl.runner.resolve_device`).
     ``overrides`` go into the rl-games ``config`` section (e.g. ``{"learning_rate": 1e-3}``), except a nested
     ``network`` dict (``units``, ``init_log_std``), which changes the network (see :func:`hlc_config`).
+    ``on_epoch(epoch, max_epochs, stats)`` is called after every epoch with that epoch's statistics (e.g. to drive a
+    progress widget); an exception it raises stops the training and propagates (no final ``hlc.pth`` is written).
     """
     prof = profile(scale)
     out = Path(out_dir)
@@ -209,7 +220,7 @@ def train_hlc(
                             out / "train_info.json", {"provenance": prov.as_dict()},
                             postfix={"sim": "similarity", "rew": "reward", "et": "et_similarity_resets",
                                      "fall": "et_fall_resets"})
-    observer = HLCObserver(monitor)
+    observer = HLCObserver(monitor, on_epoch)
     t0 = time.perf_counter()
     try:
         agent: HLCAgent = create_agent(config, ALGO_NAME, lambda **kwargs: HLCAgent(**kwargs), observer, seed)

@@ -1,0 +1,547 @@
+"""The prompt playground (notebook 10): any instruction -> a trained high-level policy -> its rollout.
+
+    run = run_playground(PlaygroundRequest(prompt="wave hi", enhance="offline", epochs=3), "runs/playground")
+    run.rollout.files            # video, similarity curve, states
+    write_outputs(run, ".")      # figures/10_* and results/10_* with provenance
+
+:func:`run_playground` is the whole pipeline in the calling thread: enhance the prompt (paper §4.3), build the goal
+(text, goal image or a pose of a bundled motion clip), train π_H on the shipped low-level controller with the
+reward of Eq. 3 (:func:`anyskill.hlc.train_hlc`), then roll the policy out deterministically and render it.
+:class:`PromptPlayground` is its ipywidgets front end: the pipeline runs in a background thread, an ``IntProgress``
+advances from ``train_hlc``'s ``on_epoch`` callback, Cancel stops at the next epoch end, and errors are shown as a
+message. Every callback is a plain method, so tests drive the UI without a browser.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from anyskill.config import SCALES, profile
+from anyskill.hlc.goal import Goal
+from anyskill.hlc.rollout import RolloutResult, rollout
+from anyskill.hlc.train import train_hlc
+from anyskill.provenance import Provenance
+from anyskill.rl.runner import TrainResult
+from anyskill.text import ENHANCER_KINDS, Enhancement, enhancer_provenance, make_enhancer
+from anyskill.viz.hlc import filmstrip
+
+GOAL_TYPES = ("text", "image", "pose")
+CLIP_CHOICES = ("random", "laion2b_s34b_b79k")
+"""Offered in the UI's CLIP box (a checkpoint path may be typed instead): random weights prove the pipeline only."""
+RANDOM_NOTE = "RANDOM CLIP WEIGHTS: similarities are meaningless (pipeline check only)"
+
+
+class PlaygroundError(ValueError):
+    """Input the playground cannot use (empty prompt, unreadable image, unknown clip, ...); the message says why."""
+
+
+class TrainingCancelled(RuntimeError):
+    """Raised from the epoch callback when Cancel was pressed; stops ``train_hlc``."""
+
+
+@dataclass
+class PlaygroundRequest:
+    """What to train. ``image``: a PNG/JPG path or an (H, W, 3) uint8 array (``goal_type="image"``);
+    ``pose_clip``: a bundled clip name, its pose at ``pose_time`` s (default: the middle) is the goal
+    (``goal_type="pose"``, no CLIP); ``epochs`` / ``num_envs``: None for the scale's; ``llc_checkpoint``: empty for
+    the shipped low-level controller."""
+
+    prompt: str = "wave hi"
+    enhance: str = "offline"
+    goal_type: str = "text"
+    image: str | Path | np.ndarray | None = None
+    image_name: str = ""
+    pose_clip: str = "squat"
+    pose_time: float | None = None
+    scale: str = "smoke"
+    epochs: int | None = None
+    num_envs: int | None = None
+    clip_weights: str = "random"
+    rollout_seconds: float = 2.0
+    seed: int = 0
+    device: str = "cpu"
+    llc_checkpoint: str = ""
+
+    def check(self) -> None:
+        """Raise :class:`PlaygroundError` for input the pipeline cannot use, before any work starts."""
+        if self.goal_type not in GOAL_TYPES:
+            raise PlaygroundError(f"unknown goal type {self.goal_type!r}; choose one of {GOAL_TYPES}")
+        if self.enhance not in ENHANCER_KINDS:
+            raise PlaygroundError(f"unknown enhancer {self.enhance!r}; choose one of {ENHANCER_KINDS}")
+        if self.scale not in SCALES:
+            raise PlaygroundError(f"unknown scale {self.scale!r}; choose one of {SCALES}")
+        if self.goal_type == "text" and not self.prompt.strip():
+            raise PlaygroundError("the prompt is empty: type an instruction, e.g. 'wave hi'")
+        if self.goal_type == "image" and self.image is None:
+            raise PlaygroundError("no goal image: upload a PNG or JPG picture of the pose")
+        if self.goal_type != "pose" and not self.clip_weights.strip():
+            raise PlaygroundError("no CLIP weights given: a pretrained tag, a checkpoint file, or 'random'")
+        if self.epochs is not None and self.epochs < 1:
+            raise PlaygroundError(f"the budget must be at least 1 epoch, got {self.epochs}")
+        if self.num_envs is not None and self.num_envs < 1:
+            raise PlaygroundError(f"need at least 1 parallel humanoid, got {self.num_envs}")
+        if self.rollout_seconds <= 0:
+            raise PlaygroundError(f"the rollout must last > 0 s, got {self.rollout_seconds}")
+
+    @property
+    def max_epochs(self) -> int:
+        """The training budget: ``epochs``, else the scale's."""
+        return self.epochs or profile(self.scale).hlc.ppo.max_epochs
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able description (an image array is named, not stored)."""
+        record = asdict(self)
+        if isinstance(self.image, np.ndarray) or self.image is None:
+            record["image"] = self.image_name or (None if self.image is None else f"array {self.image.shape}")
+        else:
+            record["image"] = str(self.image)
+        return record
+
+
+@dataclass
+class PlaygroundRun:
+    """One finished pipeline: the enhancement (text goals), the goal, the training run, the rollout, provenance."""
+
+    request: PlaygroundRequest
+    enhancement: Enhancement | None
+    goal: str
+    train: TrainResult
+    rollout: RolloutResult
+    provenance: Provenance
+    uses_clip: bool
+    random_clip: bool
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def note(self) -> str:
+        """The label every figure of a random-weight CLIP run carries ("" otherwise)."""
+        return RANDOM_NOTE if self.random_clip else ""
+
+    @property
+    def title(self) -> str:
+        """The goal without its CLIP and reward-source details, wrapped for a figure title."""
+        import textwrap
+
+        return textwrap.fill(self.goal.split(" | ")[0], 100)
+
+    @property
+    def similarity_label(self) -> str:
+        return "CLIP cosine similarity" if self.uses_clip else "pose similarity exp(-err/σ)"
+
+
+def decode_image(content: bytes, name: str = "upload") -> np.ndarray:
+    """An uploaded file's bytes as an (H, W, 3) uint8 image; :class:`PlaygroundError` when it is not a picture."""
+    import imageio.v3 as iio
+
+    from anyskill.hlc.clip_goals import load_image
+
+    try:
+        arr = np.asarray(iio.imread(content))
+        return load_image(arr[0] if arr.ndim == 4 else arr).numpy()  # first frame of an animated file
+    except Exception as e:  # imageio raises many types for bytes that are not an image
+        raise PlaygroundError(f"could not read {name!r} as an image ({type(e).__name__}); upload a PNG or JPG "
+                              "file") from e
+
+
+def enhance_prompt(prompt: str, kind: str) -> tuple[Enhancement, dict[str, str]]:
+    """``prompt`` through the enhancer ``kind``, and the enhancer's provenance (:func:`enhancer_provenance`). An LLM
+    that is absent or fails falls back to the offline lexicon, which the :class:`Enhancement` records."""
+    enhancer = make_enhancer(kind)
+    try:
+        return enhancer.enhance(prompt), enhancer_provenance(enhancer)
+    except ValueError as e:
+        raise PlaygroundError(str(e)) from e
+
+
+@lru_cache(maxsize=2)
+def _clip_model(weights: str, device: str):
+    """CLIP, kept between runs of the playground (loading takes seconds)."""
+    from anyskill.reward.clip_model import ClipModel, ClipSpec
+
+    return ClipModel(ClipSpec(weights=weights, device=device, half=device.startswith("cuda")))
+
+
+def build_goal(request: PlaygroundRequest, renderer, motion_lib) -> tuple[Goal, dict[str, Any]]:
+    """The goal of ``request`` and what to record about it (a text goal: its enhancement and enhancer); CLIP goals
+    use ``renderer``."""
+    from anyskill.hlc.clip_goals import ImageGoal, TextGoal
+    from anyskill.hlc.goal_spec import find_clip
+    from anyskill.hlc.pose_goal import PoseGoal
+
+    if request.goal_type == "pose":
+        try:
+            clip = find_clip(request.pose_clip, motion_lib)
+        except ValueError as e:
+            raise PlaygroundError(str(e)) from e
+        return PoseGoal.from_clip(clip, request.pose_time), {}
+    clip_model = _clip_model(request.clip_weights.strip(), request.device)
+    if request.goal_type == "text":
+        enhancement, enhancer = enhance_prompt(request.prompt, request.enhance)
+        return TextGoal(clip_model, renderer, enhancement), {"enhancement": enhancement, **enhancer}
+    assert request.image is not None
+    try:
+        return ImageGoal(clip_model, renderer, request.image, name=request.image_name or None), {}
+    except (OSError, ValueError) as e:
+        raise PlaygroundError(f"unusable goal image: {e}") from e
+
+
+def run_playground(request: PlaygroundRequest, out_dir: str | Path,
+                   on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
+                   cancel: threading.Event | None = None,
+                   on_phase: Callable[[str], None] | None = None) -> PlaygroundRun:
+    """Enhance, build the goal, train π_H (``out_dir/policy``) and roll it out (``out_dir/rollout``).
+
+    ``on_epoch(epoch, max_epochs, stats)`` follows the training; ``cancel`` set stops it at the next epoch end with
+    :class:`TrainingCancelled`; ``on_phase(text)`` hears each step as it starts.
+    """
+    from anyskill.data import default_library
+    from anyskill.humanoid.model import load_humanoid
+    from anyskill.llc.shipped import shipped_llc
+    from anyskill.sim.render import CameraSpec, StateRenderer
+
+    request.check()
+    say = on_phase or (lambda _: None)
+    out = Path(out_dir)
+    llc = Path(request.llc_checkpoint) if request.llc_checkpoint else shipped_llc()
+
+    def stop_if_cancelled() -> None:
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled("cancelled")
+
+    def epoch_done(epoch: int, max_epochs: int, stats: dict[str, float]) -> None:
+        if on_epoch is not None:
+            on_epoch(epoch, max_epochs, stats)
+        if cancel is not None and cancel.is_set() and epoch < max_epochs:
+            raise TrainingCancelled(f"cancelled after epoch {epoch} of {max_epochs}")
+
+    say("loading the goal (CLIP, enhancement)" if request.goal_type != "pose" else "loading the goal pose")
+    motion_lib = default_library()
+    renderer = StateRenderer(load_humanoid().mj_model(), CameraSpec())  # made and used in this thread (EGL)
+    try:
+        goal, about = build_goal(request, renderer, motion_lib)
+        enhancement = about.pop("enhancement", None)
+        uses_clip = request.goal_type != "pose"
+        clip = getattr(goal, "clip_model", None)
+        random_clip = bool(clip is not None and clip.spec.is_random)
+        clip_weights = clip.spec.description if clip is not None else "none (pose goal without CLIP)"
+        config: dict[str, Any] = {"request": request.record(), "goal": goal.description, "llc": str(llc),
+                                  "max_epochs": request.max_epochs, **about}
+        if enhancement is not None:
+            config["enhancement"] = enhancement.record()
+        prov = Provenance("10_prompt_playground", config=config, seed=request.seed, device=request.device,
+                          clip_weights=clip_weights)
+        stop_if_cancelled()
+        say(f"training π_H for {request.max_epochs} epochs")
+        train = train_hlc(goal, llc, request.scale, out / "policy", seed=request.seed, num_envs=request.num_envs,
+                          max_epochs=request.max_epochs, motion_lib=motion_lib, device=request.device,
+                          progress=False, on_epoch=epoch_done)
+        stop_if_cancelled()
+        say(f"rolling out the trained policy for {request.rollout_seconds:g} s and rendering it")
+        result = rollout(train.checkpoint, llc, goal, seconds=request.rollout_seconds, seed=request.seed,
+                         out_dir=out / "rollout", motion_lib=motion_lib, renderer=renderer)
+    finally:
+        renderer.close()
+    prov.finish()
+    return PlaygroundRun(request, enhancement, goal.description, train, result, prov, uses_clip, random_clip)
+
+
+def plot_run(run: PlaygroundRun):
+    """Two panels: the goal similarity per training epoch and per frame of the rollout."""
+    fig, (ax_train, ax_roll) = plt.subplots(1, 2, figsize=(10, 3.4))
+    epochs = [s["epoch"] for s in run.train.epoch_stats]
+    ax_train.plot(epochs, [s["similarity"] for s in run.train.epoch_stats], marker="o")
+    ax_train.set(xlabel="epoch", ylabel=f"mean {run.similarity_label}", title="training (all envs)")
+    ax_train.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_roll.plot(run.rollout.times, run.rollout.similarity)
+    ax_roll.set(xlabel="time (s)", ylabel=run.similarity_label, title="rollout of the trained policy")
+    for ax in (ax_train, ax_roll):
+        ax.grid(alpha=0.3)
+        ax.title.set_fontsize(9)
+    fig.suptitle(run.title + (f"\n{run.note}" if run.note else ""), fontsize=9, color="#b00" if run.note else "black")
+    fig.tight_layout()
+    return fig
+
+
+def write_outputs(run: PlaygroundRun, output_root: str | Path) -> dict[str, Path]:
+    """``figures/10_playground_curves.png``, ``10_playground_filmstrip.png``, the rollout video
+    ``10_playground_rollout.gif``; ``results/10_playground_rollout.csv`` (similarity per frame) and
+    ``results/10_playground.json`` (the request, enhancement, goal, training summary), all with provenance."""
+    import pandas as pd
+
+    from anyskill.sim.render import write_video
+
+    root = Path(output_root)
+    figures, results = root / "figures", root / "results"
+    prov, ro = run.provenance, run.rollout
+    files = {"curves": prov.save_figure(plot_run(run), figures / "10_playground_curves.png")}
+    plt.close("all")
+    if ro.frames is not None:
+        strip = filmstrip(ro.frames, ro.times, ro.similarity, title=run.title + (f"\n{run.note}" if run.note else ""))
+        files["filmstrip"] = prov.save_figure(strip, figures / "10_playground_filmstrip.png")
+        plt.close(strip)
+        files["video"] = write_video(ro.frames[::2], figures / "10_playground_rollout.gif", fps=15.0)
+    curve = pd.DataFrame({"time_s": ro.times, "similarity": ro.similarity})
+    if ro.pose_error is not None:
+        curve["pose_error_m"] = ro.pose_error
+    files["rollout_csv"] = prov.write_csv(curve, results / "10_playground_rollout.csv")
+    last = run.train.epoch_stats[-1] if run.train.epoch_stats else {}
+    files["summary"] = prov.write_json({
+        "goal": run.goal, "enhancement": run.enhancement.record() if run.enhancement else None,
+        "similarity_meaning": run.note or run.similarity_label,
+        "epochs": run.train.epochs, "samples": run.train.samples, "train_wall_time_s": run.train.wall_time_s,
+        "last_epoch": last, "rollout_seconds": float(ro.times[-1]), "rollout_mean_similarity": ro.mean_similarity,
+        "rollout_mean_pose_error_m": None if ro.pose_error is None else ro.mean_pose_error},
+        results / "10_playground.json")
+    run.files.update(files)
+    return files
+
+
+def save_policy(run: PlaygroundRun, path: str | Path) -> Path:
+    """Copy the trained policy (``hlc.pth``, loadable with :func:`anyskill.hlc.load_hlc`) to ``path``, its training
+    statistics and provenance beside it."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run.train.checkpoint, path)
+    shutil.copyfile(run.train.out_dir / "epoch_stats.csv", path.with_name(path.stem + "_epoch_stats.csv"))
+    run.provenance.write_json({"policy": str(path)}, path.with_suffix(".json"))
+    return path.resolve()
+
+
+def save_rollout(run: PlaygroundRun, folder: str | Path) -> Path:
+    """Copy the rollout's files (video, states, similarity curve) into ``folder``."""
+    folder = Path(folder).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in run.rollout.files.values():
+        shutil.copyfile(src, folder / Path(src).name)
+    return folder.resolve()
+
+
+def _figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _message(text: str, error: bool = False) -> str:
+    colour = "#b00" if error else "#333"
+    return f"<span style='color:{colour}'>{html.escape(text)}</span>"
+
+
+class PromptPlayground:
+    """ipywidgets front end of :func:`run_playground`; ``widget`` is the box to display.
+
+    Tests set the widgets' values and call :meth:`train`, :meth:`cancel`, :meth:`save_policy` and
+    :meth:`save_rollout` (or ``button.click()``), then :meth:`wait` for the background thread.
+    """
+
+    def __init__(self, out_dir: str | Path = "runs/playground", request: PlaygroundRequest | None = None):
+        from anyskill.data import default_library
+
+        req = request or PlaygroundRequest()
+        self.out_dir = Path(out_dir)
+        self.run: PlaygroundRun | None = None
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._runs = 0
+        wide = widgets.Layout(width="520px")
+        self.prompt = widgets.Textarea(value=req.prompt, description="Prompt", layout=wide, continuous_update=False)
+        self.enhance = widgets.ToggleButtons(options=ENHANCER_KINDS, value=req.enhance, description="Enhance")
+        self.enhanced = widgets.HTML()
+        self.goal_type = widgets.ToggleButtons(options=GOAL_TYPES, value=req.goal_type, description="Goal")
+        self.image = widgets.FileUpload(accept="image/*", multiple=False, description="Goal image")
+        self.pose_clip = widgets.Dropdown(options=default_library().clip_names, value=req.pose_clip,
+                                          description="Pose clip")
+        self.scale = widgets.Dropdown(options=SCALES, value=req.scale, description="Scale")
+        self.epochs = widgets.BoundedIntText(value=req.max_epochs, min=1, max=100_000, description="Epochs")
+        self.num_envs = widgets.BoundedIntText(value=req.num_envs or profile(req.scale).hlc.num_envs, min=1,
+                                               max=65_536, description="Humanoids")
+        self.clip_weights = widgets.Combobox(value=req.clip_weights, options=CLIP_CHOICES, description="CLIP",
+                                             ensure_option=False, layout=wide)
+        self.seconds = widgets.BoundedFloatText(value=req.rollout_seconds, min=0.1, max=60.0, description="Rollout s")
+        self.train_button = widgets.Button(description="Train", button_style="primary", icon="play")
+        self.cancel_button = widgets.Button(description="Cancel", button_style="warning", icon="stop",
+                                            disabled=True)
+        self.progress = widgets.IntProgress(value=0, min=0, max=req.max_epochs, description="Epochs")
+        self.status = widgets.HTML()
+        self.video = widgets.Video(format="mp4", autoplay=True, loop=True, controls=True, width=320)
+        self.gif = widgets.Image(format="gif", width=320)
+        self.plot = widgets.Image(format="png")
+        self.media = widgets.HBox()
+        self.policy_path = widgets.Text(value=str(self.out_dir / "saved" / "policy.pth"), description="Policy to",
+                                        layout=wide)
+        self.rollout_path = widgets.Text(value=str(self.out_dir / "saved" / "rollout"), description="Rollout to",
+                                         layout=wide)
+        self.save_policy_button = widgets.Button(description="Save policy", icon="save", disabled=True)
+        self.save_rollout_button = widgets.Button(description="Save rollout", icon="save", disabled=True)
+        self.saved = widgets.HTML()
+        self._device, self._seed, self._llc = req.device, req.seed, req.llc_checkpoint
+
+        self.train_button.on_click(lambda _: self.train())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.save_policy_button.on_click(lambda _: self.save_policy())
+        self.save_rollout_button.on_click(lambda _: self.save_rollout())
+        for w in (self.prompt, self.enhance):
+            w.observe(lambda _: self.preview(), names="value")
+        self.goal_type.observe(lambda _: self._show_goal_inputs(), names="value")
+        self.scale.observe(lambda _: self._scale_defaults(), names="value")
+        self.widget = widgets.VBox([
+            self.prompt, self.enhance, self.enhanced, self.goal_type, self.image, self.pose_clip,
+            widgets.HBox([self.scale, self.epochs, self.num_envs]), widgets.HBox([self.clip_weights, self.seconds]),
+            widgets.HBox([self.train_button, self.cancel_button, self.progress]), self.status, self.media,
+            widgets.HBox([self.policy_path, self.save_policy_button]),
+            widgets.HBox([self.rollout_path, self.save_rollout_button]), self.saved])
+        self._show_goal_inputs()
+        self.preview()
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def request(self) -> PlaygroundRequest:
+        """The widgets' values as a checked request; :class:`PlaygroundError` for unusable input."""
+        image, name = None, ""
+        if self.goal_type.value == "image" and self.image.value:
+            upload = self.image.value[0]
+            name = upload["name"]
+            image = decode_image(bytes(upload["content"]), name)
+        req = PlaygroundRequest(prompt=self.prompt.value, enhance=self.enhance.value, goal_type=self.goal_type.value,
+                                image=image, image_name=name, pose_clip=self.pose_clip.value, scale=self.scale.value,
+                                epochs=int(self.epochs.value), num_envs=int(self.num_envs.value),
+                                clip_weights=self.clip_weights.value.strip(), rollout_seconds=float(self.seconds.value),
+                                seed=self._seed, device=self._device, llc_checkpoint=self._llc)
+        req.check()
+        return req
+
+    def preview(self) -> None:
+        """Show what CLIP will read; the LLM is asked only when training starts (it may take seconds)."""
+        if self.goal_type.value != "text":
+            self.enhanced.value = ""
+        elif self.enhance.value == "llm":
+            self.enhanced.value = _message("The LLM rewrites the prompt when you press Train.")
+        elif not self.prompt.value.strip():
+            self.enhanced.value = _message("Type an instruction, e.g. 'wave hi'.")
+        else:
+            e, _ = enhance_prompt(self.prompt.value, self.enhance.value)
+            self.enhanced.value = self._enhancement_html(e)
+
+    def train(self) -> None:
+        """Check the input, then train and roll out in a background thread; the UI stays responsive."""
+        if self.busy:
+            return
+        try:
+            req = self.request()
+        except PlaygroundError as e:
+            self.status.value = _message(str(e), error=True)
+            return
+        self._runs += 1
+        out = self.out_dir / f"run_{self._runs:03d}"
+        self._cancel.clear()
+        self.progress.max, self.progress.value, self.progress.bar_style = req.max_epochs, 0, ""
+        self.train_button.disabled, self.cancel_button.disabled = True, False
+        self.save_policy_button.disabled = self.save_rollout_button.disabled = True
+        self.status.value = _message(f"starting ({out})")
+        self._thread = threading.Thread(target=self._work, args=(req, out), daemon=True, name="anyskill-playground")
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Ask the training to stop at the end of the current epoch."""
+        if self.busy:
+            self._cancel.set()
+            self.status.value = _message("cancelling at the end of the current epoch ...")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the background run ends (tests, scripts); False when ``timeout`` s passed first."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.busy
+
+    def save_policy(self) -> None:
+        if self.run is None:
+            return
+        try:
+            path = save_policy(self.run, self.policy_path.value)
+        except OSError as e:
+            self.saved.value = _message(f"could not save the policy: {e}", error=True)
+            return
+        self.saved.value = _message(f"policy saved: {path}")
+
+    def save_rollout(self) -> None:
+        if self.run is None:
+            return
+        try:
+            path = save_rollout(self.run, self.rollout_path.value)
+        except OSError as e:
+            self.saved.value = _message(f"could not save the rollout: {e}", error=True)
+            return
+        self.saved.value = _message(f"rollout saved: {path}")
+
+    def _work(self, req: PlaygroundRequest, out: Path) -> None:
+        try:
+            run = run_playground(req, out, on_epoch=self._epoch, cancel=self._cancel,
+                                 on_phase=lambda text: setattr(self.status, "value", _message(text + " ...")))
+        except TrainingCancelled as e:
+            self.progress.bar_style = "warning"
+            self.status.value = _message(f"{e}; nothing was rolled out")
+        except Exception as e:  # shown in the UI, not as a traceback: the message says what to change
+            self.progress.bar_style = "danger"
+            self.status.value = _message(f"{type(e).__name__}: {e}", error=True)
+        else:
+            self.run = run
+            self._show(run)
+        finally:
+            self.train_button.disabled, self.cancel_button.disabled = False, True
+
+    def _epoch(self, epoch: int, max_epochs: int, stats: dict[str, float]) -> None:
+        self.progress.max, self.progress.value = max_epochs, epoch
+        self.status.value = _message(f"epoch {epoch}/{max_epochs}: similarity {stats['similarity']:.4f}, "
+                                     f"reward {stats['reward']:.4f}")
+
+    def _show(self, run: PlaygroundRun) -> None:
+        ro = run.rollout
+        video = ro.files.get("video")
+        if video is not None and video.suffix == ".gif":
+            self.gif.value = video.read_bytes()
+            self.media.children = (self.gif, self.plot)
+        elif video is not None:
+            self.video.value = video.read_bytes()
+            self.media.children = (self.video, self.plot)
+        self.plot.value = _figure_png(plot_run(run))
+        if run.enhancement is not None:
+            self.enhanced.value = self._enhancement_html(run.enhancement)
+        self.progress.bar_style = "success"
+        text = (f"done in {run.provenance.wall_time_s:.0f} s: {run.train.epochs} epochs, mean rollout "
+                f"{run.similarity_label} {ro.mean_similarity:.4f}; files in {ro.files['states'].parent}")
+        self.status.value = _message(text) + (f"<br>{_message(run.note, error=True)}" if run.note else "")
+        self.save_policy_button.disabled = self.save_rollout_button.disabled = False
+
+    def _enhancement_html(self, e: Enhancement) -> str:
+        who = f"llm {e.model}" if e.enhancer == "llm" else e.enhancer
+        asked = "" if e.enhancer == self.enhance.value else f" (asked for {self.enhance.value}; {e.note})"
+        return (f"CLIP reads: <b>{html.escape(e.text)}</b> <i>[{html.escape(who)}"
+                f"{html.escape(asked)}]</i>")
+
+    def _show_goal_inputs(self) -> None:
+        kind = self.goal_type.value
+        for w, shown in ((self.prompt, kind == "text"), (self.enhance, kind == "text"), (self.image, kind == "image"),
+                         (self.pose_clip, kind == "pose")):
+            w.layout.display = None if shown else "none"
+        self.clip_weights.disabled = kind == "pose"
+        self.preview()
+
+    def _scale_defaults(self) -> None:
+        prof = profile(self.scale.value)
+        self.epochs.value, self.num_envs.value = prof.hlc.ppo.max_epochs, prof.hlc.num_envs
