@@ -111,3 +111,62 @@ def test_notebook_06_interaction_scenes(tmp_path):
         png = tmp_path / "figures" / f"{name}.png"
         assert png.stat().st_size > 10_000
         assert json.loads(png.with_suffix(".json").read_text())["config"]["scale"] == "smoke"
+
+
+def _check_table(tmp_path, number: int, rows: set[str], notebook: str):
+    """The table's CSV (provenance header, paper and measured columns) and its markdown (random-weights note)."""
+    table, meta = read_csv(tmp_path / "results" / f"table{number}.csv")
+    assert "RANDOM" in meta["clip_weights"] and json.loads(meta["config"])["scale"] == "smoke"
+    columns = {"paper: Success", "paper: CLIP_S", "ours: CLIP_S", "ours: foot sliding (m/s)", "ours: Success (raters)"}
+    assert rows <= set(table["method"]) and columns <= set(table.columns)
+    assert set(table["ours: Success (raters)"]) <= {"not collected", "not run"}
+    md = (tmp_path / "results" / f"table{number}.md").read_text()
+    assert "RANDOM CLIP WEIGHTS" in md and "meaningless" in md and "ViT-B-32/random" in md
+    for png in (tmp_path / "figures").glob(f"{notebook}_*.png"):
+        assert png.stat().st_size > 10_000
+        assert json.loads(png.with_suffix(".json").read_text())["config"]["scale"] == "smoke"
+    return table
+
+
+def test_notebook_07_table1(tmp_path):
+    """Smoke scale, random CLIP weights (pipeline check only): every Table 1 method on one prompt."""
+    run_notebook(list_notebooks(["07"])[0], tmp_path, scale="smoke")
+    table = _check_table(tmp_path, 1, {"Ours (full)", "Ours (w/o ET)", "AvatarCLIP [11]"}, "07").set_index("method")
+    assert table.loc["Ours (full)", "paper: CLIP_S"] == 24.18
+    assert table.loc["AvatarCLIP [11]", "ours: CLIP_S"] == "not run"
+    kinematic = table[table.index.str.contains("not the original")]
+    assert len(kinematic) == 1 and float(kinematic["ours: max penetration (m)"].iloc[0]) >= 0
+    assert len(list((tmp_path / "figures").glob("07_*.png"))) == 2
+
+
+def test_notebook_08_table2(tmp_path):
+    """Smoke scale, random CLIP weights: Ours (full) in the ball and the door scene, with interaction metrics."""
+    run_notebook(list_notebooks(["08"])[0], tmp_path, scale="smoke")
+    table = _check_table(tmp_path, 2, {"Interaction w. object (ball)", "Interaction w. scene (door)"}, "08")
+    assert {"ours: ball displacement (m)", "ours: door max angle (deg)"} <= set(table.columns)
+    assert len(list((tmp_path / "figures").glob("08_*.png"))) == 2
+
+
+def test_notebook_09_table3(tmp_path):
+    """Smoke scale, random CLIP weights: the four reward variants of Table 3 and ours on one prompt."""
+    run_notebook(list_notebooks(["09"])[0], tmp_path, scale="smoke")
+    table = _check_table(tmp_path, 3, {"Ours (full)", "CLIP-S (2.5 max(cos, 0))", "+ vel. rew. (ASE-style)"}, "09")
+    assert table.set_index("method").loc["Ours (full)", "paper row"] == "Ours" and len(table) == 5
+    assert len(list((tmp_path / "figures").glob("09_*.png"))) == 2
+
+
+def test_notebook_10_prompt_playground(tmp_path):
+    """Smoke scale, one epoch on four humanoids: the run from the parameters (offline enhancer, random CLIP weights —
+    pipeline check only) writes its figures and results; the widgets are built, nothing trained through them."""
+    run_notebook(list_notebooks(["10"])[0], tmp_path, scale="smoke", extra={"epochs": 1, "num_envs": 4})
+    curve, meta = read_csv(tmp_path / "results" / "10_playground_rollout.csv")
+    assert len(curve) > 30 and curve["similarity"].abs().le(1).all() and "RANDOM" in meta["clip_weights"]
+    summary = json.loads((tmp_path / "results" / "10_playground.json").read_text())
+    assert summary["enhancement"]["text"] == "raised arm bent at the elbow" and summary["epochs"] == 1
+    assert "meaningless" in summary["similarity_meaning"]
+    assert summary["provenance"]["config"]["request"]["prompt"] == "wave hi"
+    for name in ("10_playground_curves", "10_playground_filmstrip"):
+        png = tmp_path / "figures" / f"{name}.png"
+        assert png.stat().st_size > 10_000
+        assert "RANDOM" in json.loads(png.with_suffix(".json").read_text())["clip_weights"]
+    assert (tmp_path / "figures" / "10_playground_rollout.gif").read_bytes()[:4] == b"GIF8"

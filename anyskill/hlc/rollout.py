@@ -185,9 +185,6 @@ def _write(result: RolloutResult, out: Path, seed: int, policy: HighLevelPolicy,
         curve["pose_error_m"] = result.pose_error
     files["similarity_csv"] = prov.write_csv(curve, out / "similarity.csv")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3))

@@ -39,10 +39,6 @@ def plot_llc_eval(df: pd.DataFrame):
 
 def write_llc_eval(df: pd.DataFrame, out_dir: str | Path, prov: Provenance) -> tuple[Path, Path]:
     """Write ``llc_eval.csv`` (with the provenance header) and ``llc_eval.png`` into ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-
     out_dir = Path(out_dir)
     csv = prov.write_csv(df, out_dir / "llc_eval.csv")
     fig = plot_llc_eval(df)
@@ -111,10 +107,6 @@ def write_skill_eval(result: SkillEvaluation, out_dir: str | Path, prov: Provena
     """Write ``<stem>.csv`` (per clip), ``<stem>_distances.csv``, ``<stem>.json`` (summary, idle check) with the
     provenance into ``out_dir``, and ``<stem>.png`` (:func:`plot_skill_identification`) into ``figures_dir``
     (default: ``out_dir``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-
     out_dir = Path(out_dir)
     csv = prov.write_csv(result.per_clip, out_dir / f"{stem}.csv")
     prov.write_csv(result.distances.reset_index(names="latent_of"), out_dir / f"{stem}_distances.csv")

@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import animation
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import animation  # noqa: E402
-
-from anyskill.motion.clip import MotionClip  # noqa: E402
+from anyskill.motion.clip import MotionClip
 
 OURS = "#2a7ab0"
 SOURCE = "#d95f02"
