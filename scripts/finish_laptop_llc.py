@@ -161,6 +161,8 @@ Per latent (files `{_rel(files['skills_csv'])}`, `{_rel(files['skills_png'])}`):
 ### Over training
 The same evaluation on every {info['curve_every']}th checkpoint of the run (`{_rel(files['curve_csv'])}`,
 `{_rel(files['curve_png'])}`); the shipped checkpoint is `{source.name}` (selected: {info['selected_by']}).
+With `best`, the checkpoint is chosen on this same evaluation, so its row is an optimistic pick from a noisy curve:
+compare it with its neighbours in the table below.
 
 {_table(curve_rows)}
 
