@@ -59,6 +59,7 @@ def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: lis
     out = Path(out)
     books = list_notebooks(only)
     print(f"anyskill reproduce: {len(books)} notebook(s) at scale '{scale}' -> {out}/", flush=True)
+    start = time.perf_counter()
     for nb in books:
         t0 = time.perf_counter()
         print(f"  {nb.name} ...", end=" ", flush=True)
@@ -69,4 +70,5 @@ def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: lis
             print(f"error: {e}\n  executed copy with the traceback: {out / 'executed' / nb.name}", file=sys.stderr)
             return 1
         print(f"ok ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"all {len(books)} notebook(s) passed in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
     return 0

@@ -1,7 +1,8 @@
 """The shipped checkpoints give the outputs recorded in ``tests/data/shipped_outputs.npz``.
 
-The reference file was written before the architecture redesign (issue 10) by ``python
-tests/test_shipped_outputs.py --record``; this test recomputes every entry with the current code. It checks the
+The reference file was written by ``python tests/test_shipped_outputs.py --record`` (first before the architecture
+redesign of issue 10, re-recorded when the retrained laptop controller was shipped); this test recomputes every
+entry with the current code. It checks the
 whole inference path of the shipped low-level controller: the motion library's AMP windows and policy
 observations (humanoid FK, observation functions), the encoder's latents, the policy's actions, the conditional
 discriminator's logits, a short deterministic rollout in the MuJoCo env, and a few high-level env steps toward a
