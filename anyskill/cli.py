@@ -11,7 +11,7 @@ from anyskill.config import SCALES, profile
 def _reproduce(args: argparse.Namespace) -> int:
     from anyskill.reproduce import reproduce
 
-    return reproduce(scale=args.scale, out=args.out, only=args.only, seed=args.seed)
+    return reproduce(scale=args.scale, out=args.out, only=args.only, seed=args.seed, device=args.device)
 
 
 def _build_data(args: argparse.Namespace) -> int:
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "= the repository's)")
     r.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 03")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", help="device for every notebook (default: cuda:0 for paper when available, else cpu)")
     r.set_defaults(func=_reproduce)
 
     c = sub.add_parser("convert", help="convert a motion file (.npy poselib, .bvh, .npz) to the project's .npz format")

@@ -53,18 +53,24 @@ def run_notebook(nb: Path, out: Path, scale: str, seed: int = 0, extra: dict | N
 
 
 def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: list[str] | None = None,
-              seed: int = 0) -> int:
-    """Run the notebooks; print a line per notebook; return a process exit code (0 = all passed)."""
+              seed: int = 0, device: str | None = None) -> int:
+    """Run the notebooks; print a line per notebook; return a process exit code (0 = all passed).
+
+    ``device``: passed to every notebook (default: the scale's, i.e. ``cuda:0`` for ``paper`` where CUDA is
+    available, else ``cpu``)."""
+    from anyskill.rl.runner import resolve_device
+
     check_scale(scale)
     out = Path(out)
     books = list_notebooks(only)
-    print(f"anyskill reproduce: {len(books)} notebook(s) at scale '{scale}' -> {out}/", flush=True)
+    device = resolve_device(device, scale)
+    print(f"anyskill reproduce: {len(books)} notebook(s) at scale '{scale}' on {device} -> {out}/", flush=True)
     start = time.perf_counter()
     for nb in books:
         t0 = time.perf_counter()
         print(f"  {nb.name} ...", end=" ", flush=True)
         try:
-            run_notebook(nb, out, scale, seed)
+            run_notebook(nb, out, scale, seed, extra={"device": device})
         except NotebookFailed as e:
             print("FAILED", flush=True)
             print(f"error: {e}\n  executed copy with the traceback: {out / 'executed' / nb.name}", file=sys.stderr)

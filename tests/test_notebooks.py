@@ -17,12 +17,24 @@ def test_notebooks_are_committed_without_outputs_and_have_parameters():
         nb = nbformat.read(path, as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
-        assert "scale" in tagged[0].source and "output_root" in tagged[0].source
+        assert all(f"{name} =" in tagged[0].source for name in ("scale", "output_root", "device")), path.name
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, f"{path.name}: committed with outputs"
         opening = nb.cells[0]
         assert opening.cell_type == "markdown" and "$" in opening.source, f"{path.name}: opens with the paper's claim"
+
+
+def test_reproduce_passes_the_scales_device_to_every_notebook(tmp_path, monkeypatch):
+    import anyskill.reproduce as rep
+
+    calls = []
+    monkeypatch.setattr(rep, "run_notebook", lambda nb, out, scale, seed, extra: calls.append((nb.name, extra)))
+    assert rep.reproduce("smoke", tmp_path, only=["01", "02"]) == 0
+    assert calls == [(n.name, {"device": "cpu"}) for n in list_notebooks(["01", "02"])]
+    calls.clear()
+    assert rep.reproduce("paper", tmp_path, only=["03"], device="cuda:1") == 0
+    assert calls == [("03_latent_space.ipynb", {"device": "cuda:1"})]
 
 
 def test_notebook_01_motion_data(tmp_path):
