@@ -6,8 +6,10 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 REPO = Path(__file__).resolve().parent.parent
-# The original motion sources live in ../shared/data beside a checkout (and in CI); the bundled .npz do not need them.
-SHARED_DATA = Path(os.environ.get("ANYSKILL_SHARED_DATA", REPO.parent / "shared" / "data"))
+# The original poselib motion sources (BSD-3, licence and acknowledgement beside them) ship in tests/data/motions for
+# the conversion tests; ANYSKILL_SHARED_DATA points elsewhere (a folder holding motions/). The bundled .npz do not
+# need them.
+SHARED_DATA = Path(os.environ.get("ANYSKILL_SHARED_DATA", REPO / "tests" / "data"))
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,7 @@ from anyskill.motion.bvh import CMU_ACKNOWLEDGEMENT, parse_bvh
 from anyskill.motion.quality import clip_stance
 from anyskill.motion.retarget import GROUND_TOLERANCE, STANDING_ROOT_SPEED, retarget_bvh, retarget_report
 
-BVH_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "anyskill" / "data" / "bvh",
-                            Path("/work/shared/data/bvh"))
-                if (d / "cmu_131_01.bvh").is_file()), Path("/work/shared/data/bvh"))
+BVH_DIR = Path(__file__).resolve().parent.parent / "anyskill" / "data" / "bvh"  # the bundled CMU samples
 CMU_FILES = ["cmu_131_01.bvh", "cmu_131_02.bvh"]
 needs_data = pytest.mark.skipif(not BVH_DIR.is_dir(), reason="CMU BVH samples not present")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from anyskill.humanoid import rotations as rot
 from anyskill.humanoid.model import load_humanoid
@@ -16,7 +17,7 @@ from anyskill.humanoid.obs import amp_frame_obs
 from anyskill.motion import MotionClip, MotionLibrary, load_motion
 from anyskill.motion.library import ManifestError, MotionState
 
-MOTIONS = Path("/work/shared/data/motions")
+MOTIONS = SHARED_DATA / "motions"
 MODEL = load_humanoid()
 D = MODEL.num_dofs
 

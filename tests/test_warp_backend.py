@@ -8,8 +8,6 @@ pair of backends.
 """
 
 import math
-import os
-from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -34,7 +32,7 @@ CONTROL_STEPS = 30  # 120 physics steps = 1 s
 TOL = {"qpos": 1e-4, "body_pos": 1e-4, "body_rot": 1e-4, "qvel": 2e-3, "body_vel": 2e-3, "body_ang_vel": 2e-3}
 READERS = tuple(TOL)
 WALK = "motions/amp_humanoid_walk.npy"
-SHARED_DATA = Path(os.environ.get("ANYSKILL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from conftest import SHARED_DATA  # noqa: E402
 
 
 def _lying_quat() -> torch.Tensor:
