@@ -88,3 +88,13 @@ def test_missing_weights_error_lists_three_ways():
     assert "1." in msg and "2." in msg and "3." in msg and "random" in msg and "local checkpoint" in msg
     with pytest.raises(ClipWeightsUnavailable, match="neither a file nor a pretrained tag"):
         ClipModel(ClipSpec(weights="/no/such/file.bin"))
+
+
+def test_random_weights_are_the_same_every_time_and_leave_the_global_rng_alone(clip_random):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    again = ClipModel(ClipSpec(weights="random"))
+    assert torch.equal(torch.rand(3), expected)
+    for a, b in zip(clip_random.model.parameters(), again.model.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -5,7 +5,8 @@ Weights, in order of preference:
 * a **pretrained tag** (default ``ViT-B-32`` / ``laion2b_s34b_b79k``, the authors' choice), loaded from the user's
   Hugging Face / open_clip cache, or downloaded when the machine has a network;
 * a **local checkpoint file** (``weights="/path/to/open_clip_pytorch_model.bin"``);
-* ``weights="random"`` — random initialisation, explicitly requested, for tests and offline pipeline runs only:
+* ``weights="random"`` — random initialisation (seeded: the same weights every time), explicitly requested, for
+  tests and offline pipeline runs only:
   random-weight features carry no meaning (renders of very different poses have cosine ≈ 0.9997–1.0).
 
 Without any of them a :class:`ClipWeightsUnavailable` error explains the three ways; nothing hangs and nothing
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+RANDOM_WEIGHTS_SEED = 0
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -79,8 +81,10 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 def _create(spec: ClipSpec):
     import open_clip
 
-    if spec.is_random:
-        return open_clip.create_model(spec.model, pretrained=None)
+    if spec.is_random:  # the same random weights every time (reruns comparable), the caller's RNG untouched
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            return open_clip.create_model(spec.model, pretrained=None)
     if Path(spec.weights).expanduser().is_file():
         return open_clip.create_model(spec.model, pretrained=str(Path(spec.weights).expanduser()))
     if spec.weights not in open_clip.list_pretrained_tags_by_model(spec.model):
