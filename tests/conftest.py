@@ -24,3 +24,19 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "motions").is_dir():
         pytest.skip(f"original motion sources not found at {SHARED_DATA} (set ANYSKILL_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def motion_lib():
+    """The bundled motion library (a module may override it with a smaller one)."""
+    from anyskill.data import default_library
+
+    return default_library()
+
+
+@pytest.fixture(scope="module")
+def llc_path(tmp_path_factory):
+    """A small low-level controller whose latents move the arms (tests/hlc_fixtures.py), saved once per module."""
+    from hlc_fixtures import build_arm_llc
+
+    return build_arm_llc(tmp_path_factory.mktemp("llc") / "arm_llc.pth")

@@ -7,7 +7,6 @@ of very different renders have cosine ≈ 0.9997-1.0 — so these tests check th
 
 import pytest
 import torch
-from hlc_fixtures import build_arm_llc
 
 import anyskill.sim.render as render  # before open_clip: see anyskill.sim.render
 from anyskill.hlc.clip_goals import ImageGoal, TextGoal
@@ -34,18 +33,6 @@ def clip_model():
 @pytest.fixture(scope="module")
 def renderer(model):
     return render.StateRenderer(model.mj_model(), render.CameraSpec())
-
-
-@pytest.fixture(scope="module")
-def llc_path(tmp_path_factory):
-    return build_arm_llc(tmp_path_factory.mktemp("llc") / "arm_llc.pth")
-
-
-@pytest.fixture(scope="module")
-def motion_lib():
-    from anyskill.data import default_library
-
-    return default_library()
 
 
 def _clip_states(clip, times):

@@ -18,13 +18,6 @@ def llc(tmp_path_factory):
     return load_llc(build_arm_llc(tmp_path_factory.mktemp("llc") / "arm_llc.pth"))
 
 
-@pytest.fixture(scope="module")
-def motion_lib():
-    from anyskill.data import default_library
-
-    return default_library()
-
-
 def _env(llc, motion_lib, goal=None, **cfg):
     cfg.setdefault("num_envs", N)
     cfg.setdefault("num_reference_latents", 16)

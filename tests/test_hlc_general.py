@@ -10,7 +10,6 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from hlc_fixtures import build_arm_llc
 
 import anyskill.sim.render  # noqa: F401  (before open_clip: see anyskill.sim.render)
 from anyskill.hlc.clip_goals import TextGoal
@@ -44,18 +43,6 @@ def projection_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def projection(projection_file):
     return StateProjection.load(projection_file)
-
-
-@pytest.fixture(scope="module")
-def llc_path(tmp_path_factory):
-    return build_arm_llc(tmp_path_factory.mktemp("llc") / "arm_llc.pth")
-
-
-@pytest.fixture(scope="module")
-def motion_lib():
-    from anyskill.data import default_library
-
-    return default_library()
 
 
 def make_goal(clip_model, projection, prompts=PROMPTS):

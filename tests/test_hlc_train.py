@@ -6,25 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hlc_fixtures import HeightGoal, build_arm_llc
+from hlc_fixtures import HeightGoal
 
 from anyskill.hlc.goal_spec import find_clip
 from anyskill.hlc.policy import load_hlc
 from anyskill.hlc.pose_goal import PoseGoal
 from anyskill.hlc.rollout import evaluate, rollout
 from anyskill.hlc.train import hlc_config, train_hlc
-
-
-@pytest.fixture(scope="module")
-def llc_path(tmp_path_factory):
-    return build_arm_llc(tmp_path_factory.mktemp("llc") / "arm_llc.pth")
-
-
-@pytest.fixture(scope="module")
-def motion_lib():
-    from anyskill.data import default_library
-
-    return default_library()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import mujoco
 import numpy as np
 import pytest
 import torch
-from hlc_fixtures import HeightGoal, build_arm_llc
+from hlc_fixtures import HeightGoal
 
 from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig
 from anyskill.sim.env import EnvConfig, HumanoidEnv
@@ -18,18 +18,6 @@ from anyskill.sim.mujoco_backend import MujocoBackend
 from anyskill.sim.scene import SCENES, Door, SoccerBall, get_scene, settled_time
 
 HUMANOID_NQ = 35
-
-
-@pytest.fixture(scope="module")
-def motion_lib():
-    from anyskill.data import default_library
-
-    return default_library()
-
-
-@pytest.fixture(scope="module")
-def llc_path(tmp_path_factory):
-    return build_arm_llc(tmp_path_factory.mktemp("llc") / "arm_llc.pth")
 
 
 def _body(m, name):
