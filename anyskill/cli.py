@@ -38,7 +38,8 @@ def _train_llc(args: argparse.Namespace) -> int:
 
     result = train_llc(scale=args.scale, motions=args.motions, out_dir=args.out, num_envs=args.envs,
                        max_epochs=args.epochs, seed=args.seed, device=args.device, resume=args.resume,
-                       progress=not args.no_progress, backend=args.backend)
+                       progress=not args.no_progress, backend=args.backend, time_budget_s=args.time_budget,
+                       checkpoint_every_s=args.checkpoint_every)
     print(f"trained {result.epochs} epochs, {result.samples} samples in {result.wall_time_s:.0f} s")
     print(f"checkpoint: {result.checkpoint}\ntensorboard: {result.tensorboard_dir}")
     return 0
@@ -114,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="cpu or cuda:0 (default: cuda:0 for paper when available, else cpu)")
     t.add_argument("--backend", choices=["mujoco", "warp"], help="physics (default: warp on CUDA, else mujoco)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop cleanly after the epoch in which this many seconds of training passed (final checkpoint "
+                   "written)")
+    t.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="also write a checkpoint every this many seconds of training")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar (rl-games prints per-epoch stats instead)")
     t.set_defaults(func=_train_llc)
 

@@ -11,8 +11,9 @@ and reports the ratios env/backend and env/mj_step (time per control step, 1.0 =
 several rounds counts (the machines are shared; the least disturbed round is the most repeatable).
 
     .venv/bin/python bench/run.py                       # CPU cases -> results/bench.json, figures/bench_env_scaling.png
-    .venv/bin/python bench/run.py --gpu                 # adds WarpBackend on cuda:0 for N up to 4096
+    .venv/bin/python bench/run.py --gpu                 # adds WarpBackend on cuda:0 for N up to 8192
     .venv/bin/python bench/run.py --warp-cpu            # adds WarpBackend on Warp's CPU device (slow; parity only)
+    .venv/bin/python bench/run.py --gpu --no-cpu --worlds 1024 2048 4096 8192 --out OUT/bench.json   # GPU only
 """
 
 from __future__ import annotations
@@ -49,6 +50,31 @@ class Case:
 CPU_CASES = [Case("mujoco", "cpu", n, s) for n, s in ((1, 400), (8, 100), (64, 30), (256, 10))]
 WARP_CPU_CASES = [Case("warp", "cpu", n, s, rounds=2) for n, s in ((8, 10), (64, 5))]
 GPU_CASES = [Case("warp", "cuda:0", n, s) for n, s in ((64, 200), (512, 200), (1024, 200), (4096, 100), (8192, 50))]
+
+
+def warp_cases(device: str, worlds: list[int], control_steps: int | None = None, rounds: int = 3) -> list[Case]:
+    """WarpBackend cases on ``device`` for the world counts ``worlds``; ``control_steps`` per round (default: about
+    200k world-steps a round, 5 to 200 control steps)."""
+    return [Case("warp", device, n, control_steps or min(200, max(5, 204_800 // n)), rounds) for n in worlds]
+
+
+def select_cases(gpu: bool, warp_cpu: bool, cpu: bool = True, worlds: list[int] | None = None,
+                 warp_device: str | None = None, control_steps: int | None = None,
+                 rounds: int | None = None) -> list[Case]:
+    """The cases of a run: the CPU MuJoCo ones (``cpu``), then the Warp ones of ``--warp-cpu`` and ``--gpu`` (the
+    default lists, or ``worlds`` on ``warp_device``, default cuda:0 with ``gpu``, else Warp's CPU device)."""
+    cases = list(CPU_CASES) if cpu else []
+    if worlds:
+        device = warp_device or ("cuda:0" if gpu else "cpu")
+        cases += warp_cases(device, worlds, control_steps, rounds or 3)
+    else:
+        cases += (WARP_CPU_CASES if warp_cpu else []) + (GPU_CASES if gpu else [])
+        if warp_device:
+            cases = [Case(c.backend, warp_device if c.backend == "warp" else c.device, c.num_envs, c.control_steps,
+                          c.rounds) for c in cases]
+    if rounds is not None:
+        cases = [Case(c.backend, c.device, c.num_envs, c.control_steps, rounds) for c in cases]
+    return cases
 
 
 def make_backend(case: Case):
@@ -166,11 +192,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench.json")
     p.add_argument("--figure", type=Path, default=ROOT / "figures" / "bench_env_scaling.png")
     p.add_argument("--merge", action="store_true", help="keep rows of other devices already in --out")
+    p.add_argument("--no-cpu", action="store_true", help="skip the CPU MuJoCo cases")
+    p.add_argument("--worlds", type=int, nargs="+", help="world counts of the Warp cases (not the default lists)")
+    p.add_argument("--warp-device", help="device of the Warp cases (default: cuda:0 with --gpu, else cpu)")
+    p.add_argument("--control-steps", type=int, help="control steps per round of the --worlds cases")
+    p.add_argument("--rounds", type=int, help="timed rounds per case (the best counts; default 3)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # small tensors: one thread is faster on a shared 2-core machine (measured)
-    cases = list(CPU_CASES) + (WARP_CPU_CASES if args.warp_cpu else []) + (GPU_CASES if args.gpu else [])
+    cases = select_cases(args.gpu, args.warp_cpu, not args.no_cpu, args.worlds, args.warp_device, args.control_steps,
+                         args.rounds)
+    if not cases:
+        p.error("no cases: --no-cpu needs --gpu, --warp-cpu or --worlds")
+    devices = sorted({c.device for c in cases})
     prov = Provenance("bench/run.py", config={"cases": [asdict(c) for c in cases]},
-                      device="cuda:0" if args.gpu else "cpu")
+                      device=",".join(d for d in devices if d != "cpu") or "cpu")
     rows = []
     for case in cases:
         row = measure(case)

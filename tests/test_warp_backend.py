@@ -1,6 +1,6 @@
-"""`WarpBackend` on Warp's CPU device: buffer sizing, set_state round trips, zero-copy views, and parity
-with `MujocoBackend` over 120 physics steps, of the humanoid alone and in the interaction scenes (objects and their
-contacts with the humanoid).
+"""`WarpBackend` on Warp's CPU device (``ANYSKILL_WARP_DEVICE=cuda:0`` runs the same tests on a GPU): buffer sizing,
+set_state round trips, zero-copy views, and parity with `MujocoBackend` over 120 physics steps, of the humanoid alone
+and in the interaction scenes (objects and their contacts with the humanoid).
 
 Building the backend compiles MuJoCo Warp's kernels on first use (minutes on a 2-core CPU; cached in
 ~/.cache/warp afterwards), so every test that steps or builds one is marked slow and they share one
@@ -8,6 +8,7 @@ pair of backends.
 """
 
 import math
+import os
 
 import mujoco
 import numpy as np
@@ -33,6 +34,14 @@ TOL = {"qpos": 1e-4, "body_pos": 1e-4, "body_rot": 1e-4, "qvel": 2e-3, "body_vel
 READERS = tuple(TOL)
 WALK = "motions/amp_humanoid_walk.npy"
 from conftest import SHARED_DATA  # noqa: E402
+
+DEVICE = os.environ.get("ANYSKILL_WARP_DEVICE", "cpu")
+"""Warp device of every backend built here: Warp's CPU device by default (CI), ``cuda:0`` on a GPU machine."""
+
+
+def host(t: torch.Tensor) -> torch.Tensor:
+    """``t`` on the CPU, to compare with MujocoBackend's tensors and with expected values."""
+    return t.detach().cpu()
 
 
 def _lying_quat() -> torch.Tensor:
@@ -83,8 +92,8 @@ def _initial_states(model, motion=None) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def backends(model):
-    """(WarpBackend, MujocoBackend) with 4 worlds each, on Warp's CPU device."""
-    return WarpBackend(4, model, device="cpu"), MujocoBackend(4, model)
+    """(WarpBackend, MujocoBackend) with 4 worlds each, the Warp one on DEVICE."""
+    return WarpBackend(4, model, device=DEVICE), MujocoBackend(4, model)
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +118,9 @@ def parity(backends, model):
         for b in (wb, cb):
             b.step(SUBSTEPS)
         for name in READERS:
-            err = (getattr(wb, name)()[:n] - getattr(cb, name)()[:n]).abs().flatten(1).amax(1)
+            err = (host(getattr(wb, name)()[:n]) - getattr(cb, name)()[:n]).abs().flatten(1).amax(1)
             worst[name] = torch.maximum(worst[name], err)
-        touch_w.append((wb.body_contact_force()[:n].abs() > CONTACT_FORCE_THRESHOLD).any(-1) & fall_bodies)
+        touch_w.append((host(wb.body_contact_force()[:n]).abs() > CONTACT_FORCE_THRESHOLD).any(-1) & fall_bodies)
         touch_c.append((cb.body_contact_force()[:n].abs() > CONTACT_FORCE_THRESHOLD).any(-1) & fall_bodies)
     return dict(worst=worst, touch_warp=torch.stack(touch_w), touch_cpu=torch.stack(touch_c),
                 has_motion=motion is not None)
@@ -192,7 +201,7 @@ def test_set_state_round_trips_and_leaves_other_worlds_alone(backends, model):
     wb, _ = backends
     wb.set_pd_targets(torch.zeros(wb.num_envs, model.num_dofs))
     wb.step(SUBSTEPS)
-    before = wb.root_state().clone()
+    before = host(wb.root_state()).clone()
     g = torch.Generator().manual_seed(5)
     ids = torch.tensor([2, 0])
     d = model.num_dofs
@@ -206,17 +215,17 @@ def test_set_state_round_trips_and_leaves_other_worlds_alone(backends, model):
         dof_vel=torch.randn(2, d, generator=g),
     )
     wb.set_state(ids, **state)
-    rs = wb.root_state()
+    rs = host(wb.root_state())
     unit = quat_normalize(root_rot)
     expected = torch.cat([state["root_pos"], unit, state["root_vel"], state["root_ang_vel"]], -1)
     torch.testing.assert_close(rs[ids], expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(wb.dof_pos()[ids], state["dof_pos"], atol=1e-6, rtol=0)
-    torch.testing.assert_close(wb.dof_vel()[ids], state["dof_vel"], atol=1e-6, rtol=0)
-    torch.testing.assert_close(wb.body_pos()[ids, 0], state["root_pos"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(wb.body_rot()[ids, 0], unit, atol=1e-5, rtol=0)
-    torch.testing.assert_close(wb.body_vel()[ids, 0], state["root_vel"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(wb.body_ang_vel()[ids, 0], state["root_ang_vel"], atol=1e-5, rtol=0)
-    assert torch.all(wb.body_contact_force()[ids] == 0)
+    torch.testing.assert_close(host(wb.dof_pos())[ids], state["dof_pos"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(host(wb.dof_vel())[ids], state["dof_vel"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(host(wb.body_pos())[ids, 0], state["root_pos"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(host(wb.body_rot())[ids, 0], unit, atol=1e-5, rtol=0)
+    torch.testing.assert_close(host(wb.body_vel())[ids, 0], state["root_vel"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(host(wb.body_ang_vel())[ids, 0], state["root_ang_vel"], atol=1e-5, rtol=0)
+    assert torch.all(host(wb.body_contact_force())[ids] == 0)
     torch.testing.assert_close(rs[[1, 3]], before[[1, 3]], atol=0, rtol=0)
 
 
@@ -280,7 +289,7 @@ def test_diverged_flags_non_finite_and_fast_worlds_until_reset(backends, model):
 
 @pytest.mark.slow
 def test_contact_overflow_counts_as_diverged_with_a_warning(model):
-    wb = WarpBackend(2, model, device="cpu", nconmax=2, njmax=64)
+    wb = WarpBackend(2, model, device=DEVICE, nconmax=2, njmax=64)
     d = model.num_dofs
     lying = _lying_quat().repeat(2, 1)
     wb.set_state(torch.arange(2), torch.tensor([[0.0, 0.0, 0.12]] * 2), lying, torch.zeros(2, 3), torch.zeros(2, 3),
@@ -318,7 +327,7 @@ def test_scene_trajectories_and_object_contacts_match_mujoco(model, name):
     scene = get_scene(name)
     positions, velocities, touches = SCENE_WORLDS[name]
     n, d = len(velocities), model.num_dofs
-    wb = WarpBackend(n, model, device="cpu", mj_model=scene.mj_model())
+    wb = WarpBackend(n, model, device=DEVICE, mj_model=scene.mj_model())
     cb = MujocoBackend(n, model, mj_model=scene.mj_model())
     q, _ = scene.initial_object_state(n, torch.Generator())
     for w, pos in enumerate(positions):
@@ -337,8 +346,8 @@ def test_scene_trajectories_and_object_contacts_match_mujoco(model, name):
         for b in (wb, cb):
             b.step(SUBSTEPS)
         for r in SCENE_TOL:
-            worst[r] = max(worst[r], float((getattr(wb, r)() - getattr(cb, r)()).abs().max()))
-        touched_w.append(wb.object_contacts().clone())
+            worst[r] = max(worst[r], float((host(getattr(wb, r)()) - getattr(cb, r)()).abs().max()))
+        touched_w.append(host(wb.object_contacts()).clone())
         touched_c.append(cb.object_contacts().clone())
     for r, tol in SCENE_TOL.items():
         assert worst[r] < tol, f"{name} {r}: |warp - mujoco| reached {worst[r]:.2e} (tolerance {tol:.0e})"

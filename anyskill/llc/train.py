@@ -35,6 +35,7 @@ from anyskill.config import LLCEnvSettings, profile
 from anyskill.config.llc import MOTION_WEIGHTS
 from anyskill.llc.agent import CALMAgent
 from anyskill.llc.registry import ALGO_NAME, calm_config, register_calm
+from anyskill.rl.budget import WallClockBudget
 from anyskill.rl.runner import EpochProgress, TrainResult, create_agent, resolve_device
 from anyskill.rl.vecenv import register_rl_games_env
 
@@ -116,6 +117,8 @@ def train_llc(
     torch_threads: int | None = None,
     epoch_callbacks: list[Callable[[CALMAgent, dict[str, float]], None]] | None = None,
     backend: str | None = None,
+    time_budget_s: float | None = None,
+    checkpoint_every_s: float | None = None,
 ) -> TrainResult:
     """Train the CALM low-level controller with the ``scale`` profile ("smoke", "laptop", "paper") on rl-games.
 
@@ -132,6 +135,9 @@ def train_llc(
         torch_threads: intra-op threads (default :func:`~anyskill.rl.runner.default_torch_threads`).
         epoch_callbacks: extra ``callback(agent, stats)`` hooks run after every epoch.
         backend: physics backend, "mujoco" (CPU) or "warp" (MuJoCo Warp on ``device``); default warp on CUDA.
+        time_budget_s: stop cleanly after the epoch during which this many seconds of training have passed, with
+            the final checkpoint written (:class:`~anyskill.rl.budget.WallClockBudget`); None: no limit.
+        checkpoint_every_s: also write a checkpoint every this many seconds (None: only the profile's).
     """
     from anyskill.provenance import Provenance
 
@@ -170,14 +176,19 @@ def train_llc(
     monitor = EpochProgress("CALM", params["config"]["max_epochs"], progress, out_dir / "train_info.json", info,
                             postfix={"disc_acc": "disc_accuracy", "ep_len": "episode_length", "reward": "style_reward"})
 
+    budget = WallClockBudget(time_budget_s, checkpoint_every_s)
+    if time_budget_s is not None or checkpoint_every_s is not None:
+        info.update(time_budget_s=time_budget_s, checkpoint_every_s=checkpoint_every_s)
+
     def make_agent(**kwargs: Any) -> CALMAgent:
         agent = CALMAgent(**kwargs)
         agent.epoch_callbacks += [lambda a, stats: monitor.update(int(stats["epoch"]), a.frame, stats),
-                                  *(epoch_callbacks or [])]
+                                  *(epoch_callbacks or []), budget]
         return agent
 
     register_calm()
     t0 = time.perf_counter()
+    budget.restart()  # the budget counts training, not the set-up above
     try:
         agent = create_agent(config, ALGO_NAME, make_agent, DefaultAlgoObserver(), seed)
         if resume is not None:
