@@ -78,6 +78,11 @@ class LowLevelController(nn.Module):
     def _calm(self) -> dict[str, Any]:
         return self.config.get("calm", {})
 
+    has_discriminator = True
+
+    def reset_timing(self) -> None:
+        """Nothing to reset: CALM's policy has no timing input (the student of the tracking route has)."""
+
     @torch.no_grad()
     def encode(self, windows: Tensor) -> Tensor:
         """AMP windows (N, enc_steps, frame_dim) newest first, or flattened -> unit latents (N, latent_dim)."""
@@ -110,7 +115,16 @@ class LowLevelController(nn.Module):
         return losses.style_reward(self.discriminator_score(amp_obs, z), self.disc_reward_scale)
 
 
-def load_llc(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> LowLevelController:
-    """Load a CALM checkpoint written by the rl-games runner (``.pth``) as a frozen controller on ``device``."""
+def load_llc(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> Any:
+    """Load a low-level controller checkpoint as a frozen controller on ``device``: a CALM checkpoint written by the
+    rl-games runner (-> :class:`LowLevelController`) or a distilled student of the tracking route (-> its
+    :class:`~anyskill.llc.student.StudentController`, the same interface)."""
+    path = Path(checkpoint_path)
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if isinstance(state, dict) and "student_config" in state:
+            from anyskill.llc.student import load_student
+
+            return load_student(state, device)
     return load_frozen(checkpoint_path, "calm_config", LowLevelController, "CALM",
                        "train one with `anyskill train-llc` (anyskill.llc.train.train_llc)", device)

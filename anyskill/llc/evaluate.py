@@ -41,9 +41,21 @@ Tensor = torch.Tensor
 
 
 # ---------------------------------------------------------------------------------------------- controllers
-def untrained_llc(like: LowLevelController | dict[str, Any] | str = "laptop", seed: int = 0) -> LowLevelController:
+def untrained_llc(like: Any = "laptop", seed: int = 0) -> Any:
     """A randomly initialised controller: the same networks as ``like`` (a controller, its ``config``
-    dict, or a scale name "smoke" | "laptop" | "paper" for the bundled humanoid), weights drawn with ``seed``."""
+    dict, or a scale name "smoke" | "laptop" | "paper" for the bundled humanoid), weights drawn with ``seed``.
+    For a distilled student (tracking route) the encoder keeps ``like``'s fixed frame statistics."""
+    from anyskill.llc.student import StudentController
+
+    if isinstance(like, StudentController):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            student = StudentController(like.config)
+        student.net.frame_mean.copy_(like.net.frame_mean)
+        student.net.frame_std.copy_(like.net.frame_std)
+        for p in student.parameters():
+            p.requires_grad_(False)
+        return student.eval()
     if isinstance(like, LowLevelController):
         config = like.config
     elif isinstance(like, dict):
@@ -111,6 +123,7 @@ def rollout_llc(llc: LowLevelController, env: HumanoidEnv, z: Tensor, steps: int
     env's current state (after ``env.reset()`` or ``env.start_from_reference``)."""
     b = env.backend
     n = env.num_envs
+    llc.reset_timing()
     obs = env.policy_observation()
     alive = torch.ones(n, dtype=torch.bool, device=env.device)
     fell = torch.zeros_like(alive)
