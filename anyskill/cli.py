@@ -137,9 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval_llc)
 
+    from anyskill.hlc.calibrate_cli import add_calibrate_command
     from anyskill.hlc.cli import add_hlc_commands
 
     add_hlc_commands(sub)
+    add_calibrate_command(sub)
     return p
 
 

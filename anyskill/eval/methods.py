@@ -106,7 +106,10 @@ class MethodContext:
     num_envs: int | None = None
     """parallel envs of each training run (None: the scale profile's)."""
     render_interval: int = 1
-    """in a scene: render + encode the reward's frame every k-th LLC step."""
+    """in a scene: render + encode the reward's frame every k-th LLC step (when it has no projection)."""
+    scene_projections: dict[str, StateProjection] = field(default_factory=dict)
+    """scene name -> its object-aware state projection (:func:`anyskill.hlc.projection_cache.calibrated_projection`
+    with ``scene=``); a scene listed here trains on it when ``reward_source`` is "projection"."""
     kinematic: KinematicSettings = field(default_factory=KinematicSettings)
 
 
@@ -127,10 +130,13 @@ class MethodRun:
 
 def method_goal(method: Method, text: str, ctx: MethodContext, scene: str | None = None) -> Goal:
     """The goal ``method`` trains on for ``text``: a :class:`TextGoal`, wrapped in a :class:`VariantGoal` when the
-    method scores frames differently. In an interaction ``scene`` the frames are rendered by the scene's camera
-    (every ``ctx.render_interval``-th LLC step): the state projection knows nothing of the objects."""
+    method scores frames differently. In an interaction ``scene``: the scene's object-aware projection when ``ctx``
+    has one and the reward source is "projection", else frames rendered by the scene's camera (every
+    ``ctx.render_interval``-th LLC step)."""
     if scene is None:
         goal = TextGoal(ctx.clip_model, ctx.renderer, text, ctx.reward_source, ctx.projection)
+    elif ctx.reward_source == "projection" and scene in ctx.scene_projections:
+        goal = TextGoal(ctx.clip_model, None, text, "projection", ctx.scene_projections[scene])
     else:
         spec = get_scene(scene)
         renderer = StateRenderer(spec.mj_model(), spec.camera)

@@ -33,10 +33,20 @@ def _goal_from_args(args: argparse.Namespace, motion_lib):
 
     if args.pose_clip:
         return PoseGoal.from_clip(find_clip(args.pose_clip, motion_lib), args.pose_time)
+    if args.reward_source is None:  # train-hlc: the cached state projection; rollout: rendered frames
+        args.reward_source = "projection" if getattr(args, "command", None) == "train-hlc" else "render"
     projection = StateProjection.load(args.projection) if args.projection else None
     renderer_needed = args.reward_source == "render"
     clip_model, renderer = _clip_and_renderer(args.clip_weights, getattr(args, "device", None) or "cpu", args.scene)
     renderer = renderer if renderer_needed else None
+    if args.reward_source == "projection" and projection is None:
+        from anyskill.hlc.projection_cache import calibrated_projection
+
+        projection = calibrated_projection(clip_model, args.llc, scene=args.scene,
+                                           scale=getattr(args, "scale", None) or "laptop",
+                                           cache_dir=getattr(args, "projection_cache", None),
+                                           progress=not getattr(args, "no_progress", False),
+                                           on_status=print).projection
     enhancer = make_enhancer(args.enhance)
     if getattr(args, "prompts", None):
         prompts, enhancements = PromptSet.load(args.prompts).enhanced(enhancer)
@@ -106,6 +116,8 @@ def _rollout(args: argparse.Namespace) -> int:
         if spec["kind"] != "pose":
             clip_model, renderer = _clip_and_renderer(args.clip_weights or spec.get("clip_weights"), scene=args.scene)
             projection = StateProjection.load(args.projection) if args.projection else None
+            if projection is None:  # a policy trained on the projection is scored on rendered frames
+                spec = {**spec, "reward_source": "render"}
         goal = goal_from_spec(spec, clip_model, renderer, projection, motion_lib)
     out = args.out or str(Path(args.checkpoint).with_suffix("")) + "_rollout"
     result = rollout(policy, args.llc, goal, seconds=args.seconds, seed=args.seed, render=not args.no_render,
@@ -137,12 +149,17 @@ def _goal_arguments(p: argparse.ArgumentParser, required: bool, prompt_sets: boo
     p.add_argument("--pose-time", type=float, help="time in the pose clip, s (default: its middle)")
     p.add_argument("--clip-weights", help="open_clip pretrained tag (default laion2b_s34b_b79k), checkpoint file, or "
                    "'random' (pipeline tests only); rollout defaults to the checkpoint's")
-    p.add_argument("--reward-source", default="render", choices=["render", "projection"])
+    p.add_argument("--reward-source", choices=["render", "projection"],
+                   help="train-hlc default 'projection': the state projection cached for this CLIP model, controller "
+                   "and scene (built on first use, `anyskill calibrate`), or --projection FILE; 'render': render and "
+                   "CLIP-encode every frame. rollout default 'render'")
     p.add_argument("--scene", metavar="NAME",
                    help="interaction scene (paper §4.4) of anyskill.sim.scene.SCENES, bundled: 'ball' (a soccer ball), "
                    "'door'; rollout defaults to the scene the policy was trained in")
     p.add_argument("--projection",
                    help="state-projection checkpoint (StateProjection.save) for --reward-source projection")
+    p.add_argument("--projection-cache", help="calibration cache folder (default $ANYSKILL_CACHE/projection or "
+                   "~/.cache/anyskill/projection)")
 
 
 def add_hlc_commands(sub) -> None:

@@ -69,9 +69,8 @@ class ClipFeatureGoal:
     def image_features(self, states: HumanoidStates) -> Tensor:
         """(N, E) unit features of the frames: CLIP of the renders, or the projection MLP's prediction."""
         if self.projection is not None and self.reward_source == "projection":
-            with torch.no_grad():
-                proj_device = next(self.projection.parameters()).device
-                return F.normalize(self.projection(states.body_pos.to(proj_device).float()), dim=-1)
+            with torch.no_grad():  # an object-aware projection (a scene's) also reads the objects' qpos
+                return F.normalize(self.projection.predict(states.body_pos, states.qpos), dim=-1)
         assert self.renderer is not None  # the constructor requires one for the render source
         frames = self.renderer.render_qpos(states.qpos)
         return self.clip_model.encode_images(frames)

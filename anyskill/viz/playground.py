@@ -39,6 +39,9 @@ from anyskill.text import ENHANCER_KINDS, Enhancement, enhancer_provenance, make
 from anyskill.viz.hlc import filmstrip
 
 GOAL_TYPES = ("text", "image", "pose")
+REWARD_SOURCES = ("projection", "render")
+"""How π_H's CLIP reward scores frames: the cached state projection (calibrated once per CLIP model, built on first
+use: :mod:`anyskill.hlc.projection_cache`) or rendering and encoding every frame. Rollouts are always rendered."""
 CLIP_CHOICES = ("random", "laion2b_s34b_b79k")
 """Offered in the UI's CLIP box (a checkpoint path may be typed instead): random weights prove the pipeline only."""
 RANDOM_NOTE = "RANDOM CLIP WEIGHTS: similarities are meaningless (pipeline check only)"
@@ -74,6 +77,9 @@ class PlaygroundRequest:
     seed: int = 0
     device: str = "cpu"
     llc_checkpoint: str = ""
+    reward_source: str = "projection"
+    projection_cache: str = ""
+    """calibration cache folder; empty: $ANYSKILL_CACHE/projection or ~/.cache/anyskill/projection."""
 
     def check(self) -> None:
         """Raise :class:`PlaygroundError` for input the pipeline cannot use, before any work starts."""
@@ -83,6 +89,8 @@ class PlaygroundRequest:
             raise PlaygroundError(f"unknown enhancer {self.enhance!r}; choose one of {ENHANCER_KINDS}")
         if self.scale not in SCALES:
             raise PlaygroundError(f"unknown scale {self.scale!r}; choose one of {SCALES}")
+        if self.reward_source not in REWARD_SOURCES:
+            raise PlaygroundError(f"unknown reward source {self.reward_source!r}; choose one of {REWARD_SOURCES}")
         if self.goal_type == "text" and not self.prompt.strip():
             raise PlaygroundError("the prompt is empty: type an instruction, e.g. 'wave hi'")
         if self.goal_type == "image" and self.image is None:
@@ -174,10 +182,12 @@ def _clip_model(weights: str, device: str):
     return ClipModel(ClipSpec(weights=weights, device=device, half=device.startswith("cuda")))
 
 
-def build_goal(request: PlaygroundRequest, renderer, motion_lib) -> tuple[Goal, dict[str, Any]]:
+def build_goal(request: PlaygroundRequest, renderer, motion_lib,
+               projection=None) -> tuple[Goal, dict[str, Any]]:
     """The goal of ``request`` and what to record about it (a text goal: its enhancement and enhancer); CLIP goals
-    use ``renderer``."""
-    from anyskill.hlc.clip_goals import ImageGoal, TextGoal
+    score frames with ``projection`` (a :class:`~anyskill.reward.projection.StateProjection`) when given, else
+    rendered by ``renderer``."""
+    from anyskill.hlc.clip_goals import ImageGoal, RewardSource, TextGoal
     from anyskill.hlc.goal_spec import find_clip
     from anyskill.hlc.pose_goal import PoseGoal
 
@@ -188,12 +198,14 @@ def build_goal(request: PlaygroundRequest, renderer, motion_lib) -> tuple[Goal, 
             raise PlaygroundError(str(e)) from e
         return PoseGoal.from_clip(clip, request.pose_time), {}
     clip_model = _clip_model(request.clip_weights.strip(), request.device)
+    source: RewardSource = "projection" if projection is not None else "render"
     if request.goal_type == "text":
         enhancement, enhancer = enhance_prompt(request.prompt, request.enhance)
-        return TextGoal(clip_model, renderer, enhancement), {"enhancement": enhancement, **enhancer}
+        return (TextGoal(clip_model, renderer, enhancement, source, projection),
+                {"enhancement": enhancement, **enhancer})
     assert request.image is not None
     try:
-        return ImageGoal(clip_model, renderer, request.image, name=request.image_name or None), {}
+        return ImageGoal(clip_model, renderer, request.image, source, projection, name=request.image_name or None), {}
     except (OSError, ValueError) as e:
         raise PlaygroundError(f"unusable goal image: {e}") from e
 
@@ -231,7 +243,18 @@ def run_playground(request: PlaygroundRequest, out_dir: str | Path,
     motion_lib = default_library()
     renderer = StateRenderer(load_humanoid().mj_model(), CameraSpec())  # made and used in this thread (EGL)
     try:
-        goal, about = build_goal(request, renderer, motion_lib)
+        calibration = None
+        if request.goal_type != "pose" and request.reward_source == "projection":
+            from anyskill.hlc.projection_cache import calibrated_projection
+
+            calibration = calibrated_projection(_clip_model(request.clip_weights.strip(), request.device), llc,
+                                                scale=request.scale, cache_dir=request.projection_cache or None,
+                                                on_status=say)
+            say(calibration.summary())
+        goal, about = build_goal(request, renderer, motion_lib, calibration.projection if calibration else None)
+        if calibration is not None:
+            about["projection"] = {"file": str(calibration.path), "source": calibration.source,
+                                   "build_seconds": calibration.build_seconds, "fidelity": calibration.fidelity}
         enhancement = about.pop("enhancement", None)
         uses_clip = request.goal_type != "pose"
         clip = getattr(goal, "clip_model", None)
@@ -250,12 +273,23 @@ def run_playground(request: PlaygroundRequest, out_dir: str | Path,
                           progress=False, on_epoch=epoch_done)
         stop_if_cancelled()
         say(f"rolling out the trained policy for {request.rollout_seconds:g} s and rendering it")
-        result = rollout(train.checkpoint, llc, goal, seconds=request.rollout_seconds, seed=request.seed,
+        scored = _rendered_twin(goal, renderer, enhancement, request) if calibration is not None else goal
+        result = rollout(train.checkpoint, llc, scored, seconds=request.rollout_seconds, seed=request.seed,
                          out_dir=out / "rollout", motion_lib=motion_lib, renderer=renderer)
     finally:
         renderer.close()
     prov.finish()
     return PlaygroundRun(request, enhancement, goal.description, train, result, prov, uses_clip, random_clip)
+
+
+def _rendered_twin(goal: Goal, renderer, enhancement: Enhancement | None, request: PlaygroundRequest) -> Goal:
+    """The same CLIP goal scoring rendered frames (rollouts are measured on renders, not on the projection)."""
+    from anyskill.hlc.clip_goals import ImageGoal, TextGoal
+
+    if isinstance(goal, TextGoal):
+        return TextGoal(goal.clip_model, renderer, enhancement if enhancement is not None else goal.prompt)
+    assert isinstance(goal, ImageGoal)
+    return ImageGoal(goal.clip_model, renderer, goal.image, name=request.image_name or None)
 
 
 def plot_run(run: PlaygroundRun):
@@ -371,6 +405,9 @@ class PromptPlayground:
                                                max=65_536, description="Humanoids")
         self.clip_weights = widgets.Combobox(value=req.clip_weights, options=CLIP_CHOICES, description="CLIP",
                                              ensure_option=False, layout=wide)
+        self.reward_source = widgets.Dropdown(options=REWARD_SOURCES, value=req.reward_source, description="Reward",
+                                              tooltip="projection: the cached state projection (calibrated on first "
+                                              "use); render: render and encode every frame")
         self.seconds = widgets.BoundedFloatText(value=req.rollout_seconds, min=0.1, max=60.0, description="Rollout s")
         self.train_button = widgets.Button(description="Train", button_style="primary", icon="play")
         self.cancel_button = widgets.Button(description="Cancel", button_style="warning", icon="stop",
@@ -389,6 +426,7 @@ class PromptPlayground:
         self.save_rollout_button = widgets.Button(description="Save rollout", icon="save", disabled=True)
         self.saved = widgets.HTML()
         self._device, self._seed, self._llc = req.device, req.seed, req.llc_checkpoint
+        self._projection_cache = req.projection_cache
 
         self.train_button.on_click(lambda _: self.train())
         self.cancel_button.on_click(lambda _: self.cancel())
@@ -401,6 +439,7 @@ class PromptPlayground:
         self.widget = widgets.VBox([
             self.prompt, self.enhance, self.enhanced, self.goal_type, self.image, self.pose_clip,
             widgets.HBox([self.scale, self.epochs, self.num_envs]), widgets.HBox([self.clip_weights, self.seconds]),
+            self.reward_source,
             widgets.HBox([self.train_button, self.cancel_button, self.progress]), self.status, self.media,
             widgets.HBox([self.policy_path, self.save_policy_button]),
             widgets.HBox([self.rollout_path, self.save_rollout_button]), self.saved])
@@ -422,7 +461,8 @@ class PromptPlayground:
                                 image=image, image_name=name, pose_clip=self.pose_clip.value, scale=self.scale.value,
                                 epochs=int(self.epochs.value), num_envs=int(self.num_envs.value),
                                 clip_weights=self.clip_weights.value.strip(), rollout_seconds=float(self.seconds.value),
-                                seed=self._seed, device=self._device, llc_checkpoint=self._llc)
+                                seed=self._seed, device=self._device, llc_checkpoint=self._llc,
+                                reward_source=self.reward_source.value, projection_cache=self._projection_cache)
         req.check()
         return req
 
@@ -539,7 +579,7 @@ class PromptPlayground:
         for w, shown in ((self.prompt, kind == "text"), (self.enhance, kind == "text"), (self.image, kind == "image"),
                          (self.pose_clip, kind == "pose")):
             w.layout.display = None if shown else "none"
-        self.clip_weights.disabled = kind == "pose"
+        self.clip_weights.disabled = self.reward_source.disabled = kind == "pose"
         self.preview()
 
     def _scale_defaults(self) -> None:
