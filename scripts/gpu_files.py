@@ -2,9 +2,10 @@
 
 Shared by ``scripts/gpu_check.py`` (which writes them) and ``scripts/gpu_ingest.py`` (which reads them):
 
-* :func:`pack_checkpoint`: an rl-games LLC checkpoint reduced to what :func:`anyskill.llc.load_llc` reads (``model``
-  and ``calm_config`` plus the counters; no optimiser state), float weights in fp16 when the fp32 file would exceed
-  the limit (the normalisers' statistics stay fp32), split into ``NAME.partNN`` files if it still does;
+* :func:`pack_checkpoint`: an LLC checkpoint (CALM's rl-games file or the tracking route's student) without what only
+  continues training (optimiser state), float weights in fp16 when the fp32 file would exceed the limit (the
+  normalisers' statistics stay fp32), split into ``NAME.partNN`` files if it still does; :func:`anyskill.llc.load_llc`
+  reads the result;
 * :func:`join_parts`: the whole file back from its parts (or the file itself when it was not split);
 * :func:`bundle` / :func:`unbundle`: small files as one ``.tar.gz``, images dropped first if it grows too big.
 """
@@ -18,10 +19,14 @@ from typing import Any
 
 MAX_FILES = 8
 MAX_FILE_BYTES = 16 * 2**20
-PART_BYTES = 15 * 2**20
-"""Bytes per part of a split file: under the limit, with room for the tar/gzip framing of nothing else."""
-KEEP_FP32 = ("running_mean_std", "count", "value_mean_std")
+PART_BYTES = MAX_FILE_BYTES - 2**16
+"""Bytes per part of a split file: just under the limit (the paper CALM controller, 31 MiB in fp16, is 2 parts)."""
+KEEP_FP32 = ("running_mean_std", "count", "value_mean_std", "norm", "mean", "var", "std")
 """Keys whose tensors stay fp32 when a checkpoint is halved (normaliser statistics: small, precision matters)."""
+WEIGHT_KEYS = ("model", "student")
+"""Entries holding the networks' state dicts: ``model`` (CALM, rl-games) and ``student`` (the tracking route)."""
+TRAINING_ONLY = ("optimizer", "optimizers", "scaler", "replay", "env_state")
+"""Entries that only continue training; a packed checkpoint is for inference and evaluation."""
 
 
 def _halve(state: dict[str, Any]) -> dict[str, Any]:
@@ -38,12 +43,13 @@ def pack_checkpoint(src: str | Path, out: str | Path, limit: int = MAX_FILE_BYTE
     import torch
 
     state = torch.load(src, map_location="cpu", weights_only=False)
-    keep = {k: state[k] for k in ("model", "calm_config", "epoch", "frame") if k in state}
-    keep.update({k: v for k, v in state.items() if k.endswith("_config") and k not in keep})
+    keep = {k: v for k, v in state.items() if k not in TRAINING_ONLY and not k.endswith("optimizer")}
     dtype = "float32"
     blob = _serialise(keep)
     if len(blob) > limit:
-        keep["model"] = _halve(keep["model"])
+        for k in WEIGHT_KEYS:
+            if isinstance(keep.get(k), dict):
+                keep[k] = _halve(keep[k])
         dtype = "float16"
         blob = _serialise({**keep, "packed": {"dtype": dtype, "source": Path(src).name}})
     out = Path(out)

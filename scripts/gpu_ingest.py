@@ -134,16 +134,18 @@ def model_card(route: str, what: str, summary: dict[str, Any], skills: dict[str,
             ("idle latent stands", "idle_survived", "{}")]
     table = "\n".join(f"| {label} | {fmt.format(s.get(k))} | {fmt.format(shipped.get(k))} |" for label, k, fmt in rows)
     packed = train.get("packed", {})
+    epochs = f", {train['epochs']} epochs of {train.get('num_envs')} envs" if train.get("epochs") else ""
+    if train.get("stages"):
+        epochs += "; " + ", ".join(f"{k} {v['samples']} samples" for k, v in train["stages"].items())
     shipped_line = (f"**Shipped as the default** (`anyskill/checkpoints/{ckpt_name}`): {verdict[1]}." if verdict[0]
                     else f"**Not shipped**: {verdict[1]}. The checkpoint is `{route}.pth` of the GPU run's outputs.")
     return f"""# Model card: GPU-trained low-level controller — {what}
 
 Trained by `scripts/gpu_check.sh` ({'DRY RUN on the CPU, toy sizes' if summary['dry_run'] else 'GPU run'}) on
 {summary['machine'].get('gpu') or 'no GPU'}, commit `{summary['commit']}`, started {summary['started']}:
-{train.get('epochs')} epochs, {train.get('samples')} samples in {train.get('wall_time_s')} s
-({train.get('samples_per_s')} samples/s) under a fixed wall-clock budget of {summary['train_seconds'].get(route)} s,
-`{train.get('scale')}` scale, {train.get('num_envs')} envs. Weights stored as {packed.get('dtype', 'float32')}
-({packed.get('bytes', 0) / 2**20:.1f} MiB).
+{train.get('samples')} samples in {train.get('wall_time_s')} s ({train.get('samples_per_s')} samples/s{epochs})
+under a fixed wall-clock budget of {summary['train_seconds'].get(route)} s, `{train.get('scale')}` scale. Weights
+stored as {packed.get('dtype', 'float32')} ({packed.get('bytes', 0) / 2**20:.1f} MiB).
 
 {shipped_line}
 

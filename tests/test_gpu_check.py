@@ -170,11 +170,11 @@ def dry_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("gpu_check")
     out = base / "out"
     t0 = time.perf_counter()
-    # --slack 4: the step limits are sized for an idle 2-core machine (about 3 minutes in all); CI machines and
-    # sessions share their cores, and a limit hit there would fail the test without anything being wrong
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), str(out), "--dry-run", "--slack", "4",
+    # --slack 6: the step limits are sized for an idle 2-core machine (about 3 minutes in all); machines shared with
+    # other jobs were measured up to 8x slower, and a limit hit there would fail the test with nothing wrong
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), str(out), "--dry-run", "--slack", "6",
                            "--work", str(base / "work")],
-                          cwd=REPO, capture_output=True, text=True, timeout=2400)
+                          cwd=REPO, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - t0
     print(proc.stdout[-3000:], proc.stderr[-3000:])
     return out, proc, wall

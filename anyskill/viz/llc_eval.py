@@ -110,8 +110,10 @@ def write_skill_eval(result: SkillEvaluation, out_dir: str | Path, prov: Provena
     out_dir = Path(out_dir)
     csv = prov.write_csv(result.per_clip, out_dir / f"{stem}.csv")
     prov.write_csv(result.distances.reset_index(names="latent_of"), out_dir / f"{stem}_distances.csv")
-    js = prov.write_json({"summary": result.summary, "idle": result.idle}, out_dir / f"{stem}.json")
     fig = plot_skill_identification(result.distances, result.per_clip, title=title)
     png = prov.save_figure(fig, Path(figures_dir or out_dir) / f"{stem}.png")
     plt.close(fig)
+    # after the figure: in the same folder its provenance sidecar is <stem>.json too, which the summary (provenance
+    # included) must replace, not the other way round
+    js = prov.write_json({"summary": result.summary, "idle": result.idle}, out_dir / f"{stem}.json")
     return csv, js, png
