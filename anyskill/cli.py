@@ -34,6 +34,24 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _train_llc(args: argparse.Namespace) -> int:
+    route = args.route or ("calm" if args.scale == "paper" else "tracking")
+    if route == "tracking":
+        from anyskill.llc.tracking_route import train_tracking_route
+        from anyskill.llc.train import load_motions
+
+        if args.resume or args.epochs or args.backend == "warp":
+            raise ValueError("--resume/--epochs/--backend warp apply to --route calm; the tracking route resumes "
+                             "from whatever --out holds and is sized by --tracker-samples/--distill-samples")
+        lib, _ = load_motions(args.motions)
+        out = args.out or f"runs/llc_tracking_{args.scale}"
+        info = train_tracking_route(lib, out, scale=args.scale, time_budget_s=args.time_budget,
+                                    tracker_samples=args.tracker_samples, distill_samples=args.distill_samples,
+                                    num_envs=args.envs, num_threads=args.threads, seed=args.seed,
+                                    progress=not args.no_progress)
+        print(f"tracker: {info['tracker']['samples'] if 'tracker' in info else 'done before'} samples; "
+              f"student: {info['distill']['samples']} samples")
+        print(f"checkpoint: {out}/llc.pth (tracker: {out}/tracker.pth)")
+        return 0
     from anyskill.llc.train import train_llc
 
     result = train_llc(scale=args.scale, motions=args.motions, out_dir=args.out, num_envs=args.envs,
@@ -78,6 +96,69 @@ def _eval_llc(args: argparse.Namespace) -> int:
               f"identified top-1 {s['top1_accuracy']:.0%} (chance {s['chance']:.0%}), own-clip pose distance "
               f"{s['mean_own_distance_m']:.3f} m; {idle}")
         print("wrote " + ", ".join(str(f) for f in files))
+    if args.sliding or args.random_latents or args.tracker:
+        _eval_interface(args, checkpoint, prov)
+    return 0
+
+
+def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
+    """The sliding-latent, random-latent and tracker checks of ``eval-llc`` (anyskill.llc.latent_checks)."""
+    import json
+    from pathlib import Path
+
+    from anyskill.llc.evaluate import resolve_controller
+    from anyskill.llc.latent_checks import evaluate_random_latents, evaluate_sliding
+    from anyskill.llc.train import load_motions
+
+    llc, _ = resolve_controller(checkpoint, args.seed)
+    lib, _ = load_motions(args.motions)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"provenance": prov.finish().as_dict()}
+    if args.sliding:
+        df = evaluate_sliding(llc, lib, seed=args.seed)
+        df.to_csv(out / "llc_sliding.csv", index=False)
+        summary["sliding"] = {"finished": int(df["finished"].sum()), "clips": len(df),
+                              "mean_local_error_m": float(df["local_error_m"].mean())}
+        print(f"sliding latents from each clip's first frame: {int(df['finished'].sum())}/{len(df)} finished "
+              f"without a fall, mean root-relative body error {df['local_error_m'].mean():.3f} m")
+    if args.random_latents:
+        r = evaluate_random_latents(llc, lib, seed=args.seed)
+        summary["random_latents"] = r
+        print(f"random unit latents from standing, {r['seconds']:g} s: held stay up {r['held_survival']:.0%}, "
+              f"switched every 5 steps stay up {r['switched_survival']:.0%}")
+    if args.tracker:
+        import pandas as pd
+
+        from anyskill.llc.tracker import evaluate_tracker, load_tracker
+
+        tracker, track = load_tracker(args.tracker)
+        t = evaluate_tracker(tracker, lib, track, seed=args.seed)
+        pd.DataFrame(t["per_clip"]).to_csv(out / "llc_tracker.csv", index=False)
+        summary["tracker"] = {"finished": sum(r["finished"] for r in t["per_clip"]), "clips": len(t["per_clip"]),
+                              "mean_local_error_m": t["local_error_m"]}
+        print(f"tracker with the reference from each clip's first frame: {summary['tracker']['finished']}/"
+              f"{len(t['per_clip'])} finished, mean root-relative body error {t['local_error_m']:.3f} m")
+    (out / "llc_interface.json").write_text(json.dumps(summary, indent=1, default=str))
+    print(f"wrote {out / 'llc_interface.json'}")
+
+
+def _train_domain_clip(args: argparse.Namespace) -> int:
+    import torch
+
+    from anyskill.eval.domain_build import build_domain_model
+    from anyskill.reward.domain_model import DOMAIN_LABEL
+    from anyskill.reward.domain_train import DomainTrainSettings
+
+    torch.set_num_threads(args.threads)
+    settings = DomainTrainSettings(steps=args.steps, seed=args.seed, time_budget_s=args.time_budget)
+    m = build_domain_model(args.data, args.out, llc_checkpoint=args.llc, regenerate=args.regenerate,
+                           settings=settings, rollout_frames=args.rollout_frames, random_floor=not args.no_random_floor,
+                           workers=args.workers)
+    r = m["domain"]["retrieval_heldout_phrasings"]
+    print(f"{DOMAIN_LABEL}: {m['checkpoint']} ({m['size_mb']} MB); held-out frames and phrasings: text->image R@1 "
+          f"{r['t2i_r1']:.3f} (chance {r['chance_t2i_r1']:.3f}), image->text R@1 {r['i2t_r1']:.3f}; card "
+          f"{m['checkpoint'].removesuffix('.pth')}.md")
     return 0
 
 
@@ -104,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--shared", default="../shared/data", help="folder holding motions/ and bvh/")
     b.set_defaults(func=_build_data)
 
-    t = sub.add_parser("train-llc", help="train the CALM low-level controller (rl-games PPO on the MuJoCo humanoid)")
+    t = sub.add_parser("train-llc", help="train the low-level controller (tracking + distillation, or CALM)")
     t.add_argument("--scale", default="smoke", choices=SCALES)
     t.add_argument("--motions", help="motion manifest YAML (default: the bundled anyskill/data/motions.yaml)")
     t.add_argument("--epochs", type=int, help="last epoch (default: the scale's; counted across --resume)")
@@ -121,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
                    help="also write a checkpoint every this many seconds of training")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar (rl-games prints per-epoch stats instead)")
+    t.add_argument("--route", choices=["tracking", "calm"],
+                   help="tracking: a PPO tracker distilled into the latent interface (default at smoke/laptop); "
+                   "calm: adversarial CALM (default at paper)")
+    t.add_argument("--tracker-samples", type=int, help="tracking route: tracker samples (default: the scale's)")
+    t.add_argument("--distill-samples", type=int, help="tracking route: distillation samples (default: the scale's)")
+    t.add_argument("--threads", type=int, help="tracking route: MuJoCo stepping threads (default: the scale's)")
     t.set_defaults(func=_train_llc)
 
     e = sub.add_parser("eval-llc", help="per-clip imitation metrics of an LLC checkpoint, beside an untrained baseline")
@@ -134,8 +221,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the held-out skill evaluation: every clip's latent from standing (default: on)")
     e.add_argument("--skill-seconds", type=float, default=10.0, help="rollout per latent in the skill evaluation, s")
     e.add_argument("--idle-seconds", type=float, default=60.0, help="how long the idle latent must keep it standing, s")
+    e.add_argument("--sliding", action=argparse.BooleanOptionalAction, default=True,
+                   help="also replay every clip with latents re-encoded every 5 steps from its first frame")
+    e.add_argument("--random-latents", action=argparse.BooleanOptionalAction, default=True,
+                   help="also hold / switch random unit latents from standing for 10 s")
+    e.add_argument("--tracker", help="a tracker checkpoint (tracking route) to evaluate with the reference")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval_llc)
+
+    d = sub.add_parser("train-domain-clip", help="render + caption this humanoid and train the project's domain "
+                       "text-image model (closed vocabulary, not CLIP; clip_weights='anyskill-domain')")
+    d.add_argument("--data", default="runs/domain_data/data.pt", help="captioned renders (made first if missing)")
+    d.add_argument("--regenerate", action="store_true", help="render the data again (e.g. after a new controller)")
+    d.add_argument("--llc", help="controller for the rollout frames (default: the shipped one)")
+    d.add_argument("--rollout-frames", type=int, default=4000)
+    d.add_argument("--workers", type=int, default=1, help="rendering processes")
+    d.add_argument("--out", default="anyskill/checkpoints/anyskill_domain.pth", help="checkpoint; card and metrics "
+                   "are written beside it")
+    d.add_argument("--steps", type=int, default=800)
+    d.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop training after this much wall time")
+    d.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    d.add_argument("--no-random-floor", action="store_true", help="skip the random ViT-B/32 comparison")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_train_domain_clip)
 
     from anyskill.hlc.calibrate_cli import add_calibrate_command
     from anyskill.hlc.cli import add_hlc_commands

@@ -108,12 +108,64 @@ def measure(case: LLCBenchCase, seed: int = 0) -> dict:
     }
 
 
+def measure_tracking_route(num_envs: int = 256, sim_threads: int = 2, learn_threads: int = 2, iterations: int = 6,
+                           seed: int = 0) -> dict:
+    """The tracking route at laptop sizes: tracker PPO and DAgger distillation samples/s (iterations after the first,
+    which builds the env and warms up), and the tracking env alone under zero residuals, in the same process."""
+    from anyskill.data import default_library
+    from anyskill.llc.distill import distill
+    from anyskill.llc.tracker import Tracker, train_tracker
+    from anyskill.llc.tracking import TrackingEnv
+    from anyskill.llc.tracking_route import route_profile
+
+    torch.set_num_threads(1)
+    lib = default_library()
+    prof = route_profile("laptop")
+    track = replace(prof.track, num_envs=num_envs, num_threads=sim_threads, seed=seed)
+    per_iter = num_envs * prof.ppo.horizon
+    ppo = replace(prof.ppo, total_samples=per_iter * (iterations + 1), learn_threads=learn_threads)
+    dcfg = replace(prof.distill, num_envs=num_envs, total_samples=per_iter * (iterations + 1),
+                   learn_threads=learn_threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train_tracker(lib, Path(tmp) / "t", track, ppo, seed=seed, progress=False)
+        env = TrackingEnv(track, lib)
+        teacher = Tracker(env.num_obs, env.num_actions, ppo.actor_units, ppo.critic_units).eval()
+        drun = distill(lib, teacher, track, Path(tmp) / "d", dcfg, seed=seed, progress=False)
+    env.reset()
+    zeros = torch.zeros(num_envs, env.num_actions)
+    for _ in range(5):
+        env.step(zeros)
+    t0 = time.perf_counter()
+    for _ in range(50):
+        env.step(zeros)
+    env_rate = num_envs * 50 / (time.perf_counter() - t0)
+
+    def rate(curve: list[dict]) -> float:
+        rows = curve[1:]
+        return sum(r["samples_per_s"] for r in rows) / len(rows)
+
+    tracker_rate, distill_rate = rate(run.curve), rate(drun.curve)
+    return {"num_envs": num_envs, "sim_threads": sim_threads, "learn_threads": learn_threads,
+            "tracker_samples_per_s": round(tracker_rate, 1),
+            "tracker_share_sim": round(sum(r["sim_fraction"] for r in run.curve[1:]) / iterations, 3),
+            "distill_samples_per_s": round(distill_rate, 1),
+            "distill_share_sim": round(sum(r["sim_fraction"] for r in drun.curve[1:]) / iterations, 3),
+            "tracking_env_steps_per_s": round(env_rate, 1),
+            "tracker_env_ratio": round(env_rate / tracker_rate, 2),
+            "distill_env_ratio": round(env_rate / distill_rate, 2)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_llc.json")
     parser.add_argument("--quick", action="store_true", help="one short case (a check that it runs)")
+    parser.add_argument("--route", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure the tracking route (tracker PPO, distillation, tracking env alone)")
+    parser.add_argument("--route-only", action="store_true", help="only the tracking route")
     args = parser.parse_args(argv)
     cases = [LLCBenchCase("laptop", 32, epochs=2, warmup_epochs=1)] if args.quick else list(CASES)
+    if args.route_only:
+        cases = []
     prov = Provenance(notebook="bench/bench_llc.py", config={"cases": [asdict(c) for c in cases]})
     rows = []
     print(f"{'scale':>7} {'N':>4} {'thr':>3} {'sim':>3} {'samples/s':>10} {'env/s':>7} {'ratio':>5} {'sim%':>5} "
@@ -125,6 +177,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{row['samples_per_s']:>10.0f} {row['env_steps_per_s']:>7.0f} {row['env_ratio']:>5.2f} "
               f"{row['share_sim']:>5.2f} {row['share_inference']:>5.2f} {row['share_learning']:>5.2f} "
               f"{row['share_other']:>5.2f}", flush=True)
+    route = None
+    if args.route:
+        route = measure_tracking_route(num_envs=32 if args.quick else 256, iterations=2 if args.quick else 6)
+        print("tracking route: " + ", ".join(f"{k} {v}" for k, v in route.items()), flush=True)
     info = {
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
@@ -133,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         "amx_bf16": bool(torch.cpu._is_amx_tile_supported()),
         "load_average_at_end": os.getloadavg(),
     }
-    path = prov.finish().write_json({"machine_info": info, "results": rows}, args.out)
+    path = prov.finish().write_json({"machine_info": info, "results": rows, "tracking_route": route}, args.out)
     print(f"wrote {path}")
 
 

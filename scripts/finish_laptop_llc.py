@@ -1,4 +1,6 @@
-"""Package a `laptop` LLC run: pick its best checkpoint, ship it, evaluate it, write its model card.
+"""Package a `laptop` CALM run (``train-llc --route calm --scale laptop``): pick its best checkpoint, ship it as
+the CALM controller ``llc_calm_laptop.pth`` (the default controller is the tracking route's, see
+``finish_tracking_llc.py``), evaluate it, write its model card.
 
     .venv/bin/python scripts/finish_laptop_llc.py runs/llc_laptop [--every 4] [--select best|latest]
 
@@ -7,16 +9,16 @@
    ``--every``-th checkpoint of the run -> the skill curve (metrics against training samples);
 2. ``--select best`` (default) ships the checkpoint with the most skills identified (ties: more latents standing,
    then the smaller own-clip distance); ``latest`` the newest one;
-3. writes ``anyskill/checkpoints/llc_laptop.pth`` with what inference and fine-tuning of the weights need
+3. writes ``anyskill/checkpoints/llc_calm_laptop.pth`` with what inference and fine-tuning of the weights need
    (``model``: networks and normalisers, ``calm_config``, ``epoch``, ``frame``), without the optimiser state; if
    that is still over the size limit, the largest float32 matrices are stored in float16 (largest first, only as
    many as needed; ``load_llc`` casts them back), and the card reports the resulting output differences;
 4. evaluates the shipped file against the untrained controller of the same configuration (the policy training
    started from): skills, per-clip imitation from each clip's first frame (:func:`evaluate_llc`), held-out
    discriminator accuracy (:func:`learning_signals`);
-5. writes results/llc_laptop_{eval.csv, skills.csv, skills.json, skills_distances.csv, skill_curve.csv},
-   figures/llc_laptop_{eval, skills, skill_curve}.png, the learning and skill curves next to the checkpoint (for
-   notebook 02) and the model card ``anyskill/checkpoints/llc_laptop.md``.
+5. writes results/llc_calm_laptop_{eval.csv, skills.csv, skills.json, skills_distances.csv, skill_curve.csv},
+   figures/llc_calm_laptop_{eval, skills, skill_curve}.png, the learning and skill curves next to the checkpoint (for
+   notebook 02) and the model card ``anyskill/checkpoints/llc_calm_laptop.md``.
 """
 
 from __future__ import annotations
@@ -138,10 +140,10 @@ def model_card(info: dict, source: Path, shipped: Path, size_mb: float, halved: 
     wall = float(info.get("wall_time_s", float("nan")))
     met = [k for k, goal in GOALS.items()
            if (skills.summary[k] <= goal if k == "mean_own_distance_m" else skills.summary[k] >= goal)]
-    return f"""# Model card: `llc_laptop.pth` — CALM low-level controller, `laptop` scale
+    return f"""# Model card: `llc_calm_laptop.pth` — CALM low-level controller, `laptop` scale
 
 A low-level controller (paper §3.1: motion encoder E, latent-conditioned policy π_L(a|s,z), conditional
-discriminator D) trained with `anyskill train-llc --scale laptop --seed {train_prov['seed']}` on a 2-core CPU. It is
+discriminator D) trained with `anyskill train-llc --route calm --scale laptop --seed {train_prov['seed']}` on a 2-core CPU. It is
 small and early next to the reference controller (≈14.5k epochs of 1024 envs x 32 steps ≈
 {REFERENCE_SAMPLES / 1e6:.0f} M samples on a GPU, facts §2.4-2.5): {info['samples']:,} samples, {100 * info['samples'] / REFERENCE_SAMPLES:.2g} % of that.
 
@@ -224,7 +226,7 @@ Held-out discriminator accuracy (`learning_signals`: 32 hybrid starts on random 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", nargs="?", default=str(ROOT / "runs" / "llc_laptop"))
-    parser.add_argument("--out", default=str(ROOT / "anyskill" / "checkpoints" / "llc_laptop.pth"))
+    parser.add_argument("--out", default=str(ROOT / "anyskill" / "checkpoints" / "llc_calm_laptop.pth"))
     parser.add_argument("--every", type=int, default=4, help="evaluate every k-th checkpoint for the skill curve")
     parser.add_argument("--select", choices=["best", "latest"], default="best")
     parser.add_argument("--eval-root", default=str(ROOT), help="folder receiving results/ and figures/")
@@ -274,14 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     prov.finish()
 
     root = Path(args.eval_root)
-    eval_csv = prov.write_csv(imitation, root / "results" / "llc_laptop_eval.csv")
-    eval_png = prov.save_figure(plot_llc_eval(imitation), root / "figures" / "llc_laptop_eval.png")
+    eval_csv = prov.write_csv(imitation, root / "results" / "llc_calm_laptop_eval.csv")
+    eval_png = prov.save_figure(plot_llc_eval(imitation), root / "figures" / "llc_calm_laptop_eval.png")
     skills_csv, _, skills_png = write_skill_eval(
-        skills, root / "results", prov, stem="llc_laptop_skills", figures_dir=root / "figures",
-        title=f"held-out skills of llc_laptop.pth ({info['samples']:,} samples)")
-    curve_csv = prov.write_csv(curve.reset_index(), root / "results" / "llc_laptop_skill_curve.csv")
+        skills, root / "results", prov, stem="llc_calm_laptop_skills", figures_dir=root / "figures",
+        title=f"held-out skills of llc_calm_laptop.pth ({info['samples']:,} samples)")
+    curve_csv = prov.write_csv(curve.reset_index(), root / "results" / "llc_calm_laptop_skill_curve.csv")
     curve_png = prov.save_figure(plot_skill_curves(curve, goals=GOALS, title="held-out skills over training"),
-                                 root / "figures" / "llc_laptop_skill_curve.png")
+                                 root / "figures" / "llc_calm_laptop_skill_curve.png")
     read_tensorboard(run_dir).to_csv(out.with_name(out.stem + "_curves.csv"))  # learning curves for notebook 02
     curve.to_csv(out.with_name(out.stem + "_skill_curve.csv"))
     files = {"eval_csv": eval_csv, "eval_png": eval_png, "skills_csv": skills_csv, "skills_png": skills_png,

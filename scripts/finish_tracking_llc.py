@@ -130,8 +130,29 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str)
         "",
         "## What it cannot do (measured)",
         *info["limits"],
+        *hlc_section(ROOT / "results" / "llc_hlc_pose_goals.csv"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def hlc_section(path: Path) -> list[str]:
+    """The high-level comparison of ``scripts/hlc_pose_comparison.py`` (pose goals of 5 clips, both controllers)."""
+    if not path.is_file():
+        return []
+    df = pd.read_csv(path, comment="#")
+    mean = df.groupby("controller")[["pose_error_untrained_m", "pose_error_trained_m"]].mean().reset_index()
+    return ["", "## One level up: high-level policies on pose goals",
+            "π_H trained on each controller toward the middle frame of 5 clips (`scripts/hlc_pose_comparison.py`: "
+            "`laptop` profile, 60 epochs × 32 envs, seed 0); mean pose error (m) of deterministic 2-s rollouts from "
+            f"standing before and after training (`{path.relative_to(ROOT)}`):", "",
+            markdown_table(df.drop(columns=["train_s"])), "", "Mean over the goals:", "", markdown_table(mean)]
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A pipe table of ``df`` (floats to 3 decimals), without pandas' optional tabulate dependency."""
+    cells = [[_fmt(v.item() if hasattr(v, "item") else v) for v in row] for row in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 
 
 def curve_tables(run: Path) -> dict:
@@ -140,43 +161,14 @@ def curve_tables(run: Path) -> dict:
     cols = [c for c in ("samples", "eval_finished", "eval_local_error_m", "eval_stand_finished",
                         "eval_stand_local_error_m") if c in tc]
     t = tc.dropna(subset=[c for c in cols if c != "samples"])[cols] if len(cols) > 1 else tc[["samples"]].tail(0)
-    out["tracker_table"] = "Tracker:\n\n" + t.to_markdown(index=False, floatfmt=".3f")
+    out["tracker_table"] = "Tracker:\n\n" + markdown_table(t)
     dc = pd.read_csv(run / "distill_curve.csv")
     cols = [c for c in ("samples", "bc_loss", "eval_top1", "eval_survival", "eval_sliding_finished",
                         "eval_sliding_error_m") if c in dc]
     d = dc.dropna(subset=[c for c in cols if c.startswith("eval")])[cols] if any(
         c.startswith("eval") for c in cols) else dc[cols].iloc[::20]
-    out["distill_table"] = "Student:\n\n" + d.to_markdown(index=False, floatfmt=".3f")
+    out["distill_table"] = "Student:\n\n" + markdown_table(d)
     return out
-
-
-def plot_route_curves(run: Path, path: Path, prov) -> None:
-    import matplotlib.pyplot as plt
-
-    tc = pd.read_csv(run / "tracker_curve.csv")
-    dc = pd.read_csv(run / "distill_curve.csv")
-    fig, ax = plt.subplots(1, 3, figsize=(14, 3.6))
-    ax[0].plot(tc["samples"] / 1e6, tc["reward"], lw=0.8, label="reward / step")
-    ax[0].plot(tc["samples"] / 1e6, tc["terminations_per_step"] * 10, lw=0.8, label="terminations / step × 10")
-    ax[0].set(xlabel="tracker samples (M)", title="tracker training")
-    ax[0].legend(fontsize=8)
-    ev = tc.dropna(subset=["eval_finished"]) if "eval_finished" in tc else tc.head(0)
-    if len(ev):
-        ax[1].plot(ev["samples"] / 1e6, ev["eval_finished"], "o-", label="finished, first frame")
-        ax[1].plot(ev["samples"] / 1e6, ev["eval_stand_finished"], "s-", label="finished, from standing")
-        ax[1].plot(ev["samples"] / 1e6, ev["eval_local_error_m"] * 10, "^-", label="error (m) × 10")
-    ax[1].set(xlabel="tracker samples (M)", title="tracker, every clip (deterministic)")
-    ax[1].legend(fontsize=8)
-    ax[2].plot(dc["samples"] / 1e6, dc["rollout_action_mse"], lw=0.8, label="action MSE on own states")
-    evd = dc.dropna(subset=["eval_top1"]) if "eval_top1" in dc else dc.head(0)
-    if len(evd):
-        ax[2].plot(evd["samples"] / 1e6, evd["eval_top1"], "o-", label="held skills top-1")
-        ax[2].plot(evd["samples"] / 1e6, evd["eval_sliding_error_m"], "s-", label="sliding error (m)")
-    ax[2].set(xlabel="distillation samples (M)", title="student (DAgger)")
-    ax[2].legend(fontsize=8)
-    fig.tight_layout()
-    prov.save_figure(fig, path)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from anyskill.llc.evaluate import untrained_llc
     from anyskill.llc.tracker import Tracker, evaluate_tracker, load_tracker
     from anyskill.provenance import Provenance, git_commit, machine
-    from anyskill.viz.llc_eval import write_skill_eval
+    from anyskill.viz.llc_eval import plot_route_curves, plot_sliding, write_skill_eval
 
     root, run = args.root, args.run
     ck = root / "anyskill" / "checkpoints"
@@ -231,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
                for k, e in (("trained", t_eval), ("replay", z_eval))}
     prov.write_json({"interface": metrics, "tracker": tracker, "goals": GOALS}, root / "results" /
                     "llc_laptop_interface.json")
-    plot_route_curves(run, root / "figures" / "llc_laptop_route_curves.png", prov.finish())
+    fig = plot_route_curves(pd.read_csv(run / "tracker_curve.csv"), pd.read_csv(run / "distill_curve.csv"),
+                            title="llc_laptop.pth: tracking route over samples")
+    prov.finish().save_figure(fig, root / "figures" / "llc_laptop_route_curves.png")
+    fig = plot_sliding(pd.read_csv(root / "results" / "llc_laptop_sliding.csv", comment="#"))
+    prov.finish().save_figure(fig, root / "figures" / "llc_laptop_sliding.png")
     info = json.loads((run / "train_info.json").read_text()) if (run / "train_info.json").is_file() else {}
     info.update({"tracking": student_state["tracking"], "ppo": tracker_state["ppo"],
                  "distill": {**student_state["distill"], "samples": int(student_state["samples"]),

@@ -30,15 +30,18 @@ def main() -> None:
     ap.add_argument("--distill-samples", type=int, default=None)
     ap.add_argument("--eval-every", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="MuJoCo and learner threads (default: the profile's 2)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     lib = default_library()
     prof = route_profile("laptop")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    track = replace(prof.track, seed=args.seed)
+    threads = {"num_threads": args.threads} if args.threads else {}
+    learn = {"learn_threads": args.threads} if args.threads else {}
+    track = replace(prof.track, seed=args.seed, **threads)
     if args.stage in ("tracker", "both"):
-        ppo = replace(prof.ppo, eval_every_iters=args.eval_every,
+        ppo = replace(prof.ppo, eval_every_iters=args.eval_every, **learn,
                       **({"total_samples": args.tracker_samples} if args.tracker_samples else {}))
 
         def ev(net, samples):
@@ -64,7 +67,7 @@ def main() -> None:
         from anyskill.llc.skills import evaluate_skills
 
         teacher, teacher_track = load_tracker(out / "tracker.pth")
-        dcfg = replace(prof.distill, eval_every_iters=args.eval_every,
+        dcfg = replace(prof.distill, eval_every_iters=args.eval_every, **learn,
                        **({"total_samples": args.distill_samples} if args.distill_samples else {}))
 
         def evs(ckpt, samples):

@@ -58,8 +58,8 @@ def test_resume_continues_counters_normalisers_and_optimiser(first_run, manifest
     result, _ = first_run
     before = torch_ext.load_checkpoint(str(result.checkpoint))
     out = tmp_path / "resumed"
-    assert cli_main(["train-llc", "--scale", "smoke", "--motions", str(manifest), "--envs", str(NUM_ENVS),
-                     "--epochs", str(EPOCHS + 1), "--out", str(out), "--resume", str(result.checkpoint),
+    assert cli_main(["train-llc", "--route", "calm", "--scale", "smoke", "--motions", str(manifest), "--envs",
+                     str(NUM_ENVS), "--epochs", str(EPOCHS + 1), "--out", str(out), "--resume", str(result.checkpoint),
                      "--no-progress"]) == 0
     after = torch_ext.load_checkpoint(str(latest_checkpoint(out)))
     batch = HORIZON * NUM_ENVS

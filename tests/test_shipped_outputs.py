@@ -1,12 +1,12 @@
 """The shipped checkpoints give the outputs recorded in ``tests/data/shipped_outputs.npz``.
 
 The reference file was written by ``python tests/test_shipped_outputs.py --record`` (first before the architecture
-redesign of issue 10, re-recorded when the retrained laptop controller was shipped); this test recomputes every
-entry with the current code. It checks the
-whole inference path of the shipped low-level controller: the motion library's AMP windows and policy
-observations (humanoid FK, observation functions), the encoder's latents, the policy's actions, the conditional
-discriminator's logits, a short deterministic rollout in the MuJoCo env, and a few high-level env steps toward a
-pose goal on top of it (Eq. 3 reward with early termination). Re-record only on purpose (a new shipped checkpoint,
+redesign of issue 10, re-recorded when the retrained laptop controller was shipped and again when the tracking
+route's distilled student replaced CALM as the shipped controller); this test recomputes every entry with the current
+code. It checks the whole inference path of the shipped low-level controller: the motion library's AMP windows and
+policy observations (humanoid FK, observation functions), the encoder's latents, the policy's actions, the
+discriminator's logits (NaN for the student, which has none: NaN must stay NaN), a short deterministic rollout in the
+MuJoCo env, and a few high-level env steps toward a pose goal on top of it (Eq. 3 reward with early termination). Re-record only on purpose (a new shipped checkpoint,
 a deliberate change of behaviour).
 """
 

@@ -1,5 +1,5 @@
-"""Learning signals of the tracking route, for 5 seeds, single-threaded: the distilled student's action error falls;
-the smoke route runs end to end and its checkpoint loads as a controller with the latent interface."""
+"""Learning signals of the tracking route, for 5 seeds, single-threaded: the tracker learns to finish a clip that the
+plain PD replay falls on, with a smaller tracking error; the distilled student's action error falls."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from anyskill.llc.distill import DistillConfig, distill
-from anyskill.llc.tracker import Tracker
+from anyskill.llc.tracker import Tracker, TrackerPPOConfig, evaluate_tracker, load_tracker, train_tracker
 from anyskill.llc.tracking import TrackingConfig, TrackingEnv
 from anyskill.motion.library import MotionLibrary
 
@@ -31,3 +31,27 @@ def test_student_action_error_falls_under_dagger(motion_lib, tmp_path, seed):
     last = sum(r["rollout_action_mse"] for r in run.curve[-5:]) / 5
     assert last < first / 3, (first, last)
     assert (tmp_path / "llc.pth").is_file() and (tmp_path / "distill_curve.csv").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_tracker_learns_to_finish_a_kick_that_pd_replay_falls_on(motion_lib, tmp_path, seed):
+    """PPO on the kick clip (64 humanoids, 200 k samples, ~4 min on one core): deterministic, from the clip's first
+    frame and from standing, the zero-residual tracker (the clip's joint angles as PD targets) falls and errs by
+    ~0.09-0.11 m; the trained one must finish the clip and cut the error by 40 % (measured: 0.03 m, seeds 0-4)."""
+    torch.set_num_threads(1)
+    lib = MotionLibrary([motion_lib.clips[motion_lib.clip_names.index("kick")]])
+    track = TrackingConfig(num_envs=64, episode_length=120, seed=seed)
+    ppo = TrackerPPOConfig(horizon=32, epochs=4, minibatch=512, actor_units=(256, 128), critic_units=(256, 128),
+                           total_samples=200_000)
+    run = train_tracker(lib, tmp_path, track, ppo, seed=seed, progress=False)
+    trained, _ = load_tracker(run.checkpoint)
+    replay = Tracker(trained.obs_dim, trained.act_dim, trained.actor_units, trained.critic_units).eval()
+    torch.nn.init.zeros_(replay.actor[-1].weight)
+    torch.nn.init.zeros_(replay.actor[-1].bias)
+    for standing in (False, True):
+        before = evaluate_tracker(replay, lib, track, standing=standing)
+        after = evaluate_tracker(trained, lib, track, standing=standing)
+        assert before["finished"] == 0.0
+        assert after["finished"] == 1.0, (standing, after)
+        assert after["local_error_m"] < 0.6 * before["local_error_m"], (standing, before, after)

@@ -122,6 +122,12 @@ def test_smoke_route_trains_resumes_and_evaluates_through_the_cli(tmp_path, caps
     assert set(summary) >= {"sliding", "random_latents", "tracker", "provenance"}
     assert summary["sliding"]["clips"] == 18 and 0.0 <= summary["random_latents"]["held_survival"] <= 1.0
     assert "sliding latents" in capsys.readouterr().out
+    # a loaded student goes through the per-clip evaluation as a CALM controller does, beside its untrained twin
+    from anyskill.llc.evaluate import evaluate_llc
+
+    df = evaluate_llc(llc, seconds=0.3, min_seconds=0.3, baseline=True)
+    assert set(df["controller"]) == {"trained", "untrained"} and len(df) == 36
+    assert df["body_err_local_m"].gt(0).all() and df["disc_logit"].isna().all()
 
 
 def test_route_rejects_calm_only_options(tmp_path):

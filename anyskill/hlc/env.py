@@ -136,6 +136,7 @@ class HighLevelEnv:
         """Reset every env (first episodes staggered, see ``HLCEnvConfig.stagger_episodes``, when there is a time
         limit); returns ``{"obs": (N, 223)}``."""
         self._obs = self.env.reset()["obs"]
+        self.llc.reset_timing()
         self.progress.zero_()
         if self.cfg.stagger_episodes and self.cfg.episode_length is not None:
             start = torch.randint(0, self.cfg.episode_length, (self.num_envs,), generator=self._gen)

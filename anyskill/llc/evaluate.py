@@ -90,7 +90,7 @@ def resolve_controller(checkpoint: str | Path | LowLevelController | None, seed:
     """(controller, label): a loaded checkpoint or controller ("trained"), or for None an untrained laptop-size one."""
     if checkpoint is None:
         return untrained_llc("laptop", seed), "untrained"
-    if isinstance(checkpoint, LowLevelController):
+    if isinstance(checkpoint, torch.nn.Module):  # a CALM LowLevelController or a tracking-route StudentController
         return checkpoint.eval(), "trained"
     return load_llc(checkpoint), "trained"
 

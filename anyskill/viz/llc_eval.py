@@ -117,3 +117,56 @@ def write_skill_eval(result: SkillEvaluation, out_dir: str | Path, prov: Provena
     # included) must replace, not the other way round
     js = prov.write_json({"summary": result.summary, "idle": result.idle}, out_dir / f"{stem}.json")
     return csv, js, png
+
+
+def plot_route_curves(tracker_curve: pd.DataFrame, distill_curve: pd.DataFrame, title: str = ""):
+    """The tracking route over samples: tracker training (reward, terminations), its deterministic evaluation on
+    every clip (finished from the first frame / from standing, error), and the student (action error on its own
+    states; held-skill top-1 and sliding error where evaluated). Curves are the rows of ``tracker_curve.csv`` and
+    ``distill_curve.csv`` written by :mod:`anyskill.llc.tracking_route`."""
+    tc, dc = tracker_curve, distill_curve
+    fig, ax = plt.subplots(1, 3, figsize=(15, 3.8))
+    m = tc["samples"] / 1e6
+    ax[0].plot(m, tc["reward"], lw=0.8, label="reward per step")
+    ax[0].plot(m, tc["terminations_per_step"] * 10, lw=0.8, label="early terminations per step x 10")
+    ax[0].set(xlabel="tracker samples (M)", title="tracker: PPO training")
+    ev = tc.dropna(subset=["eval_finished"]) if "eval_finished" in tc else tc.head(0)
+    if len(ev):
+        e = ev["samples"] / 1e6
+        ax[1].plot(e, ev["eval_finished"], "o-", label="finished, from the first frame")
+        ax[1].plot(e, ev["eval_stand_finished"], "s-", label="finished, from standing")
+        ax[1].plot(e, ev["eval_local_error_m"] * 10, "^-", label="root-relative error (m) x 10")
+        ax[1].set_ylim(0, 1.05)
+    ax[1].set(xlabel="tracker samples (M)", title="tracker: every clip, deterministic")
+    d = dc["samples"] / 1e6
+    ax[2].plot(d, dc["rollout_action_mse"], lw=0.8, label="action MSE to the teacher, own states")
+    evd = dc.dropna(subset=["eval_top1"]) if "eval_top1" in dc else dc.head(0)
+    if len(evd):
+        e = evd["samples"] / 1e6
+        ax[2].plot(e, evd["eval_top1"], "o-", label="held latents: skills identified")
+        ax[2].plot(e, evd["eval_sliding_error_m"], "s-", label="sliding latents: error (m)")
+    ax[2].set(xlabel="distillation samples (M)", title="student: DAgger")
+    for a in ax:
+        a.legend(fontsize=8)
+        a.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sliding(df: pd.DataFrame, title: str = ""):
+    """Per clip: root-relative body error of the sliding-latent replay (:func:`anyskill.llc.latent_checks.
+    evaluate_sliding`), bars hatched where the humanoid fell, with the fall time written on them."""
+    fig, ax = plt.subplots(figsize=(max(8, 0.5 * len(df)), 3.6))
+    colors = ["tab:green" if f else "tab:red" for f in df["finished"]]
+    ax.bar(df["clip"], df["local_error_m"], color=colors)
+    for i, (fin, t) in enumerate(zip(df["finished"], df["fall_time_s"], strict=True)):
+        if not fin:
+            ax.text(i, 0.005, f"fell {t:.1f} s", rotation=90, ha="center", va="bottom", fontsize=7, color="white")
+    ax.set(ylabel="root-relative body error (m)", title=title or "sliding latents from each clip's first frame "
+           "(green: finished, red: fell)")
+    ax.tick_params(axis="x", rotation=60)
+    plt.setp(ax.get_xticklabels(), ha="right")
+    fig.tight_layout()
+    return fig
