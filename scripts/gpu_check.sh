@@ -39,7 +39,7 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libEGL'; then
     for f in "$GLDEBS"/*.deb; do dpkg -x "$f" / ; done
     ldconfig
   else
-    bash scripts/system_deps.sh || echo "gpu_check: no EGL installed; rendering steps will fail" >&2
+    ANYSKILL_BROWSER_DEPS=0 bash scripts/system_deps.sh || echo "gpu_check: no EGL installed; rendering steps will fail" >&2
   fi
 fi
 NV_EGL=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json

@@ -250,3 +250,23 @@ def test_cli_calibrate_and_train_hlc_use_the_cache(tmp_path, monkeypatch, capsys
                  "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "calibrating" not in out and "reward source projection" in out
+
+
+def test_playground_ui_state_between_runs(tmp_path):
+    """Train clears the last run's "saved" message and media; Cancel cannot be pressed twice."""
+    import threading
+
+    from anyskill.viz.playground import PlaygroundRequest, PromptPlayground
+
+    ui = PromptPlayground(tmp_path, PlaygroundRequest(prompt="", clip_weights="random"))
+    ui.saved.value = "rollout saved: /somewhere"
+    ui.train()  # the empty prompt is refused with a message, and the stale message is gone
+    assert ui.saved.value == "" and "empty" in ui.status.value and not ui.busy
+    release = threading.Event()
+    ui._thread = threading.Thread(target=release.wait, daemon=True)
+    ui._thread.start()
+    ui.cancel_button.disabled = False
+    ui.cancel()
+    assert ui.cancel_button.disabled and ui._cancel.is_set()
+    release.set()
+    assert ui.wait(5)

@@ -6,8 +6,8 @@ route's distilled student replaced CALM as the shipped controller); this test re
 code. It checks the whole inference path of the shipped low-level controller: the motion library's AMP windows and
 policy observations (humanoid FK, observation functions), the encoder's latents, the policy's actions, the
 discriminator's logits (NaN for the student, which has none: NaN must stay NaN), a short deterministic rollout in the
-MuJoCo env, and a few high-level env steps toward a pose goal on top of it (Eq. 3 reward with early termination). Re-record only on purpose (a new shipped checkpoint,
-a deliberate change of behaviour).
+MuJoCo env, and a few high-level env steps toward a pose goal on top of it (Eq. 3 reward with early
+termination). Re-record only on purpose (a new shipped checkpoint, a deliberate change of behaviour).
 """
 
 from __future__ import annotations

@@ -60,6 +60,9 @@ def test_text_goal_trains_in_the_background_rolls_out_and_saves(tmp_path):
     assert ui.run is not None, ui.status.value
     assert ui.progress.value == ui.progress.max == 2 and ui.progress.bar_style == "success"
     assert ui.media.children[0] in (ui.video, ui.gif) and len(ui.media.children[0].value) > 1000
+    if ui.media.children[0] is ui.video:  # browsers autoplay only muted video, also after a page reload
+        assert all(f" {a} " in ui.video.value for a in ("autoplay", "muted", "loop", "playsinline"))
+        assert "src='data:video/mp4;base64," in ui.video.value
     assert bytes(ui.plot.value[:4]) == b"\x89PNG"
     assert RANDOM_NOTE in ui.status.value and "done" in ui.status.value
     assert not ui.train_button.disabled and ui.cancel_button.disabled
@@ -75,6 +78,18 @@ def test_text_goal_trains_in_the_background_rolls_out_and_saves(tmp_path):
     ui.save_rollout_button.click()
     assert {"states.npz", "similarity.csv", "similarity.png"} <= {p.name for p in (tmp_path / "kept").iterdir()}
     assert "rollout saved" in ui.saved.value
+
+    # a new run: the "saved" message, the video and curves and the Save buttons belong to the run before it
+    ui.epochs.value = 50
+    ui.train_button.click()
+    assert ui.busy and ui.saved.value == "" and ui.media.children == () and ui.run is None
+    assert ui.save_policy_button.disabled and ui.save_rollout_button.disabled
+    ui.cancel_button.click()
+    assert ui.cancel_button.disabled and "cancelling" in ui.status.value  # pressed once is enough
+    assert ui.wait(TIMEOUT_S)
+    assert "cancelled" in ui.status.value and "nothing was rolled out" in ui.status.value, ui.status.value
+    assert ui.media.children == () and ui.run is None and ui.save_policy_button.disabled
+    assert not ui.train_button.disabled and ui.cancel_button.disabled
 
 
 def test_bad_input_is_a_message_not_a_traceback(tmp_path):
@@ -124,6 +139,7 @@ def test_cancel_stops_training(tmp_path):
             break
         ui.wait(0.1)
     ui.cancel_button.click()
+    assert ui.cancel_button.disabled
     assert ui.wait(TIMEOUT_S)
     assert "cancelled after epoch" in ui.status.value, ui.status.value
     assert 1 <= ui.progress.value < 500 and ui.run is None and ui.save_policy_button.disabled

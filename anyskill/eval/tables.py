@@ -56,6 +56,12 @@ RANDOM_NOTE = ("RANDOM CLIP WEIGHTS: our CLIP_S column and every CLIP-based rewa
                "(a pipeline check); only the plausibility columns measure something. Rerun with pretrained weights.")
 
 
+DOMAIN_NOTE_KEY = "not CLIP"
+DOMAIN_NOTE = ("Scored by the DOMAIN MODEL of this humanoid, closed vocabulary — not CLIP (anyskill/checkpoints/"
+               "anyskill_domain.md): our CLIP_S column is its cosine x 100, meaningful for this humanoid's poses in "
+               "its vocabulary but not comparable with the paper's CLIP numbers.")
+
+
 def paper_row_name(table: int, key: str) -> str | None:
     """The paper's row for a method key (Tables 1, 3) or a scene name (Table 2)."""
     if table == 2:
@@ -125,6 +131,8 @@ def write_table(table: pd.DataFrame, prov: Provenance, stem: str | Path, title: 
              f"- config: `{record['config']}`", ""]
     if "RANDOM" in str(record["clip_weights"]):
         notes = [RANDOM_NOTE, *notes]
+    elif DOMAIN_NOTE_KEY in str(record["clip_weights"]):
+        notes = [DOMAIN_NOTE, *notes]
     lines += [f"> {n}" for n in notes] + [""]
     lines += ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(_cell(v) for v in r) + " |" for r in table.itertuples(index=False)]

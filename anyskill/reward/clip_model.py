@@ -7,7 +7,9 @@ Weights, in order of preference:
 * a **local checkpoint file** (``weights="/path/to/open_clip_pytorch_model.bin"``);
 * ``weights="random"`` — random initialisation (seeded: the same weights every time), explicitly requested, for
   tests and offline pipeline runs only:
-  random-weight features carry no meaning (renders of very different poses have cosine ≈ 0.9997–1.0).
+  random-weight features carry no meaning (renders of very different poses have cosine ≈ 0.9997–1.0);
+* ``weights="anyskill-domain"`` (or ``"anyskill-domain:/path/file.pth"``) — not CLIP: the project's own small
+  text–image model of this humanoid's renders, closed vocabulary (:mod:`anyskill.reward.domain_model`), offline.
 
 Without any of them a :class:`ClipWeightsUnavailable` error explains the three ways; nothing hangs and nothing
 falls back silently.
@@ -47,7 +49,18 @@ class ClipSpec:
     @property
     def description(self) -> str:
         """What the provenance of a result records as 'CLIP weights'."""
+        if self.is_domain:
+            from anyskill.reward.domain_model import domain_description
+
+            return domain_description(self.weights)
         return f"{self.model}/{self.weights}" + (" (RANDOM: no meaningful similarity)" if self.is_random else "")
+
+    @property
+    def is_domain(self) -> bool:
+        """The project's domain model of this humanoid (closed vocabulary, not CLIP)."""
+        from anyskill.reward.domain_model import is_domain_weights
+
+        return is_domain_weights(self.weights)
 
     @property
     def is_random(self) -> bool:
@@ -81,6 +94,10 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 def _create(spec: ClipSpec):
     import open_clip
 
+    if spec.is_domain:
+        from anyskill.reward.domain_model import load_domain_model
+
+        return load_domain_model(spec.weights)
     if spec.is_random:  # the same random weights every time (reruns comparable), the caller's RNG untouched
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
@@ -117,6 +134,30 @@ def _create(spec: ClipSpec):
     )
 
 
+def preprocess_frames(frames: torch.Tensor, image_size: tuple[int, int], raw_pixels: bool = False) -> torch.Tensor:
+    """(N, H, W, 3) uint8 (or float in [0, 1]) -> (N, 3, S, S) float32 model input on the frames' device: centre crop
+    to a square, antialiased bicubic resize to ``image_size``, CLIP mean/std. ``raw_pixels``: 0-255 values, no resize
+    or normalisation (the authors' quirk, see :class:`ClipModel`). The domain model is trained on exactly this."""
+    if frames.dim() != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (N, H, W, 3) RGB, got {tuple(frames.shape)}")
+    x = frames.permute(0, 3, 1, 2).float()
+    if raw_pixels:
+        if x.max() <= 1.0 and frames.dtype != torch.uint8:
+            x = x * 255.0
+        return x
+    if frames.dtype == torch.uint8:
+        x = x / 255.0
+    h, w = x.shape[-2:]
+    s = min(h, w)  # centre crop to a square, then resize (CLIP's own preprocessing)
+    top, left = (h - s) // 2, (w - s) // 2
+    x = x[..., top : top + s, left : left + s]
+    if (s, s) != tuple(image_size):
+        x = F.interpolate(x, size=tuple(image_size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 class ClipModel(torch.nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
@@ -131,6 +172,9 @@ class ClipModel(torch.nn.Module):
         super().__init__()
         import open_clip
 
+        if raw_pixels and spec.is_domain:
+            raise ValueError("raw_pixels=True is the authors' CLIP quirk; the domain model was trained on normalised "
+                             "inputs")
         self.spec = spec
         self.raw_pixels = raw_pixels
         self.model = _create(spec).eval().requires_grad_(False).to(spec.device)
@@ -183,23 +227,7 @@ class ClipModel(torch.nn.Module):
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, H, W, 3) uint8 (or float in [0, 1]) -> (N, 3, S, S) model input on the model's device."""
-        x = frames.to(self.device)
-        if x.dim() != 4 or x.shape[-1] != 3:
-            raise ValueError(f"frames must be (N, H, W, 3) RGB, got {tuple(x.shape)}")
-        x = x.permute(0, 3, 1, 2).float()
-        if self.raw_pixels:
-            if x.max() <= 1.0 and frames.dtype != torch.uint8:
-                x = x * 255.0
-            return x.to(self.dtype)
-        if frames.dtype == torch.uint8:
-            x = x / 255.0
-        h, w = x.shape[-2:]
-        s = min(h, w)  # centre crop to a square, then resize (CLIP's own preprocessing)
-        top, left = (h - s) // 2, (w - s) // 2
-        x = x[..., top : top + s, left : left + s]
-        if (s, s) != self.image_size:
-            x = F.interpolate(x, size=self.image_size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-        return ((x - self.mean) / self.std).to(self.dtype)
+        return preprocess_frames(frames.to(self.device), self.image_size, self.raw_pixels).to(self.dtype)
 
     @torch.no_grad()
     def encode_images(self, frames: torch.Tensor, batch_size: int = 64) -> torch.Tensor:

@@ -14,6 +14,7 @@ message. Every callback is a plain method, so tests drive the UI without a brows
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import shutil
@@ -42,8 +43,9 @@ GOAL_TYPES = ("text", "image", "pose")
 REWARD_SOURCES = ("projection", "render")
 """How π_H's CLIP reward scores frames: the cached state projection (calibrated once per CLIP model, built on first
 use: :mod:`anyskill.hlc.projection_cache`) or rendering and encoding every frame. Rollouts are always rendered."""
-CLIP_CHOICES = ("random", "laion2b_s34b_b79k")
-"""Offered in the UI's CLIP box (a checkpoint path may be typed instead): random weights prove the pipeline only."""
+CLIP_CHOICES = ("random", "laion2b_s34b_b79k", "anyskill-domain")
+"""Offered in the UI's CLIP box (a checkpoint path may be typed instead): random weights prove the pipeline only;
+"anyskill-domain" is the project's domain model of this humanoid (closed vocabulary, not CLIP)."""
 RANDOM_NOTE = "RANDOM CLIP WEIGHTS: similarities are meaningless (pipeline check only)"
 
 
@@ -135,8 +137,12 @@ class PlaygroundRun:
 
     @property
     def note(self) -> str:
-        """The label every figure of a random-weight CLIP run carries ("" otherwise)."""
-        return RANDOM_NOTE if self.random_clip else ""
+        """The label every figure of a random-weight CLIP run or of the domain model carries ("" otherwise)."""
+        if self.random_clip:
+            return RANDOM_NOTE
+        from anyskill.reward.domain_model import DOMAIN_LABEL
+
+        return f"scored by the {DOMAIN_LABEL}" if DOMAIN_LABEL in str(self.provenance.clip_weights) else ""
 
     @property
     def title(self) -> str:
@@ -370,6 +376,15 @@ def _figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _video_html(mp4: bytes, width: int = 320) -> str:
+    """An HTML5 ``<video>`` of ``mp4`` that plays by itself, also after a page reload: browsers autoplay only muted
+    video (the rollout has no sound) and ``widgets.Video`` cannot set ``muted``; ``playsinline`` keeps it in the page
+    on phones, ``loop`` repeats the short rollout."""
+    src = base64.b64encode(mp4).decode("ascii")
+    return (f"<video class='anyskill-rollout' autoplay muted loop playsinline controls width='{width}' "
+            f"src='data:video/mp4;base64,{src}'></video>")
+
+
 def _message(text: str, error: bool = False) -> str:
     colour = "#b00" if error else "#333"
     return f"<span style='color:{colour}'>{html.escape(text)}</span>"
@@ -414,7 +429,7 @@ class PromptPlayground:
                                             disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=req.max_epochs, description="Epochs")
         self.status = widgets.HTML()
-        self.video = widgets.Video(format="mp4", autoplay=True, loop=True, controls=True, width=320)
+        self.video = widgets.HTML()  # a <video> that autoplays muted (see _video_html), not widgets.Video
         self.gif = widgets.Image(format="gif", width=320)
         self.plot = widgets.Image(format="png")
         self.media = widgets.HBox()
@@ -482,6 +497,7 @@ class PromptPlayground:
         """Check the input, then train and roll out in a background thread; the UI stays responsive."""
         if self.busy:
             return
+        self.saved.value = ""  # a "saved" message belongs to the run it saved
         try:
             req = self.request()
         except PlaygroundError as e:
@@ -493,6 +509,7 @@ class PromptPlayground:
         self.progress.max, self.progress.value, self.progress.bar_style = req.max_epochs, 0, ""
         self.train_button.disabled, self.cancel_button.disabled = True, False
         self.save_policy_button.disabled = self.save_rollout_button.disabled = True
+        self.run, self.media.children = None, ()  # no earlier run's video and curves beside the new one
         self.status.value = _message(f"starting ({out})")
         self._thread = threading.Thread(target=self._work, args=(req, out), daemon=True, name="anyskill-playground")
         self._thread.start()
@@ -501,6 +518,7 @@ class PromptPlayground:
         """Ask the training to stop at the end of the current epoch."""
         if self.busy:
             self._cancel.set()
+            self.cancel_button.disabled = True
             self.status.value = _message("cancelling at the end of the current epoch ...")
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -557,7 +575,7 @@ class PromptPlayground:
             self.gif.value = video.read_bytes()
             self.media.children = (self.gif, self.plot)
         elif video is not None:
-            self.video.value = video.read_bytes()
+            self.video.value = _video_html(video.read_bytes())
             self.media.children = (self.video, self.plot)
         self.plot.value = _figure_png(plot_run(run))
         if run.enhancement is not None:
