@@ -1,5 +1,6 @@
-"""Write anyskill_domain_e2e.json (+ card) from run3's llc_laptop rows; the CALM record is kept under
-"previous_controller" and summarised in a note. Usage: scripts/domain_e2e/merge.py [extra note ...]"""
+"""Write anyskill_domain_e2e.json (+ card) from the llc_laptop rows of scripts/domain_e2e/run.py (then upright.py);
+the CALM record is kept under "previous_controller" and summarised in a note.
+Usage: scripts/domain_e2e/merge.py [extra note ...]"""
 import json
 import sys
 from pathlib import Path
@@ -14,9 +15,12 @@ if "previous_controller" in old:  # re-merge: keep the CALM record as it was
 else:
     calm = old
 rows = [json.loads(x) for x in Path("runs/domain_e2e/run3_rows.jsonl").read_text().splitlines() if x.strip()]
-s = E2ESettings(num_envs=32, epochs=60, learning_rate=1e-3)
+# the sizes are the rows' own (run.py ENVS EPOCHS ...; lr as run.py sets it); all rows must share them
+s = E2ESettings(num_envs=rows[0]["num_envs"], epochs=rows[0]["epochs"], learning_rate=1e-3)
 plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items()}
-assert all(r["llc"] == "llc_laptop.pth" and r["num_envs"] == s.num_envs and r["epochs"] == s.epochs for r in rows)
+if not all(r["llc"] == "llc_laptop.pth" and r["num_envs"] == s.num_envs and r["epochs"] == s.epochs for r in rows):
+    sys.exit("runs/domain_e2e/run3_rows.jsonl mixes controllers or sizes: rerun scripts/domain_e2e/run.py into a fresh "
+             "rows file")
 
 
 def label(r):
