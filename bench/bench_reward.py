@@ -9,7 +9,9 @@ ViT-B-32 (random weights: speed does not depend on the weights), fp16 on CUDA. T
 ``ClipModel.encode_images`` in float32; "after" is ``StateRenderer(fast=True)`` (:data:`anyskill.sim.render.
 FAST_RENDER`) with :class:`anyskill.reward.fast_encode.BatchedImageEncoder` (bfloat16 where the CPU has AVX512-BF16
 or AMX). The ratios and the largest cosine error of the "after" features against float32 on default renders are
-recorded with the machine's load average (other processes slow every number down).
+recorded with the machine's load average (other processes slow every number down). "after_int8" is the same with
+the opt-in int8 encoder (``precision="int8"``; its error on random weights is not that of trained weights, which the
+encoder checks itself on first use).
 
     .venv/bin/python bench/bench_reward.py                   # CPU -> results/bench_reward.json
     .venv/bin/python bench/bench_reward.py --device cuda:0   # CLIP on the GPU (rendering stays on EGL)
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     frames = renderer.render_qpos(qpos)
     fast_renderer = render.StateRenderer(lib.model.mj_model(), render.CameraSpec(), fast=True)
     encoder = BatchedImageEncoder(clip, "auto", batch_size=args.frames)
+    int8 = BatchedImageEncoder(clip, "int8", batch_size=args.frames) if args.device == "cpu" else None
     proj = StateProjection().to(args.device)
     body = s.body_pos.to(args.device)
 
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     t_render_fast = _best(lambda: fast_renderer.render_qpos(qpos), args.rounds)
     t_encode_fast = _best(lambda: (encoder.encode(fast_frames), sync()), args.rounds)
     t_both_fast = _best(lambda: (encoder.encode(fast_renderer.render_qpos(qpos)), sync()), args.rounds)
+    t_int8 = {}
+    if int8 is not None:
+        t_int8["encode"] = _best(lambda: int8.encode(fast_frames), args.rounds)
+        t_int8["both"] = _best(lambda: int8.encode(fast_renderer.render_qpos(qpos)), args.rounds)
     reference = clip.encode_images(frames)
     err_precision = max_cosine_error(encoder.encode(frames), reference)
     err_total = max_cosine_error(encoder.encode(fast_frames), reference)
@@ -102,6 +109,14 @@ def main(argv: list[str] | None = None) -> None:
                               "render_and_encode": round(t_both / t_both_fast, 2)},
         "max_cosine_error_vs_fp32_default_render": {"encoder_precision": err_precision, "fast_render": err_render,
                                                      "both": err_total},
+        "after_int8": None if int8 is None else {
+            "render_fps": round(n / t_render_fast, 2), "encode_fps": round(n / t_int8["encode"], 2),
+            "render_and_encode_fps": round(n / t_int8["both"], 2), "encoder": int8.description,
+            "over_before": {"encode": round(t_encode / t_int8["encode"], 2),
+                            "render_and_encode": round(t_both / t_int8["both"], 2)},
+            "max_cosine_error_vs_fp32": {"encoder_precision": max_cosine_error(int8.encode(frames), reference),
+                                         "both": max_cosine_error(int8.encode(fast_frames), reference)},
+            "weights": "random (the error of trained weights is checked by the encoder on first use)"},
         "cpu_bf16_flags": list(cpu_bf16_flags()),
         "clip_device": args.device,
         "clip_dtype": str(clip.dtype),

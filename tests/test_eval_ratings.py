@@ -1,5 +1,6 @@
 """The human-rating protocol: SQLite store, blinding, per-rater order, crash safety, aggregation, the widget UI."""
 
+import base64
 import os
 import signal
 import sqlite3
@@ -259,9 +260,12 @@ def test_rating_ui_submits_headlessly_and_never_sees_the_key(study):
     shown = []
     for k, code in enumerate(order):
         assert f"Video {k + 1} of 12" in ui.header.value
-        media = ui.media.children[0]
-        assert media.value == video_of[code].read_bytes()
-        assert isinstance(media, widgets.Image if video_of[code].suffix == ".gif" else widgets.Video)
+        media, data = ui.media.children[0], video_of[code].read_bytes()
+        if video_of[code].suffix == ".gif":
+            assert isinstance(media, widgets.Image) and media.value == data
+        else:  # a muted HTML5 <video> holding the bytes inline, that starts itself
+            assert isinstance(media, widgets.HTML) and base64.b64encode(data).decode() in media.value
+            assert all(a in media.value for a in ("<video", "autoplay", "muted", "loop", "play()"))
         assert all(s.value == DEFAULT_SCORE for s in ui.sliders.values())
         shown.append(_strings([w.get_state() for w in _widgets(ui.widget) + [ui.video, ui.image]]))
         for i, criterion in enumerate(CRITERIA):

@@ -229,6 +229,41 @@ def test_bf16_encoder_matches_fp32(clip_model):
     assert BatchedImageEncoder(clip_model, "fp32").encode(frames).allclose(clip_model.encode_images(frames))
 
 
+def test_linear_attention_is_the_same_function():
+    from anyskill.reward.fast_encode import LinearAttention
+
+    torch.manual_seed(0)
+    for batch_first in (False, True):
+        mha = torch.nn.MultiheadAttention(64, 4, batch_first=batch_first).eval()
+        x = torch.randn(7, 3, 64)  # (L, B, E), or (B, L, E) when batch_first
+        with torch.no_grad():
+            want = mha(x, x, x, need_weights=False)[0]
+            got, none = LinearAttention(mha)(x, x, x, need_weights=False)
+        assert none is None and got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_int8_encoder_checks_its_own_error(clip_model, monkeypatch):
+    from anyskill.reward import fast_encode
+    from anyskill.reward.fast_encode import BatchedImageEncoder, QuantizationError, max_cosine_error
+
+    frames = torch.randint(0, 256, (3, 64, 80, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    enc = BatchedImageEncoder(clip_model, "int8", batch_size=2)
+    assert enc.precision == "int8" and enc.int8_error is None
+    feats = enc.encode(frames)
+    assert feats.shape == (3, clip_model.embed_dim) and torch.allclose(feats.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert 0 < enc.int8_error <= fast_encode.INT8_MAX_COSINE_ERROR  # quantized: not exact, but close
+    assert max_cosine_error(feats, clip_model.encode_images(frames)) < fast_encode.INT8_MAX_COSINE_ERROR
+    assert "int8" in enc.description and "max cosine error" in enc.description
+    assert all(not isinstance(m, torch.nn.MultiheadAttention) for m in enc._visual.modules())
+    assert any(isinstance(m, torch.nn.MultiheadAttention) for m in clip_model.model.visual.modules())  # untouched
+    monkeypatch.setattr(fast_encode, "INT8_MAX_COSINE_ERROR", 0.0)  # weights whose int8 error is too large
+    with pytest.raises(QuantizationError, match="precision 'fp32'"):
+        BatchedImageEncoder(clip_model, "int8").encode(frames)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        BatchedImageEncoder(clip_model, "int4")  # type: ignore[arg-type]
+
+
 def test_cli_calibrate_and_train_hlc_use_the_cache(tmp_path, monkeypatch, capsys):
     from anyskill.cli import main
 

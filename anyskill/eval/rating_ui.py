@@ -18,6 +18,7 @@ import html
 import ipywidgets as widgets
 
 from anyskill.eval.ratings import CRITERIA, SCORE_RANGE, BlindItem, RatingSession, RatingStore
+from anyskill.viz.video import video_html
 
 QUESTIONS = {
     "success": "Success: does the motion do what the instruction says?",
@@ -36,7 +37,8 @@ class RatingUI:
     def __init__(self, session: RatingSession, video_width: int = 480):
         self.session = session
         self.header = widgets.HTML()
-        self.video = widgets.Video(format="mp4", autoplay=True, loop=True, controls=True, width=video_width)
+        self.video_width = video_width
+        self.video = widgets.HTML()  # a muted <video> that plays by itself, also after a reload (anyskill.viz.video)
         self.image = widgets.Image(format="gif", width=video_width)  # rollouts written as .gif
         self.media = widgets.Box()
         self.sliders = {c: widgets.IntSlider(value=DEFAULT_SCORE, min=SCORE_RANGE[0], max=SCORE_RANGE[1],
@@ -82,8 +84,7 @@ class RatingUI:
             self.image.value = item.video
             self.media.children = (self.image,)
         else:
-            self.video.format = item.video_format
-            self.video.value = item.video
+            self.video.value = video_html(item.video, item.video_format, self.video_width)
             self.media.children = (self.video,)
         for slider in self.sliders.values():
             slider.value = DEFAULT_SCORE

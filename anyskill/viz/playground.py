@@ -14,7 +14,6 @@ message. Every callback is a plain method, so tests drive the UI without a brows
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import shutil
@@ -38,6 +37,7 @@ from anyskill.provenance import Provenance
 from anyskill.rl.runner import TrainResult
 from anyskill.text import ENHANCER_KINDS, Enhancement, enhancer_provenance, make_enhancer
 from anyskill.viz.hlc import filmstrip
+from anyskill.viz.video import video_html
 
 GOAL_TYPES = ("text", "image", "pose")
 REWARD_SOURCES = ("projection", "render")
@@ -376,15 +376,6 @@ def _figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _video_html(mp4: bytes, width: int = 320) -> str:
-    """An HTML5 ``<video>`` of ``mp4`` that plays by itself, also after a page reload: browsers autoplay only muted
-    video (the rollout has no sound) and ``widgets.Video`` cannot set ``muted``; ``playsinline`` keeps it in the page
-    on phones, ``loop`` repeats the short rollout."""
-    src = base64.b64encode(mp4).decode("ascii")
-    return (f"<video class='anyskill-rollout' autoplay muted loop playsinline controls width='{width}' "
-            f"src='data:video/mp4;base64,{src}'></video>")
-
-
 def _message(text: str, error: bool = False) -> str:
     colour = "#b00" if error else "#333"
     return f"<span style='color:{colour}'>{html.escape(text)}</span>"
@@ -429,7 +420,7 @@ class PromptPlayground:
                                             disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=req.max_epochs, description="Epochs")
         self.status = widgets.HTML()
-        self.video = widgets.HTML()  # a <video> that autoplays muted (see _video_html), not widgets.Video
+        self.video = widgets.HTML()  # a <video> that plays muted by itself (anyskill.viz.video), not widgets.Video
         self.gif = widgets.Image(format="gif", width=320)
         self.plot = widgets.Image(format="png")
         self.media = widgets.HBox()
@@ -575,7 +566,7 @@ class PromptPlayground:
             self.gif.value = video.read_bytes()
             self.media.children = (self.gif, self.plot)
         elif video is not None:
-            self.video.value = _video_html(video.read_bytes())
+            self.video.value = video_html(video.read_bytes())
             self.media.children = (self.video, self.plot)
         self.plot.value = _figure_png(plot_run(run))
         if run.enhancement is not None:
