@@ -333,7 +333,7 @@ def test_playground_in_chromium(lab):
         lab.driver.refresh()
         lab.wait("the notebook and its kernel after the reload", lab.kernel_idle, 120)
         # the rollout is back after the reload and plays by itself, muted (the view is rendered detached and then
-        # attached, where `autoplay` alone leaves it paused; anyskill.viz.video starts it once loaded)
+        # attached, where `autoplay` alone leaves it paused; anyskill.sim.video starts it once loaded)
         video = lab.wait("the rollout video to play again after the reload",  # scrolled to, as a person does
                          lambda: lab.show_video() and (v := lab.playground()["video"]) and v["error"] is None
                          and not v["paused"] and v["time"] > 0 and v, 60)

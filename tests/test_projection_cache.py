@@ -4,6 +4,7 @@ object-aware in the scenes; fidelity numbers with known answers."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ from anyskill.hlc.projection_cache import (
     default_cache_dir,
 )
 from anyskill.llc.shipped import shipped_llc
+from anyskill.provenance import REPO_ROOT as REPO
 from anyskill.reward.clip_model import ClipModel, ClipSpec
 from anyskill.reward.fidelity import projection_fidelity, rank_correlation
 
@@ -264,6 +266,16 @@ def test_int8_encoder_checks_its_own_error(clip_model, monkeypatch):
         BatchedImageEncoder(clip_model, "int4")  # type: ignore[arg-type]
 
 
+def test_int8_calibration_refused_on_weights_it_cannot_encode(clip_model, tmp_path, monkeypatch):
+    """An int8 encoder whose error is too large stops the calibration at its first frames; nothing is cached."""
+    from anyskill.reward import fast_encode
+
+    monkeypatch.setattr(fast_encode, "INT8_MAX_COSINE_ERROR", 0.0)
+    with pytest.raises(fast_encode.QuantizationError, match="precision 'fp32'"):
+        calibrated_projection(clip_model, shipped_llc(), sizes=TINY, cache_dir=tmp_path, precision="int8")
+    assert not list(tmp_path.glob("*"))
+
+
 def test_cli_calibrate_and_train_hlc_use_the_cache(tmp_path, monkeypatch, capsys):
     from anyskill.cli import main
 
@@ -285,6 +297,15 @@ def test_cli_calibrate_and_train_hlc_use_the_cache(tmp_path, monkeypatch, capsys
                  "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "calibrating" not in out and "reward source projection" in out
+    # the calibration's record, as scripts/calibration_times.py gathers it for the README (scripts/ is no package)
+    spec = importlib.util.spec_from_file_location("calibration_times", REPO / "scripts" / "calibration_times.py")
+    times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(times)
+    assert times.main([str(tmp_path), "--out", str(tmp_path / "times.json")]) == 0
+    row, = json.loads((tmp_path / "times.json").read_text())["calibrations"]
+    assert row["scene"] == "humanoid" and row["frames"] == TINY.frames and row["total_s"] > 0
+    assert row["clip"].startswith("ViT-B-32|random") and "random" in row["fidelity_meaning"]
+    assert times.main([str(tmp_path / "run")]) == 2  # no records there
 
 
 def test_playground_ui_state_between_runs(tmp_path):

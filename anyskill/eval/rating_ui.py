@@ -18,7 +18,7 @@ import html
 import ipywidgets as widgets
 
 from anyskill.eval.ratings import CRITERIA, SCORE_RANGE, BlindItem, RatingSession, RatingStore
-from anyskill.viz.video import video_html
+from anyskill.sim.video import video_html
 
 QUESTIONS = {
     "success": "Success: does the motion do what the instruction says?",
@@ -38,7 +38,7 @@ class RatingUI:
         self.session = session
         self.header = widgets.HTML()
         self.video_width = video_width
-        self.video = widgets.HTML()  # a muted <video> that plays by itself, also after a reload (anyskill.viz.video)
+        self.video = widgets.HTML()  # a muted <video> that plays by itself, also after a reload (anyskill.sim.video)
         self.image = widgets.Image(format="gif", width=video_width)  # rollouts written as .gif
         self.media = widgets.Box()
         self.sliders = {c: widgets.IntSlider(value=DEFAULT_SCORE, min=SCORE_RANGE[0], max=SCORE_RANGE[1],

@@ -35,9 +35,9 @@ from anyskill.hlc.rollout import RolloutResult, rollout
 from anyskill.hlc.train import train_hlc
 from anyskill.provenance import Provenance
 from anyskill.rl.runner import TrainResult
+from anyskill.sim.video import video_html
 from anyskill.text import ENHANCER_KINDS, Enhancement, enhancer_provenance, make_enhancer
 from anyskill.viz.hlc import filmstrip
-from anyskill.viz.video import video_html
 
 GOAL_TYPES = ("text", "image", "pose")
 REWARD_SOURCES = ("projection", "render")
@@ -420,7 +420,7 @@ class PromptPlayground:
                                             disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=req.max_epochs, description="Epochs")
         self.status = widgets.HTML()
-        self.video = widgets.HTML()  # a <video> that plays muted by itself (anyskill.viz.video), not widgets.Video
+        self.video = widgets.HTML()  # a <video> that plays muted by itself (anyskill.sim.video), not widgets.Video
         self.gif = widgets.Image(format="gif", width=320)
         self.plot = widgets.Image(format="png")
         self.media = widgets.HBox()
