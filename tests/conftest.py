@@ -1,9 +1,13 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# calibrations made by the tests (notebooks at smoke use the default cache) go to a folder of this test session, not
+# into the user's ~/.cache/anyskill; papermill's kernels inherit it
+os.environ.setdefault("ANYSKILL_CACHE", tempfile.mkdtemp(prefix="anyskill-test-cache-"))
 
 REPO = Path(__file__).resolve().parent.parent
 # The original poselib motion sources (BSD-3, licence and acknowledgement beside them) ship in tests/data/motions for
