@@ -243,6 +243,8 @@ def test_linear_attention_is_the_same_function():
             got, none = LinearAttention(mha)(x, x, x, need_weights=False)
         assert none is None and got.shape == want.shape
         assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="self-attention only"):
+        LinearAttention(mha)(x, torch.randn_like(x), x)
 
 
 def test_int8_encoder_checks_its_own_error(clip_model, monkeypatch):

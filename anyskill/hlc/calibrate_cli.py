@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from anyskill.config import SCALES
+from anyskill.reward.fast_encode import PRECISIONS
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -38,7 +39,7 @@ def add_calibrate_command(sub) -> None:
     c.add_argument("--llc", help="low-level controller checkpoint (default: the shipped one)")
     c.add_argument("--scale", default="laptop", choices=SCALES, help="calibration size (default laptop)")
     c.add_argument("--cache-dir", help="default $ANYSKILL_CACHE/projection or ~/.cache/anyskill/projection")
-    c.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32", "int8"],
+    c.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="CLIP encoder on the CPU (auto: bfloat16 where the CPU has AVX512-BF16 or AMX, else "
                    "float32; int8: ~1.6x faster on AVX2-only CPUs, refused when its measured error is too large)")
     c.add_argument("--device", default="cpu")

@@ -10,10 +10,10 @@ it).
 On CPUs without those instructions (AVX2 only, e.g. this repository's later 2-core AMD EPYC VM), precision "int8"
 quantizes every matrix product of the tower to int8 weights with per-batch int8 activations (PyTorch's dynamic
 quantization; attention's packed input projection is first rewritten as an exact ``nn.Linear`` so that it is
-quantized too). Measured there with ``bench/bench_reward.py``: 17-19 -> 29 images/s on 2 cores, cosine error ~3e-4
-on random weights. Quantization error depends on the weights (trained CLIP towers have outlier activations), so
-``int8`` is opt-in, and the encoder measures its own error against float32 on the first frames it encodes and
-refuses to go on above :data:`INT8_MAX_COSINE_ERROR` (:class:`QuantizationError`).
+quantized too). Measured there with ``bench/bench_reward.py`` (``results/bench_reward.json``): 18.9 -> 30.5
+images/s on 2 cores, max cosine error 4.5e-4 on random weights. Quantization error depends on the weights (trained
+CLIP towers have outlier activations), so ``int8`` is opt-in, and the encoder measures its own error against float32
+on the first frames it encodes and refuses to go on above :data:`INT8_MAX_COSINE_ERROR` (:class:`QuantizationError`).
 
     enc = BatchedImageEncoder(clip_model)        # precision "auto": bf16 where the CPU supports it, else fp32
     feats = enc.encode(frames)                   # (N, H, W, 3) uint8 -> (N, E) unit float32 features
@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn as nn
@@ -35,7 +35,9 @@ import torch.nn.functional as F
 
 Tensor = torch.Tensor
 Precision = Literal["auto", "bf16", "fp32", "int8"]
-PRECISIONS = ("auto", "bf16", "fp32", "int8")
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+INT8_CHECK_FRAMES = 4
+"""How many of the first frames an int8 encoder also encodes in float32 to measure its own error (~0.3 s)."""
 INT8_MAX_COSINE_ERROR = 2e-3
 """The largest 1 - cos between int8 and float32 features of the same frame accepted by precision "int8": an error of
 2e-3 turns the feature by at most 0.063 rad, which moves a text similarity by at most ~0.06 and typically (a random
@@ -105,6 +107,8 @@ class LinearAttention(nn.Module):
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, need_weights: bool = False,
                 attn_mask: Tensor | None = None) -> tuple[Tensor, None]:
+        if k is not q or v is not q:
+            raise ValueError("LinearAttention is self-attention only: call it as attn(x, x, x)")
         x = q if self.batch_first else q.transpose(0, 1)  # (B, L, E)
         b, n, e = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.heads, e // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, H, L, E/H)
@@ -154,9 +158,9 @@ class BatchedImageEncoder:
 
     @torch.inference_mode()
     def encode(self, frames: Tensor) -> Tensor:
-        """(N, H, W, 3) uint8 frames -> (N, E) unit float32 features. int8: the first call also encodes up to 4 of
-        its frames in float32 and raises :class:`QuantizationError` when they differ by more than
-        :data:`INT8_MAX_COSINE_ERROR`."""
+        """(N, H, W, 3) uint8 frames -> (N, E) unit float32 features. int8: the first call also encodes up to
+        :data:`INT8_CHECK_FRAMES` of its frames in float32 and raises :class:`QuantizationError` when they differ
+        by more than :data:`INT8_MAX_COSINE_ERROR`."""
         if self._visual is None:
             return self.clip_model.encode_images(frames, batch_size=self.batch_size).float()
         visual = self._visual
@@ -164,7 +168,8 @@ class BatchedImageEncoder:
                for chunk in frames.split(self.batch_size)]
         feats = torch.cat(out) if out else torch.empty(0, self.clip_model.embed_dim)
         if self.precision == "int8" and self.int8_error is None and len(frames):
-            self.int8_error = max_cosine_error(feats[:4], self.clip_model.encode_images(frames[:4]).float())
+            k = INT8_CHECK_FRAMES
+            self.int8_error = max_cosine_error(feats[:k], self.clip_model.encode_images(frames[:k]).float())
             if self.int8_error > INT8_MAX_COSINE_ERROR:
                 raise QuantizationError(
                     f"int8 CLIP features of these weights differ from float32 by a cosine error of "
