@@ -36,8 +36,8 @@ def _convert(args: argparse.Namespace) -> int:
 def _train_llc(args: argparse.Namespace) -> int:
     route = args.route or ("calm" if args.scale == "paper" else "tracking")
     if route == "tracking":
-        from anyskill.llc.tracking_route import train_tracking_route
-        from anyskill.llc.train import load_motions
+        from anyskill.llc.motions import load_motions
+        from anyskill.llc.tracking.route import train_tracking_route
 
         if args.resume or args.epochs or args.backend == "warp":
             raise ValueError("--resume/--epochs/--backend warp apply to --route calm; the tracking route resumes "
@@ -52,7 +52,7 @@ def _train_llc(args: argparse.Namespace) -> int:
               f"student: {info['distill']['samples']} samples")
         print(f"checkpoint: {out}/llc.pth (tracker: {out}/tracker.pth)")
         return 0
-    from anyskill.llc.train import train_llc
+    from anyskill.llc.calm.train import train_llc
 
     result = train_llc(scale=args.scale, motions=args.motions, out_dir=args.out, num_envs=args.envs,
                        max_epochs=args.epochs, seed=args.seed, device=args.device, resume=args.resume,
@@ -80,8 +80,8 @@ def _eval_llc(args: argparse.Namespace) -> int:
     print(f"wrote {csv} and {png}")
     if args.skills:
         from anyskill.llc.evaluate import resolve_controller
+        from anyskill.llc.motions import load_motions
         from anyskill.llc.skills import evaluate_skills
-        from anyskill.llc.train import load_motions
         from anyskill.viz.llc_eval import write_skill_eval
 
         llc, _ = resolve_controller(checkpoint, args.seed)
@@ -108,7 +108,7 @@ def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
 
     from anyskill.llc.evaluate import resolve_controller
     from anyskill.llc.latent_checks import evaluate_random_latents, evaluate_sliding
-    from anyskill.llc.train import load_motions
+    from anyskill.llc.motions import load_motions
 
     llc, _ = resolve_controller(checkpoint, args.seed)
     lib, _ = load_motions(args.motions)
@@ -130,7 +130,7 @@ def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
     if args.tracker:
         import pandas as pd
 
-        from anyskill.llc.tracker import evaluate_tracker, load_tracker
+        from anyskill.llc.tracking.tracker import evaluate_tracker, load_tracker
 
         tracker, track = load_tracker(args.tracker)
         t = evaluate_tracker(tracker, lib, track, seed=args.seed)

@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 
 from anyskill.config import profile
-from anyskill.llc.train import build_env_factory, load_motions, train_llc
+from anyskill.llc.calm.train import build_env_factory, train_llc
+from anyskill.llc.motions import load_motions
 from anyskill.provenance import Provenance
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,11 +113,11 @@ def measure_tracking_route(num_envs: int = 256, sim_threads: int = 2, learn_thre
                            seed: int = 0) -> dict:
     """The tracking route at laptop sizes: tracker PPO and DAgger distillation samples/s (iterations after the first,
     which builds the env and warms up), and the tracking env alone under zero residuals, in the same process."""
+    from anyskill.config.tracking import route_profile
     from anyskill.data import default_library
-    from anyskill.llc.distill import distill
-    from anyskill.llc.tracker import Tracker, train_tracker
-    from anyskill.llc.tracking import TrackingEnv
-    from anyskill.llc.tracking_route import route_profile
+    from anyskill.llc.tracking.distill import distill
+    from anyskill.llc.tracking.env import TrackingEnv
+    from anyskill.llc.tracking.tracker import Tracker, train_tracker
 
     torch.set_num_threads(1)
     lib = default_library()

@@ -237,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     from anyskill.llc import load_llc
+    from anyskill.llc.calm.train import run_checkpoints
     from anyskill.llc.evaluate import evaluate_llc, learning_signals, untrained_llc
+    from anyskill.llc.motions import load_motions
     from anyskill.llc.skills import evaluate_skills, skill_curve
-    from anyskill.llc.train import load_motions, run_checkpoints
     from anyskill.provenance import Provenance
     from anyskill.viz.llc_eval import plot_llc_eval, plot_skill_curves, write_skill_eval
     from anyskill.viz.training import read_tensorboard

@@ -85,7 +85,7 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str)
         "",
         "The default low-level controller at the CPU scales: the interface of paper §3.1 (motion encoder E: a 2-s "
         "window of AMP frames → unit latent z ∈ S^63; policy π_L(a | s, z)) reached by **tracking first, then "
-        "distillation** (`anyskill train-llc --route tracking`, `anyskill.llc.tracking_route`) instead of CALM's "
+        "distillation** (`anyskill train-llc --route tracking`, `anyskill.llc.tracking.route`) instead of CALM's "
         "adversarial imitation, which needs 10^8+ samples (a GPU budget). Load it with "
         "`anyskill.llc.load_llc(\"anyskill/checkpoints/llc_laptop.pth\")` → a `StudentController`; the high-level "
         "policy, `eval-llc` and the notebooks use it unchanged. The previous CALM controller is kept as "
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     from anyskill.data import default_library
     from anyskill.llc.controller import load_llc
     from anyskill.llc.evaluate import untrained_llc
-    from anyskill.llc.tracker import Tracker, evaluate_tracker, load_tracker
+    from anyskill.llc.tracking.tracker import Tracker, evaluate_tracker, load_tracker
     from anyskill.provenance import Provenance, git_commit, machine
     from anyskill.viz.llc_eval import plot_route_curves, plot_sliding, write_skill_eval
 

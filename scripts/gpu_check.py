@@ -195,7 +195,7 @@ def final_checkpoint(run_dir: Path) -> Path:
     """``run_dir/llc.pth`` (the tracking route's), else the newest rl-games checkpoint of ``run_dir/nn``."""
     if (run_dir / "llc.pth").is_file():
         return run_dir / "llc.pth"
-    from anyskill.llc.train import latest_checkpoint
+    from anyskill.llc.calm.train import latest_checkpoint
 
     return latest_checkpoint(run_dir)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from anyskill.config.tracking import route_profile
 from anyskill.data import default_library
-from anyskill.llc.distill import distill
-from anyskill.llc.tracker import evaluate_tracker, load_tracker, train_tracker
-from anyskill.llc.tracking_route import route_profile
+from anyskill.llc.tracking.distill import distill
+from anyskill.llc.tracking.tracker import evaluate_tracker, load_tracker, train_tracker
 
 
 def main() -> None:

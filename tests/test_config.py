@@ -17,7 +17,7 @@ from anyskill.config import (
     profile,
 )
 from anyskill.hlc.train import hlc_config
-from anyskill.llc.registry import calm_config
+from anyskill.llc.calm.registry import calm_config
 from anyskill.rl.runner import NO_BEST_CHECKPOINTS, resolve_device
 from anyskill.sim.env import EnvConfig
 

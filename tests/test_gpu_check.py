@@ -134,7 +134,7 @@ def test_the_wall_clock_budget_checkpoints_on_time_and_stops_after_the_epoch(tmp
 
 @pytest.mark.slow
 def test_train_llc_stops_cleanly_on_its_time_budget(tmp_path):
-    from anyskill.llc.train import latest_checkpoint, train_llc
+    from anyskill.llc.calm.train import latest_checkpoint, train_llc
 
     t0 = time.perf_counter()
     result = train_llc("smoke", out_dir=tmp_path / "run", max_epochs=500, progress=False, time_budget_s=3.0,

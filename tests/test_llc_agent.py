@@ -12,7 +12,7 @@ from rl_games.torch_runner import Runner
 
 from anyskill.config import CALMSettings
 from anyskill.llc import calm_config, load_llc, register_calm
-from anyskill.llc.agent import (
+from anyskill.llc.calm.agent import (
     RESUME_SUFFIX,
     SampleBuffer,
     encode_unique,

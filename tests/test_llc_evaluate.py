@@ -32,7 +32,7 @@ def manifest(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lib(manifest):
-    from anyskill.llc.train import load_motions
+    from anyskill.llc.motions import load_motions
 
     torch.set_num_threads(1)  # small tensors: 2 threads on 2 shared cores were measured many times slower
     return load_motions(manifest)[0]

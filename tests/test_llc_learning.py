@@ -25,9 +25,10 @@ import yaml
 from anyskill.config import LLCEnvSettings
 from anyskill.data import MOTIONS_DIR
 from anyskill.llc import load_llc
+from anyskill.llc.calm.train import train_llc
 from anyskill.llc.evaluate import clip_latents, learning_signals, rollout_llc, untrained_llc
+from anyskill.llc.motions import load_motions
 from anyskill.llc.skills import pose_features
-from anyskill.llc.train import load_motions, train_llc
 
 pytestmark = pytest.mark.slow
 

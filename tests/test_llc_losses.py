@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from anyskill.llc import losses
+from anyskill.llc.calm import losses
 
 
 def _linear_disc(in_dim: int, seed: int = 0):

@@ -3,13 +3,13 @@ import torch
 from rl_games.algos_torch import model_builder
 
 from anyskill.config import CALMNetworkConfig
-from anyskill.llc.networks import (
+from anyskill.llc.calm.networks import (
     ConditionalDiscriminator,
     MotionEncoder,
     RunningNormalizer,
     StyleCatMLP,
 )
-from anyskill.llc.registry import register_calm
+from anyskill.llc.calm.registry import register_calm
 
 SMALL = CALMNetworkConfig(latent_dim=8, amp_frame_dim=5, enc_steps=6, disc_steps=3, enc_units=(16,),
                           style_units=(8,), style_dim=4, actor_units=(16, 16), critic_units=(16,), disc_units=(16,))

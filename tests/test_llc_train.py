@@ -10,7 +10,7 @@ from rl_games.algos_torch import torch_ext
 from anyskill.cli import main as cli_main
 from anyskill.data import MOTIONS_DIR
 from anyskill.llc import load_llc
-from anyskill.llc.train import latest_checkpoint, train_llc
+from anyskill.llc.calm.train import latest_checkpoint, train_llc
 
 NUM_ENVS = 4
 EPOCHS = 3  # 24 steps: some episodes end (the untrained humanoid falls within ~0.5-1 s), so lengths are logged
@@ -105,7 +105,8 @@ def test_latest_checkpoint_and_errors(tmp_path, first_run):
 def test_env_factory_runs_on_the_warp_backend():
     """The GPU training path (MuJoCo Warp) builds and steps the LLC env; here on Warp's CPU device."""
     from anyskill.config import LLCEnvSettings
-    from anyskill.llc.train import build_env_factory, load_motions
+    from anyskill.llc.calm.train import build_env_factory
+    from anyskill.llc.motions import load_motions
     from anyskill.sim.warp_backend import WarpBackend
 
     lib, _ = load_motions()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anyskill.llc.distill import DistillConfig, distill
-from anyskill.llc.tracker import Tracker, TrackerPPOConfig, evaluate_tracker, load_tracker, train_tracker
-from anyskill.llc.tracking import TrackingConfig, TrackingEnv
+from anyskill.config.tracking import DistillConfig, TrackerPPOConfig, TrackingConfig
+from anyskill.llc.tracking.distill import distill
+from anyskill.llc.tracking.env import TrackingEnv
+from anyskill.llc.tracking.tracker import Tracker, evaluate_tracker, load_tracker, train_tracker
 from anyskill.motion.library import MotionLibrary
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from anyskill.llc.student import StudentController, StudentNetworks
-from anyskill.llc.tracking import TrackingConfig, TrackingEnv
+from anyskill.config.tracking import TrackingConfig
+from anyskill.llc.tracking.env import TrackingEnv
+from anyskill.llc.tracking.student import StudentController, StudentNetworks
 from anyskill.motion.library import MotionLibrary
 
 

@@ -1,7 +1,7 @@
 """Settings of the low-level controller's training: its env, the CALM networks and the CALM agent.
 
 Plain frozen dataclasses (no torch, no rl-games): :mod:`anyskill.config.profiles` fills them per scale, and
-:func:`anyskill.llc.registry.calm_config` turns them into the rl-games config (``network`` and ``config.calm``
+:func:`anyskill.llc.calm.registry.calm_config` turns them into the rl-games config (``network`` and ``config.calm``
 sections), which every CALM checkpoint stores and :func:`anyskill.llc.load_llc` reads back.
 """
 

@@ -4,9 +4,9 @@
 * ``laptop``: minutes to an hour on a CPU; small but meaningful results.
 * ``paper``: the paper's hyper-parameters (reference facts §2.1-2.5, §3.1, §3.6), for a GPU.
 
-Training (:func:`anyskill.llc.train.train_llc`, :func:`anyskill.hlc.train.train_hlc`), the CLI, the notebooks and
+Training (:func:`anyskill.llc.calm.train.train_llc`, :func:`anyskill.hlc.train.train_hlc`), the CLI, the notebooks and
 :mod:`anyskill.reproduce` read their defaults from :func:`profile`; the rl-games configs are generated from it
-(:func:`anyskill.llc.registry.calm_config`, :func:`anyskill.hlc.train.hlc_config`).
+(:func:`anyskill.llc.calm.registry.calm_config`, :func:`anyskill.hlc.train.hlc_config`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,14 @@
-"""Low-level controller (CALM, paper §3.1): networks, losses, rl-games agent, registration, inference."""
+"""The low-level controller: the interface every route trains (encoder E(window) -> unit z, π_L(a | s, z)) and what
+the routes share: :func:`load_llc` for any route's checkpoint, evaluation (``evaluate``, ``skills``,
+``latent_checks``), the reference motions (``motions``), network pieces (``nets``) and the shipped file
+(``shipped``). One subpackage per training route, each with one entry point:
 
+* :mod:`anyskill.llc.calm` — CALM (paper §3.1), adversarial imitation: :func:`anyskill.llc.calm.train_llc`;
+* :mod:`anyskill.llc.tracking` — a PD tracker by PPO, then DAgger distillation:
+  :func:`anyskill.llc.tracking.train_tracking_route`.
+"""
+
+from anyskill.llc.calm.registry import calm_config, register_calm
 from anyskill.llc.controller import LowLevelController, load_llc
-from anyskill.llc.registry import calm_config, register_calm
 
 __all__ = ["LowLevelController", "calm_config", "load_llc", "register_calm"]

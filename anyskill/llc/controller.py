@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from anyskill.config import CALMNetworkConfig, CALMSettings
-from anyskill.llc import losses
-from anyskill.llc.networks import CALMBuilder, CALMModel
+from anyskill.llc.calm import losses
+from anyskill.llc.calm.networks import CALMBuilder, CALMModel
 from anyskill.rl.runner import load_frozen
 
 
@@ -118,13 +118,13 @@ class LowLevelController(nn.Module):
 def load_llc(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> Any:
     """Load a low-level controller checkpoint as a frozen controller on ``device``: a CALM checkpoint written by the
     rl-games runner (-> :class:`LowLevelController`) or a distilled student of the tracking route (-> its
-    :class:`~anyskill.llc.student.StudentController`, the same interface)."""
+    :class:`~anyskill.llc.tracking.student.StudentController`, the same interface)."""
     path = Path(checkpoint_path)
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=False)
         if isinstance(state, dict) and "student_config" in state:
-            from anyskill.llc.student import load_student
+            from anyskill.llc.tracking.student import load_student
 
             return load_student(state, device)
     return load_frozen(checkpoint_path, "calm_config", LowLevelController, "CALM",
-                       "train one with `anyskill train-llc` (anyskill.llc.train.train_llc)", device)
+                       "train one with `anyskill train-llc` (anyskill.llc.calm.train.train_llc)", device)

@@ -30,7 +30,7 @@ import torch
 from anyskill.config import profile
 from anyskill.humanoid import rotations as rot
 from anyskill.humanoid.obs import policy_obs_size
-from anyskill.llc import losses
+from anyskill.llc.calm import losses
 from anyskill.llc.controller import LowLevelController, load_llc
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def untrained_llc(like: Any = "laptop", seed: int = 0) -> Any:
     """A randomly initialised controller: the same networks as ``like`` (a controller, its ``config``
     dict, or a scale name "smoke" | "laptop" | "paper" for the bundled humanoid), weights drawn with ``seed``.
     For a distilled student (tracking route) the encoder keeps ``like``'s fixed frame statistics."""
-    from anyskill.llc.student import StudentController
+    from anyskill.llc.tracking.student import StudentController
 
     if isinstance(like, StudentController):
         with torch.random.fork_rng(devices=[]):
@@ -226,7 +226,7 @@ def evaluate_llc(
     if seconds <= 0 or min_seconds <= 0:
         raise ValueError(f"seconds and min_seconds must be > 0, got {seconds}, {min_seconds}")
     if motion_lib is None:
-        from anyskill.llc.train import load_motions
+        from anyskill.llc.motions import load_motions
 
         motion_lib, _ = load_motions(motions)
     lib = motion_lib

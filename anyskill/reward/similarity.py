@@ -52,7 +52,7 @@ def nearest_reference(z: Tensor, reference_latents: Tensor) -> tuple[Tensor, Ten
 def latent_alignment_reward(z: Tensor, reference_latents: Tensor, cfg: RewardConfig = RewardConfig()) -> Tensor:
     """(N,) the latent-representation alignment term of Eq. 3: exp(-4 ||z - z_hat||) (paper) or
     max_k (cos(z, e_k) + 1) / 2 (official). (Not the LLC's style reward of Eq. 2,
-    :func:`anyskill.llc.losses.style_reward`.)"""
+    :func:`anyskill.llc.calm.losses.style_reward`.)"""
     z = F.normalize(z, dim=-1)
     if cfg.variant == "official":
         return ((z @ reference_latents.T).amax(dim=-1) + 1.0) / 2.0

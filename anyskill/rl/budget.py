@@ -5,7 +5,7 @@ clean stop instead: the callback runs after every epoch's statistics are written
 sets the agent's ``max_epochs`` to the epoch just finished, so rl-games' own end-of-run branch writes the final
 ``last_<name>_ep_<E>_rew_<r>.pth`` checkpoint and returns from ``train()``. Optionally it also writes a checkpoint
 every ``checkpoint_every_s`` seconds (rl-games' ``save_frequency`` counts epochs, whose length varies by device), with
-rl-games' file naming so that :func:`anyskill.llc.train.run_checkpoints` and ``latest_checkpoint`` find them.
+rl-games' file naming so that :func:`anyskill.llc.calm.train.run_checkpoints` and ``latest_checkpoint`` find them.
 
 The stop is checked between epochs, so a run overshoots its budget by at most one epoch plus the final save.
 """

@@ -1,6 +1,6 @@
 """The training runner shared by the low- and the high-level policy, around rl-games' agents.
 
-Each package keeps only what is its own (the CALM agent and its env in :mod:`anyskill.llc.train`, the HLC agent,
+Each package keeps only what is its own (the CALM agent and its env in :mod:`anyskill.llc.calm.train`, the HLC agent,
 observer and goal in :mod:`anyskill.hlc.train`); this module holds the rest:
 
 * :func:`resolve_device` and :func:`default_torch_threads`: the defaults of both trainings;

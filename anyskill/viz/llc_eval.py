@@ -123,7 +123,7 @@ def plot_route_curves(tracker_curve: pd.DataFrame, distill_curve: pd.DataFrame, 
     """The tracking route over samples: tracker training (reward, terminations), its deterministic evaluation on
     every clip (finished from the first frame / from standing, error), and the student (action error on its own
     states; held-skill top-1 and sliding error where evaluated). Curves are the rows of ``tracker_curve.csv`` and
-    ``distill_curve.csv`` written by :mod:`anyskill.llc.tracking_route`."""
+    ``distill_curve.csv`` written by :mod:`anyskill.llc.tracking.route`."""
     tc, dc = tracker_curve, distill_curve
     fig, ax = plt.subplots(1, 3, figsize=(15, 3.8))
     m = tc["samples"] / 1e6

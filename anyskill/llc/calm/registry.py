@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from rl_games.algos_torch import model_builder
 
 from anyskill.config import CALMNetworkConfig, CALMSettings, profile
-from anyskill.llc.agent import CALMAgent
-from anyskill.llc.networks import CALMBuilder, CALMModel
+from anyskill.llc.calm.agent import CALMAgent
+from anyskill.llc.calm.networks import CALMBuilder, CALMModel
 from anyskill.rl.runner import default_torch_threads, resolve_device, rl_games_config
 
 if TYPE_CHECKING:

@@ -32,8 +32,9 @@ then continues as if it had not stopped (tested bit for bit on the CPU backend).
 
 Why this module is longer than 500 lines: :class:`CALMAgent` extends rl-games' A2CAgent by overriding its rollout,
 update, logging and checkpoint methods, which all share the agent's state, so they stay one class; everything that
-does not need that state lives elsewhere (settings: :mod:`anyskill.config.llc`, networks: :mod:`anyskill.llc.networks`,
-losses: :mod:`anyskill.llc.losses`, motion windows: :mod:`anyskill.motion.frame_grid`).
+does not need that state lives elsewhere (settings: :mod:`anyskill.config.llc`,
+networks: :mod:`anyskill.llc.calm.networks`, losses: :mod:`anyskill.llc.calm.losses`, motion windows:
+:mod:`anyskill.motion.frame_grid`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from torch import Tensor
 
 from anyskill.config.llc import CALMNetworkConfig, CALMSettings
 from anyskill.humanoid.obs import policy_obs
-from anyskill.llc import losses
+from anyskill.llc.calm import losses
 
 RESUME_SUFFIX = ".resume.pt"
 
@@ -169,7 +170,7 @@ def encode_unique(encode: Callable[[Tensor], Tensor], window_ids: Tensor,
 
 
 class CALMAgent(A2CAgent):
-    """rl-games agent registered as ``calm`` (see :func:`anyskill.llc.registry.register_calm`)."""
+    """rl-games agent registered as ``calm`` (see :func:`anyskill.llc.calm.registry.register_calm`)."""
 
     last_lr: float
     obs: dict[str, Tensor]

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anyskill.config import CALMNetworkConfig
-from anyskill.llc.tracker import RunningNorm, mlp
+from anyskill.llc.nets import RunningNorm, mlp
 
 
 class StudentNetworks(nn.Module):

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
+from anyskill.config.tracking import TrackingConfig
 from anyskill.humanoid import rotations as rot
 from anyskill.humanoid.obs import policy_obs
 from anyskill.motion.library import MotionLibrary
@@ -37,53 +38,6 @@ from anyskill.sim.env import EnvConfig, HumanoidEnv
 
 Tensor = torch.Tensor
 HEAD = "head"
-
-
-@dataclass
-class TrackingConfig:
-    """Settings of :class:`TrackingEnv` (kernels after MimicKit's DeepMimic humanoid, LLC-ROUTES.md)."""
-
-    num_envs: int = 256
-    future_frames: int = 2
-    """reference frames observed, 1..K control steps ahead."""
-    residual_scale: float = 0.3
-    """PD target offset per unit action, as a fraction of the env's action-to-target scale."""
-    episode_length: int = 300
-    """control steps (10 s) before a time-out."""
-    standing_start_prob: float = 0.35
-    """probability that an episode starts standing and blends into the clip (else RSI)."""
-    first_frame_prob: float = 0.5
-    """of the standing starts, the fraction that blend into the clip's first frame (else a random frame)."""
-    blend_steps: int = 15
-    """control steps of a blend (0.5 s)."""
-    termination_error_m: float = 0.4
-    """mean body position error (world, m) that ends an episode."""
-    failure_weighting: float = 1.0
-    """0: clips by the library's weights; 1: weights * (failure rate + 0.05), tracked as a running mean."""
-    w_pose: float = 0.3
-    w_local: float = 0.2
-    w_key: float = 0.15
-    w_root: float = 0.15
-    w_root_vel: float = 0.1
-    w_dof_vel: float = 0.1
-    k_pose: float = 0.5
-    k_local: float = 40.0
-    k_key: float = 10.0
-    k_root: float = 5.0
-    k_root_vel: float = 1.0
-    k_dof_vel: float = 0.01
-    seed: int = 0
-    device: str = "cpu"
-    num_threads: int = 1
-    """MuJoCo stepping threads (2 on a 2-core machine that is otherwise idle)."""
-
-    def __post_init__(self) -> None:
-        for name in ("num_envs", "future_frames", "episode_length", "blend_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrackingConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("standing_start_prob", "first_frame_prob", "failure_weighting"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"TrackingConfig.{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 class ReferenceGrid:

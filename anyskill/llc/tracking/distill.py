@@ -1,6 +1,6 @@
 """Distillation of a tracker into the CALM interface by DAgger (CPU route, stage 2; LLC-ROUTES.md "Distillation").
 
-The student (:class:`~anyskill.llc.student.StudentNetworks`: encoder E(2-s window) -> unit z, policy
+The student (:class:`~anyskill.llc.tracking.student.StudentNetworks`: encoder E(2-s window) -> unit z, policy
 π_L(a | s, z, τ)) drives the humanoids of a :class:`~anyskill.llc.tracking.TrackingEnv` with its own mean action
 (after ``teacher_steps_frac`` of the run in which the teacher drives; DAgger with β decaying linearly from 1 to 0); the
 frozen tracker labels every visited state with its action, converted to an env action (absolute PD target). Each env
@@ -30,46 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from anyskill.llc.student import StudentNetworks, save_student
-from anyskill.llc.tracker import Tracker
-from anyskill.llc.tracking import TrackingConfig, TrackingEnv
+from anyskill.config.tracking import DistillConfig, TrackingConfig
+from anyskill.llc.tracking.env import TrackingEnv
+from anyskill.llc.tracking.student import StudentNetworks, save_student
+from anyskill.llc.tracking.tracker import Tracker
 from anyskill.motion.frame_grid import AmpFrameGrid
 from anyskill.motion.library import MotionLibrary
-
-
-@dataclass
-class DistillConfig:
-    """DAgger settings and student sizes."""
-
-    num_envs: int = 256
-    horizon: int = 32
-    total_samples: int = 6_000_000
-    teacher_steps_frac: float = 0.1
-    sliding_prob: float = 0.5
-    llc_steps: int = 5
-    latent_noise_prob: float = 0.2
-    latent_noise: float = 0.3
-    replay_size: int = 400_000
-    updates: int = 8
-    minibatch: int = 2048
-    lr: float = 5e-4
-    lr_final: float = 5e-5
-    align_coef: float = 0.1
-    uniform_coef: float = 0.05
-    align_shift_s: float = 0.5
-    reg_batch: int = 256
-    latent_dim: int = 64
-    enc_steps: int = 60
-    enc_stride: int = 3
-    enc_units: tuple[int, ...] = (512, 256)
-    policy_units: tuple[int, ...] = (512, 512, 256)
-    timing_horizon: int = 60
-    checkpoint_every_s: float = 300.0
-    eval_every_iters: int = 0
-    learn_threads: int = 1
-    precision: str = "auto"
-    """of the supervised update: "bfloat16" autocast, "float32", or "auto" (bfloat16 where the CPU has AMX or
-    AVX512-BF16: 2.3x faster on the encoder's first layer, measured)."""
 
 
 def fast_bf16_cpu() -> bool:

@@ -19,77 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from anyskill.llc.tracking import TrackingConfig, TrackingEnv
+from anyskill.config.tracking import TrackerPPOConfig, TrackingConfig
+from anyskill.llc.nets import RunningNorm, mlp
+from anyskill.llc.tracking.env import TrackingEnv
 from anyskill.motion.library import MotionLibrary
-
-
-@dataclass
-class TrackerPPOConfig:
-    """PPO of the tracker; sizes measured on the 2-core CPU machine (LLC-ROUTES.md: width is the first lever)."""
-
-    horizon: int = 32
-    """control steps per env per iteration."""
-    epochs: int = 4
-    minibatch: int = 512
-    lr: float = 3e-4
-    """initial learning rate, then adapted to keep the policy's KL per epoch near ``kl_target`` (rl-games' adaptive
-    schedule: with a small fixed std, a fixed rate either crawls or makes PPO clip most of a batch)."""
-    kl_target: float = 0.05
-    lr_min: float = 1e-6
-    lr_max: float = 1e-3
-    gamma: float = 0.97
-    lam: float = 0.95
-    clip: float = 0.2
-    critic_lr: float = 5e-4
-    max_grad_norm: float = 1.0
-    learn_threads: int = 1
-    """torch threads for the PPO update (the rollout runs single-threaded torch beside the MuJoCo threads)."""
-    action_std: float = 0.1
-    action_std_final: float = 0.05
-    actor_units: tuple[int, ...] = (512, 256)
-    critic_units: tuple[int, ...] = (512, 256)
-    total_samples: int = 20_000_000
-    checkpoint_every_s: float = 300.0
-    eval_every_iters: int = 0
-    """0: no periodic evaluation; else evaluate the tracker on every clip every k iterations (the curve)."""
-
-
-def mlp(sizes: list[int], out_scale: float | None = None) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
-        layers += [nn.Linear(a, b), nn.ELU()]
-    last = nn.Linear(sizes[-2], sizes[-1])
-    if out_scale is not None:
-        nn.init.uniform_(last.weight, -out_scale, out_scale)
-        nn.init.zeros_(last.bias)
-    layers.append(last)
-    return nn.Sequential(*layers)
-
-
-class RunningNorm(nn.Module):
-    """Running mean / variance of (N, D) inputs; ``forward`` standardises and clips to +-5."""
-
-    mean: Tensor
-    var: Tensor
-    count: Tensor
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("var", torch.ones(dim))
-        self.register_buffer("count", torch.tensor(1e-4))
-
-    @torch.no_grad()
-    def update(self, x: Tensor) -> None:
-        m, v, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
-        total = self.count + n
-        delta = m - self.mean
-        self.mean += delta * n / total
-        self.var = (self.var * self.count + v * n + delta.square() * self.count * n / total) / total
-        self.count = total
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ((x - self.mean) / (self.var + 1e-5).sqrt()).clamp(-5.0, 5.0)
 
 
 class Tracker(nn.Module):

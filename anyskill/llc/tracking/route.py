@@ -17,47 +17,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from anyskill.llc.distill import DistillConfig, distill
-from anyskill.llc.tracker import TrackerPPOConfig, load_tracker, train_tracker
-from anyskill.llc.tracking import TrackingConfig
-
-
-@dataclass(frozen=True)
-class RouteProfile:
-    """Sizes of the tracking route at one scale."""
-
-    track: TrackingConfig
-    ppo: TrackerPPOConfig
-    distill: DistillConfig
-    tracker_share: float = 0.6
-    """fraction of a wall-clock budget given to the tracker."""
-
-
-def route_profile(scale: str) -> RouteProfile:
-    """``laptop``: 256 humanoids, 2 MuJoCo threads (the 2-core target), tracker [512, 256], student policy
-    [512, 512, 256]; ``smoke``: tiny sizes that run every path in seconds; ``paper``: the laptop sizes with 4096
-    envs (the route is not the paper's; CALM is)."""
-    if scale == "smoke":
-        return RouteProfile(
-            track=TrackingConfig(num_envs=8, episode_length=60),
-            ppo=TrackerPPOConfig(horizon=8, epochs=2, minibatch=32, actor_units=(64, 64), critic_units=(64, 64),
-                                 total_samples=128, checkpoint_every_s=1e9),
-            distill=DistillConfig(num_envs=8, horizon=8, total_samples=128, replay_size=1024, updates=2,
-                                  minibatch=32, reg_batch=16, enc_units=(64,), policy_units=(64, 64),
-                                  checkpoint_every_s=1e9),
-        )
-    envs = 4096 if scale == "paper" else 256
-    return RouteProfile(
-        track=TrackingConfig(num_envs=envs, num_threads=2),
-        ppo=TrackerPPOConfig(total_samples=12_000_000, learn_threads=2),
-        distill=DistillConfig(num_envs=envs, total_samples=4_000_000, learn_threads=2),
-    )
+from anyskill.config.tracking import route_profile
+from anyskill.llc.tracking.distill import distill
+from anyskill.llc.tracking.tracker import load_tracker, train_tracker
 
 
 def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_budget_s: float | None = None,

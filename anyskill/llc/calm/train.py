@@ -17,7 +17,7 @@ across epochs (the discriminator changes), so the newest checkpoint is the one t
 Resuming (``resume=<checkpoint>``) restores weights, normalisers (policy obs, value, AMP frames), optimiser
 state, epoch and sample counters, and — from the ``.resume.pt`` file the agent keeps next to the newest checkpoint
 — the replay buffer, every random generator, the physics of every env and the rollout state, so that a resumed
-run continues exactly as the uninterrupted one would have (CPU backend; see :mod:`anyskill.llc.agent`).
+run continues exactly as the uninterrupted one would have (CPU backend; see :mod:`anyskill.llc.calm.agent`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any
 from rl_games.common.algo_observer import DefaultAlgoObserver
 
 from anyskill.config import LLCEnvSettings, profile
-from anyskill.config.llc import MOTION_WEIGHTS
-from anyskill.llc.agent import CALMAgent
-from anyskill.llc.registry import ALGO_NAME, calm_config, register_calm
+from anyskill.llc.calm.agent import CALMAgent
+from anyskill.llc.calm.registry import ALGO_NAME, calm_config, register_calm
+from anyskill.llc.motions import load_motions
 from anyskill.rl.budget import WallClockBudget
 from anyskill.rl.runner import EpochProgress, TrainResult, create_agent, resolve_device
 from anyskill.rl.vecenv import register_rl_games_env
@@ -64,21 +64,6 @@ def build_env_factory(motion_lib, num_envs: int, settings: LLCEnvSettings, devic
         return HumanoidEnv(cfg, motion_lib=motion_lib, backend=sim)
 
     return make_env
-
-
-def load_motions(motions: str | Path | None = None, device: str = "cpu", motion_weights: str = "manifest"):
-    """The :class:`MotionLibrary` of a manifest (default: the bundled one) and the manifest's path; ``motion_weights``
-    "uniform" replaces the manifest's weights by equal ones."""
-    from anyskill.data import MANIFEST
-    from anyskill.motion.library import MotionLibrary
-
-    if motion_weights not in MOTION_WEIGHTS:
-        raise ValueError(f"motion_weights must be one of {MOTION_WEIGHTS}, got {motion_weights!r}")
-    path = Path(motions) if motions is not None else MANIFEST
-    lib = MotionLibrary.from_manifest(path, device=device)
-    if motion_weights == "uniform":
-        lib = MotionLibrary(lib.clips, None, lib.categories, lib.descriptions, device=device)
-    return lib, path
 
 
 def _checkpoint_epoch(path: Path) -> int:
@@ -131,7 +116,7 @@ def train_llc(
         resume: checkpoint to continue from (weights, normalisers, optimiser, epoch, sample count).
         progress: show a tqdm bar over epochs (rl-games' per-epoch prints are then off).
         env_settings: env options (default: the profile's :class:`~anyskill.config.LLCEnvSettings`).
-        overrides: merged into the rl-games config (see :func:`~anyskill.llc.registry.calm_config`).
+        overrides: merged into the rl-games config (see :func:`~anyskill.llc.calm.registry.calm_config`).
         torch_threads: intra-op threads (default :func:`~anyskill.rl.runner.default_torch_threads`).
         epoch_callbacks: extra ``callback(agent, stats)`` hooks run after every epoch.
         backend: physics backend, "mujoco" (CPU) or "warp" (MuJoCo Warp on ``device``); default warp on CUDA.
@@ -157,7 +142,8 @@ def train_llc(
                          overrides=overrides)
     params = config["params"]
 
-    prov = Provenance("anyskill.llc.train", config={"scale": scale, "num_envs": num_envs}, seed=seed, device=device)
+    prov = Provenance("anyskill.llc.calm.train", config={"scale": scale, "num_envs": num_envs}, seed=seed,
+                      device=device)
     info: dict[str, Any] = {
         "provenance": prov.as_dict(),
         "scale": scale,

@@ -1,0 +1,151 @@
+"""Settings of the tracking route (:mod:`anyskill.llc.tracking`): the tracking task, the tracker's PPO, the DAgger
+distillation, and their sizes per scale (:func:`route_profile`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrackingConfig:
+    """Settings of :class:`TrackingEnv` (kernels after MimicKit's DeepMimic humanoid, LLC-ROUTES.md)."""
+
+    num_envs: int = 256
+    future_frames: int = 2
+    """reference frames observed, 1..K control steps ahead."""
+    residual_scale: float = 0.3
+    """PD target offset per unit action, as a fraction of the env's action-to-target scale."""
+    episode_length: int = 300
+    """control steps (10 s) before a time-out."""
+    standing_start_prob: float = 0.35
+    """probability that an episode starts standing and blends into the clip (else RSI)."""
+    first_frame_prob: float = 0.5
+    """of the standing starts, the fraction that blend into the clip's first frame (else a random frame)."""
+    blend_steps: int = 15
+    """control steps of a blend (0.5 s)."""
+    termination_error_m: float = 0.4
+    """mean body position error (world, m) that ends an episode."""
+    failure_weighting: float = 1.0
+    """0: clips by the library's weights; 1: weights * (failure rate + 0.05), tracked as a running mean."""
+    w_pose: float = 0.3
+    w_local: float = 0.2
+    w_key: float = 0.15
+    w_root: float = 0.15
+    w_root_vel: float = 0.1
+    w_dof_vel: float = 0.1
+    k_pose: float = 0.5
+    k_local: float = 40.0
+    k_key: float = 10.0
+    k_root: float = 5.0
+    k_root_vel: float = 1.0
+    k_dof_vel: float = 0.01
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int = 1
+    """MuJoCo stepping threads (2 on a 2-core machine that is otherwise idle)."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "future_frames", "episode_length", "blend_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrackingConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("standing_start_prob", "first_frame_prob", "failure_weighting"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TrackingConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass
+class TrackerPPOConfig:
+    """PPO of the tracker; sizes measured on the 2-core CPU machine (LLC-ROUTES.md: width is the first lever)."""
+
+    horizon: int = 32
+    """control steps per env per iteration."""
+    epochs: int = 4
+    minibatch: int = 512
+    lr: float = 3e-4
+    """initial learning rate, then adapted to keep the policy's KL per epoch near ``kl_target`` (rl-games' adaptive
+    schedule: with a small fixed std, a fixed rate either crawls or makes PPO clip most of a batch)."""
+    kl_target: float = 0.05
+    lr_min: float = 1e-6
+    lr_max: float = 1e-3
+    gamma: float = 0.97
+    lam: float = 0.95
+    clip: float = 0.2
+    critic_lr: float = 5e-4
+    max_grad_norm: float = 1.0
+    learn_threads: int = 1
+    """torch threads for the PPO update (the rollout runs single-threaded torch beside the MuJoCo threads)."""
+    action_std: float = 0.1
+    action_std_final: float = 0.05
+    actor_units: tuple[int, ...] = (512, 256)
+    critic_units: tuple[int, ...] = (512, 256)
+    total_samples: int = 20_000_000
+    checkpoint_every_s: float = 300.0
+    eval_every_iters: int = 0
+    """0: no periodic evaluation; else evaluate the tracker on every clip every k iterations (the curve)."""
+
+
+@dataclass
+class DistillConfig:
+    """DAgger settings and student sizes."""
+
+    num_envs: int = 256
+    horizon: int = 32
+    total_samples: int = 6_000_000
+    teacher_steps_frac: float = 0.1
+    sliding_prob: float = 0.5
+    llc_steps: int = 5
+    latent_noise_prob: float = 0.2
+    latent_noise: float = 0.3
+    replay_size: int = 400_000
+    updates: int = 8
+    minibatch: int = 2048
+    lr: float = 5e-4
+    lr_final: float = 5e-5
+    align_coef: float = 0.1
+    uniform_coef: float = 0.05
+    align_shift_s: float = 0.5
+    reg_batch: int = 256
+    latent_dim: int = 64
+    enc_steps: int = 60
+    enc_stride: int = 3
+    enc_units: tuple[int, ...] = (512, 256)
+    policy_units: tuple[int, ...] = (512, 512, 256)
+    timing_horizon: int = 60
+    checkpoint_every_s: float = 300.0
+    eval_every_iters: int = 0
+    learn_threads: int = 1
+    precision: str = "auto"
+    """of the supervised update: "bfloat16" autocast, "float32", or "auto" (bfloat16 where the CPU has AMX or
+    AVX512-BF16: 2.3x faster on the encoder's first layer, measured)."""
+
+
+@dataclass(frozen=True)
+class RouteProfile:
+    """Sizes of the tracking route at one scale."""
+
+    track: TrackingConfig
+    ppo: TrackerPPOConfig
+    distill: DistillConfig
+    tracker_share: float = 0.6
+    """fraction of a wall-clock budget given to the tracker."""
+
+
+def route_profile(scale: str) -> RouteProfile:
+    """``laptop``: 256 humanoids, 2 MuJoCo threads (the 2-core target), tracker [512, 256], student policy
+    [512, 512, 256]; ``smoke``: tiny sizes that run every path in seconds; ``paper``: the laptop sizes with 4096
+    envs (the route is not the paper's; CALM is)."""
+    if scale == "smoke":
+        return RouteProfile(
+            track=TrackingConfig(num_envs=8, episode_length=60),
+            ppo=TrackerPPOConfig(horizon=8, epochs=2, minibatch=32, actor_units=(64, 64), critic_units=(64, 64),
+                                 total_samples=128, checkpoint_every_s=1e9),
+            distill=DistillConfig(num_envs=8, horizon=8, total_samples=128, replay_size=1024, updates=2,
+                                  minibatch=32, reg_batch=16, enc_units=(64,), policy_units=(64, 64),
+                                  checkpoint_every_s=1e9),
+        )
+    envs = 4096 if scale == "paper" else 256
+    return RouteProfile(
+        track=TrackingConfig(num_envs=envs, num_threads=2),
+        ppo=TrackerPPOConfig(total_samples=12_000_000, learn_threads=2),
+        distill=DistillConfig(num_envs=envs, total_samples=4_000_000, learn_threads=2),
+    )
