@@ -39,15 +39,19 @@ def _train_llc(args: argparse.Namespace) -> int:
         from anyskill.llc.motions import load_motions
         from anyskill.llc.tracking.route import train_tracking_route
 
-        if args.resume or args.epochs or args.backend == "warp":
-            raise ValueError("--resume/--epochs/--backend warp apply to --route calm; the tracking route resumes "
-                             "from whatever --out holds and is sized by --tracker-samples/--distill-samples")
+        if args.resume or args.epochs:
+            raise ValueError("--resume/--epochs apply to --route calm; the tracking route resumes from whatever "
+                             "--out holds and is sized by --tracker-samples/--distill-samples")
         lib, _ = load_motions(args.motions)
-        out = args.out or f"runs/llc_tracking_{args.scale}"
-        info = train_tracking_route(lib, out, scale=args.scale, time_budget_s=args.time_budget,
+        # on a GPU the laptop/paper sizes give way to the gpu profile (thousands of Warp worlds, large batches)
+        on_gpu = (args.device or "cpu").startswith("cuda")
+        sizes = "gpu" if on_gpu and args.scale != "smoke" else args.scale
+        out = args.out or f"runs/llc_tracking_{sizes}"
+        info = train_tracking_route(lib, out, scale=sizes, time_budget_s=args.time_budget,
                                     tracker_samples=args.tracker_samples, distill_samples=args.distill_samples,
                                     num_envs=args.envs, num_threads=args.threads, seed=args.seed,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, device=args.device or "cpu",
+                                    backend=args.backend)
         print(f"tracker: {info['tracker']['samples'] if 'tracker' in info else 'done before'} samples; "
               f"student: {info['distill']['samples']} samples")
         print(f"checkpoint: {out}/llc.pth (tracker: {out}/tracker.pth)")
@@ -143,25 +147,6 @@ def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
     print(f"wrote {out / 'llc_interface.json'}")
 
 
-def _train_domain_clip(args: argparse.Namespace) -> int:
-    import torch
-
-    from anyskill.eval.domain_build import build_domain_model
-    from anyskill.reward.domain_model import DOMAIN_LABEL
-    from anyskill.reward.domain_train import DomainTrainSettings
-
-    torch.set_num_threads(args.threads)
-    settings = DomainTrainSettings(steps=args.steps, seed=args.seed, time_budget_s=args.time_budget)
-    m = build_domain_model(args.data, args.out, llc_checkpoint=args.llc, regenerate=args.regenerate,
-                           settings=settings, rollout_frames=args.rollout_frames, random_floor=not args.no_random_floor,
-                           workers=args.workers)
-    r = m["domain"]["retrieval_heldout_phrasings"]
-    print(f"{DOMAIN_LABEL}: {m['checkpoint']} ({m['size_mb']} MB); held-out frames and phrasings: text->image R@1 "
-          f"{r['t2i_r1']:.3f} (chance {r['chance_t2i_r1']:.3f}), image->text R@1 {r['i2t_r1']:.3f}; card "
-          f"{m['checkpoint'].removesuffix('.pth')}.md")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="anyskill", description="AnySkill companion: motion data, training, evaluation, "
                                                              "notebooks.")
@@ -193,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                    + ", ".join(f"{s} {profile(s).llc.num_envs}" for s in SCALES) + ")")
     t.add_argument("--out", help="run folder (default runs/llc_<scale>)")
     t.add_argument("--resume", help="checkpoint (.pth) to continue from")
-    t.add_argument("--device", help="cpu or cuda:0 (default: cuda:0 for paper when available, else cpu)")
+    t.add_argument("--device", help="cpu or cuda:0 (default: cuda:0 for paper when available, else cpu); the tracking "
+                   "route on cuda uses MuJoCo Warp and its gpu sizes (8192 humanoids, 131 k samples per iteration)")
     t.add_argument("--backend", choices=["mujoco", "warp"], help="physics (default: warp on CUDA, else mujoco)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--time-budget", type=float, metavar="SECONDS",
@@ -229,25 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval_llc)
 
-    d = sub.add_parser("train-domain-clip", help="render + caption this humanoid and train the project's domain "
-                       "text-image model (closed vocabulary, not CLIP; clip_weights='anyskill-domain')")
-    d.add_argument("--data", default="runs/domain_data/data.pt", help="captioned renders (made first if missing)")
-    d.add_argument("--regenerate", action="store_true", help="render the data again (e.g. after a new controller)")
-    d.add_argument("--llc", help="controller for the rollout frames (default: the shipped one)")
-    d.add_argument("--rollout-frames", type=int, default=4000)
-    d.add_argument("--workers", type=int, default=1, help="rendering processes")
-    d.add_argument("--out", default="anyskill/checkpoints/anyskill_domain.pth", help="checkpoint; card and metrics "
-                   "are written beside it")
-    d.add_argument("--steps", type=int, default=800)
-    d.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop training after this much wall time")
-    d.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    d.add_argument("--no-random-floor", action="store_true", help="skip the random ViT-B/32 comparison")
-    d.add_argument("--seed", type=int, default=0)
-    d.set_defaults(func=_train_domain_clip)
-
+    from anyskill.domain.cli import add_domain_commands
     from anyskill.hlc.calibrate_cli import add_calibrate_command
     from anyskill.hlc.cli import add_hlc_commands
 
+    add_domain_commands(sub)
     add_hlc_commands(sub)
     add_calibrate_command(sub)
     return p

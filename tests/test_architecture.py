@@ -19,8 +19,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("motion",),  # clips, importers, motion library
     ("data", "sim"),  # bundled data; backends, env, rendering
     ("reward", "rl"),  # CLIP, Eq. 3, early termination, projection; rl-games adapters and runner
-    ("llc",),  # CALM low-level controller
+    ("llc",),  # the low-level interface and what its routes share; one subpackage per route (calm/, tracking/)
     ("hlc",),  # high-level policy
+    ("domain",),  # the domain text-image model: captions, data, model, training, evaluation, build, end-to-end check
     ("eval",),  # rollout metrics, human-rating protocol
     ("viz",),  # figures
     ("reproduce",),  # the notebooks through papermill

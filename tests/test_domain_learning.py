@@ -7,7 +7,7 @@ state projection -> unit image feature, cosine, Eq. 3 with the style term, early
 rl-games PPO through the frozen controller — except the controller, the hand-built one of ``hlc_fixtures`` (the
 humanoid stands, the latent moves the arms; ``arm_scale=1.5`` so that both hands can get above the head — at 0.6 the
 highest of 64 random latents left them 2 cm below it), so that a minute of training can show an effect. The hands'
-height is measured from the rollout's body positions (:func:`anyskill.eval.domain_e2e.measure_policy`: the lower
+height is measured from the rollout's body positions (:func:`anyskill.domain.e2e.measure_policy`: the lower
 hand's height over the head origin, m), before (the run's untrained policy) and after training.
 
 A wrong sign, a broken text path, a missing normalisation or a reward that ignores the prompt fails one of the
@@ -20,7 +20,7 @@ import pytest
 import torch
 from hlc_fixtures import build_arm_llc
 
-from anyskill.eval.domain_e2e import E2ESettings, train_and_measure
+from anyskill.domain.e2e import E2ESettings, train_and_measure
 from anyskill.reward.clip_model import ClipModel, ClipSpec
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anyskill.reward.domain_captions import (
+from anyskill.domain.captions import (
     FACT_BIT,
     caption_frame,
     fact_masks,
@@ -16,8 +16,8 @@ from anyskill.reward.domain_captions import (
     measure_facts,
     root_velocity,
 )
-from anyskill.reward.domain_model import DOMAIN_LABEL, SHIPPED_DOMAIN_MODEL, load_domain_model
-from anyskill.reward.domain_train import multi_positive_infonce
+from anyskill.domain.model import DOMAIN_LABEL, SHIPPED_DOMAIN_MODEL, load_domain_model
+from anyskill.domain.train import multi_positive_infonce
 
 
 def _clip_facts(motion_lib, name):
@@ -63,8 +63,8 @@ def test_captions_match_exactly_the_frames_with_their_facts():
 def test_heldout_phrasings_recombine_known_words_and_oov_ones_do_not(motion_lib):
     """Held-out phrasings and templates are unseen sentences made of training tokens (the vocabulary is closed);
     the unseen-word synonyms have tokens outside it."""
-    from anyskill.reward.domain_captions import FACTS, phrase_split, template_split
-    from anyskill.reward.domain_train import build_vocab, tokenizer, training_texts
+    from anyskill.domain.captions import FACTS, phrase_split, template_split
+    from anyskill.domain.train import build_vocab, tokenizer, training_texts
 
     texts = training_texts(list(motion_lib.descriptions))
     vocab = set(build_vocab(texts).tolist())
@@ -78,8 +78,8 @@ def test_heldout_phrasings_recombine_known_words_and_oov_ones_do_not(motion_lib)
 
 
 def test_word_dropout_replaces_only_word_tokens():
-    from anyskill.reward.domain_model import EOT, SOT
-    from anyskill.reward.domain_train import drop_words, tokenizer
+    from anyskill.domain.model import EOT, SOT
+    from anyskill.domain.train import drop_words, tokenizer
 
     tokens = tokenizer()(["raise both arms above the head", "bow"])
     out = drop_words(tokens, 1.0, 7, torch.Generator().manual_seed(0))
@@ -179,3 +179,54 @@ def test_text_finds_its_pose_among_held_out_renders(domain, poses):
     # the training resolution (112 px) and the reward camera's (224 px) give the same features
     cos = (domain.encode_images(frames) * domain.encode_images(small)).sum(-1)
     assert cos.min() > 0.9, cos
+
+
+def test_reward_reaches_the_domain_model_through_its_weights_registry():
+    """``anyskill.reward`` names the domain package once, in its weights registry, and loads it from there."""
+    import anyskill.domain.model as dm
+    from anyskill.reward.clip_model import WEIGHT_PROVIDERS, ClipSpec, provider_name, weights_provider
+
+    assert WEIGHT_PROVIDERS[dm.DOMAIN_WEIGHTS] == "anyskill.domain.model"
+    assert weights_provider("anyskill-domain:/some/file.pth") is dm and weights_provider("random") is None
+    assert provider_name("anyskill-domainX") is None and not ClipSpec(weights="laion2b_s34b_b79k").is_domain
+    assert ClipSpec(weights=dm.DOMAIN_WEIGHTS).description == dm.describe_weights(dm.DOMAIN_WEIGHTS)
+
+
+def test_domain_e2e_command(tmp_path, monkeypatch, capsys):
+    """``anyskill domain-e2e``: the prompts it is asked for (and their opposites), e2e.json, and with ``--card`` the
+    end-to-end JSON beside a model's metrics and its card rewritten (an earlier controller's table kept)."""
+    import json
+    import shutil
+
+    import anyskill.domain.e2e as e2e
+    from anyskill.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["domain-e2e", "--help"])
+    assert exc.value.code == 0 and "--random-floor" in capsys.readouterr().out
+    calls = []
+
+    def fake(clip_model, projection, prompt, fact, llc, out_dir, settings, motion_lib=None, reward_source="projection",
+             upright=False):
+        calls.append((prompt, fact, settings.num_envs, upright))
+        return {"prompt": prompt, "fact": fact, "model": clip_model.spec.description, "num_envs": settings.num_envs,
+                "epochs": settings.epochs, "train_s": 0.0, **{f"{t}_{k}": 0.5 for t in ("before", "after")
+                                                              for k in ("fact_rate", "quantity", "similarity",
+                                                                        "fallen_rate")}}
+
+    monkeypatch.setattr(e2e, "train_and_measure", fake)
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    shutil.copy(SHIPPED_DOMAIN_MODEL.with_name("anyskill_domain_metrics.json"), ck / "anyskill_domain_metrics.json")
+    (ck / "anyskill_domain_e2e.json").write_text(json.dumps({"rows": [], "previous_controller": {"rows": ["old"]}}))
+    out = tmp_path / "run"
+    assert main(["domain-e2e", "--only", "0", "--opposites", "--upright", "--envs", "4", "--out", str(out),
+                 "--llc", "some_llc.pth", "--card", str(ck / "anyskill_domain_e2e.json")]) == 0
+    assert calls == [("raise both arms above the head", "both_arms_up", 4, True),
+                     ("arms down by the sides", "both_arms_up", 4, True)]
+    record = json.loads((out / "e2e.json").read_text())
+    assert [r["prompt"] for r in record["rows"]] == [c[0] for c in calls] and record["llc"] == "some_llc.pth"
+    kept = json.loads((ck / "anyskill_domain_e2e.json").read_text())
+    assert kept["previous_controller"] == {"rows": ["old"]} and len(kept["rows"]) == 2
+    assert "arms down by the sides" in (ck / "anyskill_domain.md").read_text()
+    assert main(["domain-e2e", "--only", "9", "--out", str(out)]) == 2  # a prompt number that does not exist

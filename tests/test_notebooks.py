@@ -15,8 +15,8 @@ pytestmark = pytest.mark.slow
 def _names_scoring_model(recorded: str) -> bool:
     """A result names the model that scored it: with ``clip_weights`` left empty, pretrained CLIP when it is cached,
     else the domain model of this humanoid (closed vocabulary, not CLIP) — the description includes its hash."""
+    from anyskill.domain import choose_clip_weights
     from anyskill.reward.clip_model import ClipSpec
-    from anyskill.reward.domain_model import choose_clip_weights
 
     return ClipSpec(weights=choose_clip_weights("", "smoke")).description in recorded
 

@@ -9,7 +9,8 @@ Weights, in order of preference:
   tests and offline pipeline runs only:
   random-weight features carry no meaning (renders of very different poses have cosine ≈ 0.9997–1.0);
 * ``weights="anyskill-domain"`` (or ``"anyskill-domain:/path/file.pth"``) — not CLIP: the project's own small
-  text–image model of this humanoid's renders, closed vocabulary (:mod:`anyskill.reward.domain_model`), offline.
+  text–image model of this humanoid's renders, closed vocabulary (:mod:`anyskill.domain.model`), offline; found
+  through the weights registry :data:`WEIGHT_PROVIDERS`.
 
 Without any of them a :class:`ClipWeightsUnavailable` error explains the three ways; nothing hangs and nothing
 falls back silently.
@@ -17,10 +18,12 @@ falls back silently.
 
 from __future__ import annotations
 
+import importlib
 import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +35,36 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+WEIGHT_PROVIDERS: dict[str, str] = {"anyskill-domain": "anyskill.domain.model"}
+"""The weights registry: text–image models that are not open_clip's, by the ``ClipSpec.weights`` name that selects
+them (``NAME``, or ``NAME:PATH`` for another checkpoint of the same kind) -> the module that provides them, with
+``describe_weights(weights) -> str`` (the identity a result's provenance records) and ``load_weights(weights)`` (a
+module with the open_clip surface :class:`ClipModel` reads). A provider sits above this layer (the domain model is
+trained on this layer's features and renders), so this layer names it here and imports it only when its weights are
+asked for (:func:`weights_provider`); nothing else of ``anyskill.reward`` refers to it. :func:`register_weights` adds
+one."""
+
+
 class ClipWeightsUnavailable(RuntimeError):
     """No CLIP weights could be loaded; the message lists the ways to provide them."""
+
+
+def register_weights(name: str, module: str) -> None:
+    """Make ``ClipSpec(weights=name)`` (and ``name:PATH``) load through ``module`` (see :data:`WEIGHT_PROVIDERS`)."""
+    if not name or ":" in name:
+        raise ValueError(f"a weights name is non-empty and has no ':', got {name!r}")
+    WEIGHT_PROVIDERS[name] = module
+
+
+def provider_name(weights: str) -> str | None:
+    """The registered name that selects ``weights`` (None: open_clip weights: a tag, a file or "random")."""
+    return next((n for n in WEIGHT_PROVIDERS if weights == n or weights.startswith(n + ":")), None)
+
+
+def weights_provider(weights: str) -> ModuleType | None:
+    """The provider module of ``weights`` (imported now), None for open_clip weights."""
+    name = provider_name(weights)
+    return None if name is None else importlib.import_module(WEIGHT_PROVIDERS[name])
 
 
 @dataclass(frozen=True)
@@ -49,18 +80,16 @@ class ClipSpec:
     @property
     def description(self) -> str:
         """What the provenance of a result records as 'CLIP weights'."""
-        if self.is_domain:
-            from anyskill.reward.domain_model import domain_description
-
-            return domain_description(self.weights)
+        provider = weights_provider(self.weights)
+        if provider is not None:
+            return provider.describe_weights(self.weights)
         return f"{self.model}/{self.weights}" + (" (RANDOM: no meaningful similarity)" if self.is_random else "")
 
     @property
     def is_domain(self) -> bool:
-        """The project's domain model of this humanoid (closed vocabulary, not CLIP)."""
-        from anyskill.reward.domain_model import is_domain_weights
-
-        return is_domain_weights(self.weights)
+        """Weights of a registered provider (:data:`WEIGHT_PROVIDERS`): the project's domain model of this humanoid
+        (closed vocabulary, not CLIP), not open_clip's."""
+        return provider_name(self.weights) is not None
 
     @property
     def is_random(self) -> bool:
@@ -94,10 +123,9 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 def _create(spec: ClipSpec):
     import open_clip
 
-    if spec.is_domain:
-        from anyskill.reward.domain_model import load_domain_model
-
-        return load_domain_model(spec.weights)
+    provider = weights_provider(spec.weights)
+    if provider is not None:
+        return provider.load_weights(spec.weights)
     if spec.is_random:  # the same random weights every time (reruns comparable), the caller's RNG untouched
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)

@@ -140,7 +140,7 @@ class PlaygroundRun:
         """The label every figure of a random-weight CLIP run or of the domain model carries ("" otherwise)."""
         if self.random_clip:
             return RANDOM_NOTE
-        from anyskill.reward.domain_model import DOMAIN_LABEL
+        from anyskill.domain.model import DOMAIN_LABEL
 
         return f"scored by the {DOMAIN_LABEL}" if DOMAIN_LABEL in str(self.provenance.clip_weights) else ""
 

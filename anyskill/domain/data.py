@@ -13,7 +13,7 @@ default placement, ``size`` px square, 112 by default):
   control step is rendered; falls are kept until the env resets.
 
 Each frame stores its body positions (m, env frame), root rotation (wxyz) and root velocity (m/s); the captioner
-(:mod:`anyskill.reward.domain_captions`) turns them into fact masks. Frames are grouped into short sequences
+(:mod:`anyskill.domain.captions`) turns them into fact masks. Frames are grouped into short sequences
 (``group``); a seeded 15 % of the groups is **held out** for evaluation, so held-out frames are never neighbours of
 training frames.
 
@@ -34,10 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anyskill.domain.captions import fact_masks, measure_facts, root_velocity
 from anyskill.humanoid import rotations as rot
 from anyskill.llc.controller import load_llc
 from anyskill.motion.library import MotionLibrary
-from anyskill.reward.domain_captions import fact_masks, measure_facts, root_velocity
 from anyskill.sim.camera import CameraSpec
 from anyskill.sim.env import EnvConfig, HumanoidEnv
 

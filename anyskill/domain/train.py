@@ -1,12 +1,12 @@
-"""Training the domain text–image model (:mod:`anyskill.reward.domain_model`; "domain model of this humanoid, closed
+"""Training the domain text–image model (:mod:`anyskill.domain.model`; "domain model of this humanoid, closed
 vocabulary — not CLIP") on captioned renders, with a multi-positive InfoNCE loss.
 
 Each step draws a batch of B training frames (weighted by 1/sqrt of how often their exact fact set occurs, so rare
-poses are seen), writes one caption per frame (:func:`~anyskill.reward.domain_captions.caption_frame` with the
+poses are seen), writes one caption per frame (:func:`~anyskill.domain.captions.caption_frame` with the
 training phrasings; with probability ``p_clip`` the clip's manifest description, with ``p_lexicon`` an offline-lexicon
 pose description the frame satisfies), and scores all B x B pairs. Several frames can satisfy one caption ("arms
 down" fits many), so the positives of caption i are all frames j it matches
-(:func:`~anyskill.reward.domain_captions.matches`) and the loss is
+(:func:`~anyskill.domain.captions.matches`) and the loss is
 
     L = -1/B sum_i log sum_{j in P(i)} softmax_j(s t_i . v_j)  (text -> image)  + the same image -> text, halved,
 
@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from anyskill.reward.domain_captions import (
+from anyskill.config.domain import DomainModelConfig, DomainTrainSettings
+from anyskill.domain.captions import (
     FACTS,
     PHRASES,
     Caption,
@@ -39,32 +40,10 @@ from anyskill.reward.domain_captions import (
     phrase_split,
     template_split,
 )
-from anyskill.reward.domain_model import EOT, SOT, DomainModelConfig, DomainTextImageModel, preprocess_like_clip
+from anyskill.domain.model import EOT, SOT, DomainTextImageModel, preprocess_like_clip
 from anyskill.reward.projection import ProjectionFit, StateProjection, fit_projection
 
 Tensor = torch.Tensor
-
-
-@dataclass(frozen=True)
-class DomainTrainSettings:
-    """Optimisation of :func:`train_domain_model`."""
-
-    steps: int = 800
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    shift_px: int = 4
-    p_clip: float = 0.15
-    p_lexicon: float = 0.15
-    max_facts: int = 2
-    word_dropout: float = 0.1
-    projection_hidden: tuple[int, ...] = (256,)
-    projection_epochs: int = 60
-    seed: int = 0
-    time_budget_s: float | None = None
-    """wall-time budget of the optimisation: after 10 steps the planned number of steps (and so the learning-rate
-    schedule) is cut to what fits, at most ``steps``; the steps done are recorded."""
 
 
 def tokenizer():

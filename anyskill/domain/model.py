@@ -1,11 +1,13 @@
 """The project's own text–image model of this humanoid's renders — a **domain model of this humanoid, closed
 vocabulary — not CLIP** — behind the same interface as open_clip (:class:`~anyskill.reward.clip_model.ClipModel`,
-``ClipSpec(weights="anyskill-domain")``).
+``ClipSpec(weights="anyskill-domain")``: the reward layer's weights registry,
+:data:`~anyskill.reward.clip_model.WEIGHT_PROVIDERS`, names this module as the provider of those weights, which
+reads :func:`describe_weights` and :func:`load_weights`).
 
 No pretrained CLIP weights can be fetched offline, and random ViT-B/32 weights give every frame nearly the same
-feature. This model is trained by the project (:mod:`anyskill.reward.domain_train`) on renders of this humanoid made
+feature. This model is trained by the project (:mod:`anyskill.domain.train`) on renders of this humanoid made
 with the project's camera, captioned by rules from the measured body positions
-(:mod:`anyskill.reward.domain_captions`), so a text prompt about this humanoid's pose gives a reward that means
+(:mod:`anyskill.domain.captions`), so a text prompt about this humanoid's pose gives a reward that means
 something — within its closed vocabulary (the words of its captions) and only for this character, camera and floor.
 
 * image tower: a small CNN on (3, 64, 64) inputs preprocessed exactly as :meth:`ClipModel.preprocess` does
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from anyskill.config.domain import DomainModelConfig
+from anyskill.reward.clip_model import (
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    _hub_reachable,
+    cached_weights_file,
+    preprocess_frames,
+)
 from anyskill.reward.projection import StateProjection
 
 Tensor = torch.Tensor
@@ -44,20 +54,6 @@ CHECKPOINT_FORMAT = "anyskill-domain-clip"
 CHECKPOINT_VERSION = 1
 SHIPPED_DOMAIN_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "anyskill_domain.pth"
 SOT, EOT = 49406, 49407  # open_clip SimpleTokenizer's start / end of text ids
-
-
-@dataclass(frozen=True)
-class DomainModelConfig:
-    """Sizes of the two towers. ``channels``: CNN stage widths (each stage halves the resolution)."""
-
-    image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    embed_dim: int = 128
-    text_width: int = 128
-    text_layers: int = 2
-    text_heads: int = 4
-    text_tokens: int = 40
-    """tokens the text tower reads (start token included); captions of the closed vocabulary are far shorter."""
 
 
 class ImageTower(nn.Module):
@@ -233,10 +229,19 @@ def load_domain_model(weights: str | Path = DOMAIN_WEIGHTS, map_location: str = 
     return model.eval()
 
 
+def describe_weights(weights: str) -> str:
+    """The weights registry's description of ``weights`` (:data:`DOMAIN_WEIGHTS` or ``"anyskill-domain:PATH"``):
+    :func:`domain_description`."""
+    return domain_description(weights)
+
+
+def load_weights(weights: str) -> DomainTextImageModel:
+    """The weights registry's loader of ``weights``: :func:`load_domain_model`."""
+    return load_domain_model(weights)
+
+
 def preprocess_like_clip(frames: Tensor, image_size: int) -> Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, S, S) float32 exactly as :meth:`ClipModel.preprocess` feeds this model."""
-    from anyskill.reward.clip_model import preprocess_frames
-
     return preprocess_frames(frames, (image_size, image_size))
 
 
@@ -251,8 +256,6 @@ def choose_clip_weights(requested: str = "", scale: str = "smoke") -> str:
     (``"random"``, a tag, a file or ``"anyskill-domain"``)."""
     if requested:
         return requested
-    from anyskill.reward.clip_model import DEFAULT_MODEL, DEFAULT_PRETRAINED, _hub_reachable, cached_weights_file
-
     try:
         if cached_weights_file(DEFAULT_MODEL, DEFAULT_PRETRAINED) is not None:
             return DEFAULT_PRETRAINED

@@ -4,7 +4,7 @@ For each prompt a high-level policy is trained (:func:`anyskill.hlc.train.train_
 the text reward of a :class:`~anyskill.reward.clip_model.ClipModel` — the domain model ("domain model of this
 humanoid, closed vocabulary — not CLIP", state-projection reward) or random ViT-B/32 weights (the floor, with a
 projection fitted the same way to its features) — and the **attribute the prompt names** is measured from the rollout's
-body positions by the captioner's rules (:func:`~anyskill.reward.domain_captions.measure_facts`), e.g. the fraction of
+body positions by the captioner's rules (:func:`~anyskill.domain.captions.measure_facts`), e.g. the fraction of
 frames with both hands above the head, before (the run's untrained ``initial.pth``) and after training.
 
 :class:`RecordingGoal` wraps a goal and keeps the states it scored, so the measurement uses
@@ -15,20 +15,22 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from anyskill.config.domain import E2ESettings
+from anyskill.domain.captions import measure_facts, measure_quantities
+from anyskill.domain.data import DomainData
+from anyskill.domain.model import SHIPPED_DOMAIN_MODEL
 from anyskill.hlc.clip_goals import TextGoal
 from anyskill.hlc.env import HLCEnvConfig
 from anyskill.hlc.goal import Goal, HumanoidStates
 from anyskill.hlc.rollout import evaluate
 from anyskill.hlc.train import train_hlc
 from anyskill.reward.clip_model import ClipModel
-from anyskill.reward.domain_captions import measure_facts, measure_quantities
 from anyskill.reward.projection import StateProjection
 
 Tensor = torch.Tensor
@@ -40,12 +42,14 @@ E2E_PROMPTS: dict[str, str] = {
     "kick with the right leg": "right_kick",
     "wave with the right hand": "right_hand_raised",
 }
-"""Prompt -> the fact (:data:`~anyskill.reward.domain_captions.FACTS`) measured for it."""
+"""Prompt -> the fact (:data:`~anyskill.domain.captions.FACTS`) measured for it."""
 OPPOSITES: dict[str, str] = {"raise both arms above the head": "arms down by the sides"}
 QUANTITY: dict[str, str] = {"both_arms_up": "hands_over_head", "right_hand_raised": "right_hand_over_shoulder",
                             "squat": "pelvis_height", "bent_forward": "forward_tilt_deg",
                             "right_kick": "right_foot_forward"}
 """A continuous measurement per fact, reported beside the fraction of frames (m or deg, see measure_quantities)."""
+SHIPPED_E2E = SHIPPED_DOMAIN_MODEL.with_name("anyskill_domain_e2e.json")
+"""The shipped model's end-to-end table (its card embeds it; ``anyskill domain-e2e --card`` rewrites it)."""
 
 
 class RecordingGoal:
@@ -79,37 +83,32 @@ def rollout_facts(body_pos: Tensor, body_rot: Tensor, dt: float) -> tuple[dict[s
 
 @torch.no_grad()
 def measure_policy(checkpoint: str | Path, llc: str | Path, goal: Goal, fact: str, seconds: float = 4.0,
-                   num_envs: int = 8, seed: int = 100, motion_lib=None) -> dict[str, float]:
+                   num_envs: int = 8, seed: int = 100, motion_lib=None,
+                   upright: bool = False) -> dict[str, float | None]:
     """Deterministic rollouts of a policy: fraction of frames with ``fact``, the mean of its quantity, the goal's
-    mean similarity and the fraction of frames fallen."""
+    mean similarity and the fraction of frames fallen; ``upright``: also the fraction and the quantity over the
+    frames that are not fallen (None when every frame is)."""
     rec = RecordingGoal(goal)
     ev = evaluate(checkpoint, llc, rec, seconds=seconds, num_envs=num_envs, seed=seed, motion_lib=motion_lib)
     facts, q = rollout_facts(torch.stack(rec.body_pos[1:]), torch.stack(rec.body_rot[1:]), 1.0 / 30.0)
-    return {"fact_rate": float(facts[fact].float().mean()), "quantity": float(q[QUANTITY.get(fact, "speed")].mean()),
-            "similarity": ev.mean_similarity, "fallen_rate": float(facts["fallen"].float().mean())}
-
-
-@dataclass(frozen=True)
-class E2ESettings:
-    """A reduced ``laptop`` run per prompt (the full profile is 300 epochs x 64 envs)."""
-
-    num_envs: int = 32
-    epochs: int = 60
-    horizon: int = 8
-    units: tuple[int, ...] = (128, 64)
-    learning_rate: float = 3e-4
-    episode_length: int = 150
-    eval_seconds: float = 4.0
-    eval_envs: int = 8
-    seed: int = 0
+    quantity = q[QUANTITY.get(fact, "speed")]
+    out: dict[str, float | None] = {
+        "fact_rate": float(facts[fact].float().mean()), "quantity": float(quantity.mean()),
+        "similarity": ev.mean_similarity, "fallen_rate": float(facts["fallen"].float().mean())}
+    if upright:
+        up = ~facts["fallen"]
+        out["upright_fact_rate"] = float(facts[fact][up].float().mean()) if up.any() else None
+        out["upright_quantity"] = float(quantity[up].mean()) if up.any() else None
+    return out
 
 
 def train_and_measure(clip_model: ClipModel, projection: StateProjection, prompt: str, fact: str,
                       llc: str | Path, out_dir: str | Path, settings: E2ESettings = E2ESettings(),
-                      motion_lib=None, reward_source: str = "projection") -> dict[str, Any]:
+                      motion_lib=None, reward_source: str = "projection", upright: bool = False) -> dict[str, Any]:
     """Train π_H on ``prompt`` with the ``reward_source`` ("projection" or "render": every frame rendered with the
-    default camera and encoded) reward of ``clip_model`` and measure ``fact`` before / after. The measurement reads
-    body positions only, so it always rolls out with the projection goal (its similarity column is the projection's)."""
+    default camera and encoded) reward of ``clip_model`` and measure ``fact`` before / after (``upright``: also on the
+    frames not fallen, :func:`measure_policy`). The measurement reads body positions only, so it always rolls out
+    with the projection goal (its similarity column is the projection's)."""
     goal = TextGoal(clip_model, None, prompt, reward_source="projection", projection=projection)
     train_goal: Goal = goal
     if reward_source == "render":
@@ -134,8 +133,8 @@ def train_and_measure(clip_model: ClipModel, projection: StateProjection, prompt
                            "train_s": round(train_s, 1)}
     assert result.initial_checkpoint is not None  # train_hlc always writes it
     for tag, ckpt in (("before", result.initial_checkpoint), ("after", result.checkpoint)):
-        m = measure_policy(ckpt, llc, goal, fact, s.eval_seconds, s.eval_envs, motion_lib=motion_lib)
-        row.update({f"{tag}_{k}": round(v, 4) for k, v in m.items()})
+        m = measure_policy(ckpt, llc, goal, fact, s.eval_seconds, s.eval_envs, motion_lib=motion_lib, upright=upright)
+        row.update({f"{tag}_{k}": None if v is None else round(v, 4) for k, v in m.items()})
     return row
 
 
@@ -183,32 +182,52 @@ def e2e_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def random_floor(data: DomainData, frames: int = 200, seed: int = 0) -> tuple[ClipModel, StateProjection, float]:
+    """The random-weight floor of the table: random ViT-B/32 weights and a projection fitted to their features of
+    ``frames`` training frames of ``data`` (a seeded draw), as the domain model's own. Returns the model, the
+    projection and its held-out cosine."""
+    from anyskill.reward.clip_model import ClipSpec
+
+    train = (~data.heldout).nonzero().flatten()
+    pick = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:frames]]
+    model = ClipModel(ClipSpec(weights="random"))
+    projection, cosine = fit_random_projection(model, data.frames[pick], data.body_pos[pick], seed=seed)
+    return model, projection, cosine
+
+
 def run_domain_e2e(domain: ClipModel, llc: str | Path, out_dir: str | Path, prompts: dict[str, str] | None = None,
                    random_model: ClipModel | None = None, random_projection: StateProjection | None = None,
                    settings: E2ESettings = E2ESettings(), motion_lib=None, render_prompts: tuple[str, ...] = (),
-                   render_settings: E2ESettings | None = None, notes: list[str] | None = None) -> dict[str, Any]:
+                   render_settings: E2ESettings | None = None, notes: list[str] | None = None,
+                   opposites: dict[str, str] | None = None, upright: bool = False) -> dict[str, Any]:
     """Train and measure every prompt with the domain model's projection reward (and the random floor when given),
-    and each of ``render_prompts`` with its rendered reward (``render_settings``, default ``settings``); writes
-    ``e2e.json`` in ``out_dir`` and returns the record."""
+    each of ``opposites`` (prompt -> its opposite, measured on the prompt's fact, which it should lower) and each of
+    ``render_prompts`` with its rendered reward (``render_settings``, default ``settings``); ``upright``: also the
+    rates on the frames not fallen. Writes ``e2e.json`` in ``out_dir`` and returns the record."""
     prompts = prompts or E2E_PROMPTS
     projection = getattr(domain.model, "projection", None)
     if projection is None:
         raise ValueError("the domain model checkpoint has no state projection")
     out = Path(out_dir)
     rows = []
+
+    def add(row: dict[str, Any]) -> None:
+        rows.append(row)
+        print(row, flush=True)
+
     for i, (prompt, fact) in enumerate(prompts.items()):
-        rows.append(train_and_measure(domain, projection, prompt, fact, llc, out / f"domain_{i}", settings,
-                                      motion_lib))
-        print(rows[-1], flush=True)
+        add(train_and_measure(domain, projection, prompt, fact, llc, out / f"domain_{i}", settings, motion_lib,
+                              upright=upright))
         if random_model is not None and random_projection is not None:
-            rows.append(train_and_measure(random_model, random_projection, prompt, fact, llc, out / f"random_{i}",
-                                          settings, motion_lib))
-            print(rows[-1], flush=True)
+            add(train_and_measure(random_model, random_projection, prompt, fact, llc, out / f"random_{i}",
+                                  settings, motion_lib, upright=upright))
+    for i, (prompt, opposite) in enumerate((opposites or {}).items()):
+        add(train_and_measure(domain, projection, opposite, {**E2E_PROMPTS, **prompts}[prompt], llc,
+                              out / f"opposite_{i}", settings, motion_lib, upright=upright))
     rs = render_settings or settings
     for i, prompt in enumerate(render_prompts):
-        rows.append(train_and_measure(domain, projection, prompt, prompts[prompt], llc, out / f"render_{i}", rs,
-                                      motion_lib, reward_source="render"))
-        print(rows[-1], flush=True)
+        add(train_and_measure(domain, projection, prompt, prompts[prompt], llc, out / f"render_{i}", rs, motion_lib,
+                              reward_source="render", upright=upright))
 
     def plain(x: E2ESettings) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in x.__dict__.items()}
@@ -220,3 +239,19 @@ def run_domain_e2e(domain: ClipModel, llc: str | Path, out_dir: str | Path, prom
     out.mkdir(parents=True, exist_ok=True)
     (out / "e2e.json").write_text(json.dumps(record, indent=1, default=lambda o: np.asarray(o).tolist()))
     return record
+
+
+def write_e2e_card(record: dict[str, Any], e2e_json: str | Path = SHIPPED_E2E) -> Path:
+    """Record ``record`` as the model's end-to-end table (``e2e_json``, beside the checkpoint, keeping an earlier
+    controller's table that the file holds under ``previous_controller``) and rewrite the model card from the metrics
+    JSON beside it. Returns the card's path."""
+    from anyskill.domain.build import write_model_card
+
+    e2e_json = Path(e2e_json)
+    if e2e_json.is_file():
+        previous = json.loads(e2e_json.read_text()).get("previous_controller")
+        if previous is not None:
+            record = {**record, "previous_controller": previous}
+    e2e_json.write_text(json.dumps(record, indent=1, default=lambda o: np.asarray(o).tolist()))
+    stem = e2e_json.name.removesuffix("_e2e.json")
+    return write_model_card(e2e_json.with_name(stem + "_metrics.json"), e2e_json)

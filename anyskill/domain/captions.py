@@ -1,6 +1,6 @@
 """What a frame of this humanoid shows, measured from its body positions: the captioner of the domain model.
 
-The domain model (:mod:`anyskill.reward.domain_model`, "domain model of this humanoid, closed vocabulary — not
+The domain model (:mod:`anyskill.domain.model`, "domain model of this humanoid, closed vocabulary — not
 CLIP") is trained on renders paired with captions written by the rules here, and evaluated with the same rules: a
 high-level policy trained on "raise both arms above the head" is judged by the fraction of its frames with both
 hands above the head (:func:`measure_facts`).
@@ -12,7 +12,7 @@ A frame's content is a set of **facts** (:data:`FACTS`, bits of an int64 mask): 
 0.1 m above the head), ``right_hand_raised`` (right hand above its shoulder, left hand below its own), ``deep_squat``,
 ``bent_forward``, ... plus one bit per bundled clip for clip descriptions. A caption names some facts
 (:class:`Caption`); it **matches** a frame when all of its facts are true there — the positives of the
-multi-positive InfoNCE loss of :mod:`anyskill.reward.domain_train`.
+multi-positive InfoNCE loss of :mod:`anyskill.domain.train`.
 
 Phrasings: every fact has several phrasings (:data:`PHRASES`); the last one of each, and the last sentence
 templates, are **held out** of training (``split="heldout"``) to measure generalisation to unseen wordings. The

@@ -5,7 +5,7 @@ Works through the :class:`~anyskill.reward.clip_model.ClipModel` interface (``en
 and random ViT-B/32 weights (the floor) are measured by the same code on the same frames and captions.
 
 * **Retrieval**: a gallery of G held-out frames, each with one caption written by the captioner
-  (:func:`~anyskill.reward.domain_captions.caption_frame`) in the ``split``'s phrasings. Text -> image R@K: the share
+  (:func:`~anyskill.domain.captions.caption_frame`) in the ``split``'s phrasings. Text -> image R@K: the share
   of captions with at least one matching frame (all its facts true) among their K nearest frames; image -> text
   R@K: the share of frames with a caption that fits them among their K nearest captions. Several frames fit one
   caption, so chance is not 1/G: ``chance_t2i_r1`` / ``chance_i2t_r1`` are the expected R@1 of a random ranking.
@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from anyskill.reward.domain_captions import FACT_BIT, FACTS, caption_frame, matches, phrase_split, template_split
+from anyskill.domain.captions import FACT_BIT, FACTS, caption_frame, matches, phrase_split, template_split
 
 Tensor = torch.Tensor
 

@@ -1,9 +1,9 @@
 """Building the shipped domain model end to end: data -> training -> held-out evaluation -> checkpoint + card.
 
 ``anyskill train-domain-clip`` calls :func:`build_domain_model`. The result is a **domain model of this humanoid,
-closed vocabulary — not CLIP** (:mod:`anyskill.reward.domain_model`): the checkpoint (``anyskill_domain.pth``), its
+closed vocabulary — not CLIP** (:mod:`anyskill.domain.model`): the checkpoint (``anyskill_domain.pth``), its
 metrics (``anyskill_domain_metrics.json``) and its model card (``anyskill_domain.md``, written by
-:func:`write_model_card`, which also embeds the end-to-end table of :mod:`anyskill.eval.domain_e2e` when its JSON is
+:func:`write_model_card`, which also embeds the end-to-end table of :mod:`anyskill.domain.e2e` when its JSON is
 there).
 """
 
@@ -16,10 +16,8 @@ from typing import Any
 
 import torch
 
-from anyskill.hlc.domain_data import SOURCES, DomainData, cpu_seconds, file_sha256, generate_domain_data
-from anyskill.provenance import Provenance
-from anyskill.reward.clip_model import ClipModel, ClipSpec
-from anyskill.reward.domain_captions import (
+from anyskill.config.domain import DomainTrainSettings
+from anyskill.domain.captions import (
     FACTS,
     HELDOUT_TEMPLATES,
     LEXICON_FACTS,
@@ -28,9 +26,12 @@ from anyskill.reward.domain_captions import (
     PHRASES,
     TEMPLATES,
 )
-from anyskill.reward.domain_eval import attribute_metrics, retrieval_metrics
-from anyskill.reward.domain_model import DOMAIN_LABEL, DOMAIN_WEIGHTS, SHIPPED_DOMAIN_MODEL, save_domain_model
-from anyskill.reward.domain_train import DomainTrainSettings, train_domain_model
+from anyskill.domain.data import SOURCES, DomainData, cpu_seconds, file_sha256, generate_domain_data
+from anyskill.domain.evaluate import attribute_metrics, retrieval_metrics
+from anyskill.domain.model import DOMAIN_LABEL, DOMAIN_WEIGHTS, SHIPPED_DOMAIN_MODEL, save_domain_model
+from anyskill.domain.train import train_domain_model
+from anyskill.provenance import Provenance
+from anyskill.reward.clip_model import ClipModel, ClipSpec
 
 DEFAULT_DATA = Path("runs/domain_data/data.pt")
 
@@ -145,8 +146,8 @@ def write_model_card(metrics_path: str | Path, e2e_path: str | Path | None = Non
         f"- checkpoint: `{m['checkpoint']}` ({m['size_mb']} MB, sha256 `{m['checkpoint_sha256']}`); select it with "
         f"`ClipSpec(weights=\"{DOMAIN_WEIGHTS}\")` / `--clip-weights {DOMAIN_WEIGHTS}`",
         f"- identity recorded in provenance: `ClipSpec(weights=\"{DOMAIN_WEIGHTS}\").description`",
-        "- rebuild: `anyskill train-domain-clip` (data `anyskill.hlc.domain_data`, training "
-        "`anyskill.reward.domain_train`, this card `anyskill.eval.domain_build`)",
+        "- rebuild: `anyskill train-domain-clip` (data `anyskill.domain.data`, training "
+        "`anyskill.domain.train`, this card `anyskill.domain.build`)",
         "",
         "## What it cannot do",
         "",
@@ -170,7 +171,7 @@ def write_model_card(metrics_path: str | Path, e2e_path: str | Path | None = Non
         "",
         "Frames per fact (all frames): " + ", ".join(f"{k} {v}" for k, v in c["facts"].items()),
         "",
-        "## Captioner (anyskill/reward/domain_captions.py)",
+        "## Captioner (anyskill/domain/captions.py)",
         "",
         "Measured in the humanoid's heading frame: both/right/left arm up = hand 0.10 m above the head origin; hand "
         "raised = above its shoulder by 0.10 m (the other below its own); arm forward / to the side = hand 0.35 m "
@@ -249,11 +250,11 @@ def write_model_card(metrics_path: str | Path, e2e_path: str | Path | None = Non
         lines += ["", f"Held-out phrasings: AUC > 0.7 for {sum(a > 0.7 for a in aucs)} of {len(aucs)} facts "
                   f"(median {sorted(aucs)[len(aucs) // 2]:.3f})."]
     if e2e_file.is_file():
-        from anyskill.eval.domain_e2e import e2e_markdown
+        from anyskill.domain.e2e import e2e_markdown
 
         lines += ["", e2e_markdown(json.loads(e2e_file.read_text()))]
     else:
-        lines += ["", "## End to end", "", "Not yet run (`anyskill.eval.domain_e2e.run_domain_e2e`)."]
+        lines += ["", "## End to end", "", "Not yet run (`anyskill.domain.e2e.run_domain_e2e`)."]
     lines += ["", f"Provenance: commit `{m['provenance']['commit']}`, started {m['provenance']['started']}."]
     path = metrics_path.with_name(stem + ".md")
     path.write_text("\n".join(lines) + "\n")
