@@ -1,6 +1,7 @@
 """The library's layers (docs/architecture.md): every import of an ``anyskill`` module, at module level or inside a
 function, points into the importer's own package or a lower layer, so no package depends on one above it or beside
-it and the packages form no cycle."""
+it and the packages form no cycle; inside a package the modules form no cycle either (imports under
+``TYPE_CHECKING`` and inside functions count)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,91 @@ def test_packages_form_no_cycle():
     for unit in sorted(graph):
         if unit not in state:
             visit(unit, [unit])
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in PACKAGE_DIR.rglob("*.py")}
+
+
+def _module_edges(path: Path, modules: dict[str, Path] = MODULES) -> set[str]:
+    """The modules of ``modules`` that ``path`` imports: ``from pkg import name`` counts as an import of ``pkg.name``
+    where that is a module (a submodule needs no code of its package), else of ``pkg``."""
+    out = set()
+    for _, base in _imports(path):
+        out.add(base)
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts[: -node.level]
+                base = ".".join(package + ((node.module,) if node.module else ()))
+            else:
+                base = node.module or ""
+            subs = [f"{base}.{a.name}" for a in node.names]
+            if all(m in modules for m in subs):
+                out.discard(base)
+                out.update(subs)
+    found = set()
+    for name in out:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        if name:
+            found.add(name)
+    return found
+
+
+def _cycles_within_packages(modules: dict[str, Path]) -> list[list[str]]:
+    """Strongly connected groups (> 1 module) of the import graph restricted to each top-level package."""
+    unit = {m: ".".join(m.split(".")[:2]) for m in modules}
+    graph = {m: {n for n in _module_edges(p, modules) if n != m and unit[n] == unit[m]} for m, p in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups = []
+
+    def connect(v: str) -> None:  # Tarjan
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    return groups
+
+
+def test_modules_of_a_package_form_no_cycle():
+    cycles = _cycles_within_packages(MODULES)
+    assert not cycles, "import loops inside packages (move what both need into a module below them):\n" + "\n".join(
+        " <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_sees_loops_through_functions_and_type_checking(tmp_path):
+    pkg = tmp_path / "anyskill" / "probe"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from anyskill.probe.b import g\n")
+    (pkg / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from anyskill.probe import a\n")
+    (pkg / "c.py").write_text("from anyskill.probe import a, b\n")  # points down only: no loop
+    modules = {f"anyskill.probe.{p.stem}" if p.stem != "__init__" else "anyskill.probe": p for p in pkg.glob("*.py")}
+    assert _cycles_within_packages(modules) == [["anyskill.probe.a", "anyskill.probe.b"]]
 
 
 def test_the_checker_sees_nested_and_upward_imports(tmp_path):

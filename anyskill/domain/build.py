@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from anyskill.config.domain import DomainTrainSettings
@@ -34,6 +35,9 @@ from anyskill.provenance import Provenance
 from anyskill.reward.clip_model import ClipModel, ClipSpec
 
 DEFAULT_DATA = Path("runs/domain_data/data.pt")
+SHIPPED_E2E = SHIPPED_DOMAIN_MODEL.with_name("anyskill_domain_e2e.json")
+"""The shipped model's end-to-end table (:mod:`anyskill.domain.e2e`; its card embeds it, ``anyskill domain-e2e
+--card`` rewrites it)."""
 
 
 def evaluate_model(clip_model: ClipModel, data: DomainData, gallery: int = 500, seed: int = 0) -> dict[str, Any]:
@@ -123,6 +127,37 @@ def data_counts(data: DomainData) -> dict[str, Any]:
 
 def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def e2e_markdown(record: dict[str, Any]) -> str:
+    """The end-to-end table of a :func:`anyskill.domain.e2e.run_domain_e2e` record, as Markdown."""
+    s = record["settings"]
+    lines = ["## End to end: high-level policies trained with this model's reward", "",
+             f"Reduced `laptop` scale (the profile is 64 envs x 300 epochs): per row envs x epochs, "
+             f"{s['horizon']} HLC steps "
+             f"(5 LLC steps each), MLP {s['units']}, lr {s['learning_rate']}, state-projection reward"
+             + (f" (rendered reward: {record['render_settings']['num_envs']} envs x "
+                f"{record['render_settings']['epochs']} epochs)" if record.get("render_settings") else "")
+             + f", controller `{record['llc']}`. Measured on {s['eval_envs']} deterministic rollouts of "
+             f"{s['eval_seconds']} s from standing by the captioner's rules; 'rate' is the fraction of frames with the "
+             "fact, 'quantity' its continuous measure (hands over head: the lower hand's height over the head "
+             "origin, m; pelvis height over the lower foot, m; forward tilt, deg; right foot ahead of the pelvis, m; "
+             "right hand over its shoulder, m); 'similarity' the reward model's own mean cosine on those rollouts "
+             "(projection).", "",
+             "| prompt | fact | reward model | reward source | envs x epochs | rate before | rate after | "
+             "quantity before | quantity after | similarity before -> after | fallen after | train s |",
+             "|" + "---|" * 12]
+    for r in record["rows"]:
+        label = "domain" if "not CLIP" in r["model"] else ("random ViT-B/32" if "RANDOM" in r["model"] else r["model"])
+        size = f"{r.get('num_envs', s['num_envs'])} x {r.get('epochs', s['epochs'])}"
+        lines.append(f"| {r['prompt']} | {r['fact']} | {label} | {r.get('reward_source', 'projection')} | {size} | "
+                     f"{r['before_fact_rate']:.3f} | "
+                     f"{r['after_fact_rate']:.3f} | {r['before_quantity']:.3f} | {r['after_quantity']:.3f} | "
+                     f"{r['before_similarity']:.3f} -> {r['after_similarity']:.3f} | "
+                     f"{r['after_fallen_rate']:.3f} | {r['train_s']} |")
+    if record.get("notes"):
+        lines += [""] + [f"- {n}" for n in record["notes"]]
+    return "\n".join(lines)
 
 
 def write_model_card(metrics_path: str | Path, e2e_path: str | Path | None = None) -> Path:
@@ -250,8 +285,6 @@ def write_model_card(metrics_path: str | Path, e2e_path: str | Path | None = Non
         lines += ["", f"Held-out phrasings: AUC > 0.7 for {sum(a > 0.7 for a in aucs)} of {len(aucs)} facts "
                   f"(median {sorted(aucs)[len(aucs) // 2]:.3f})."]
     if e2e_file.is_file():
-        from anyskill.domain.e2e import e2e_markdown
-
         lines += ["", e2e_markdown(json.loads(e2e_file.read_text()))]
     else:
         lines += ["", "## End to end", "", "Not yet run (`anyskill.domain.e2e.run_domain_e2e`)."]
@@ -259,3 +292,17 @@ def write_model_card(metrics_path: str | Path, e2e_path: str | Path | None = Non
     path = metrics_path.with_name(stem + ".md")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_e2e_card(record: dict[str, Any], e2e_json: str | Path = SHIPPED_E2E) -> Path:
+    """Record ``record`` as the model's end-to-end table (``e2e_json``, beside the checkpoint, keeping an earlier
+    controller's table that the file holds under ``previous_controller``) and rewrite the model card from the metrics
+    JSON beside it. Returns the card's path."""
+    e2e_json = Path(e2e_json)
+    if e2e_json.is_file():
+        previous = json.loads(e2e_json.read_text()).get("previous_controller")
+        if previous is not None:
+            record = {**record, "previous_controller": previous}
+    e2e_json.write_text(json.dumps(record, indent=1, default=lambda o: np.asarray(o).tolist()))
+    stem = e2e_json.name.removesuffix("_e2e.json")
+    return write_model_card(e2e_json.with_name(stem + "_metrics.json"), e2e_json)

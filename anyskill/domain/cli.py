@@ -31,7 +31,8 @@ def _domain_e2e(args: argparse.Namespace) -> int:
     import torch
 
     from anyskill.config.domain import E2ESettings
-    from anyskill.domain.e2e import E2E_PROMPTS, OPPOSITES, random_floor, run_domain_e2e, write_e2e_card
+    from anyskill.domain.build import write_e2e_card
+    from anyskill.domain.e2e import E2E_PROMPTS, OPPOSITES, random_floor, run_domain_e2e
     from anyskill.reward.clip_model import ClipModel, ClipSpec
 
     torch.set_num_threads(args.threads)

@@ -24,7 +24,6 @@ import torch
 from anyskill.config.domain import E2ESettings
 from anyskill.domain.captions import measure_facts, measure_quantities
 from anyskill.domain.data import DomainData
-from anyskill.domain.model import SHIPPED_DOMAIN_MODEL
 from anyskill.hlc.clip_goals import TextGoal
 from anyskill.hlc.env import HLCEnvConfig
 from anyskill.hlc.goal import Goal, HumanoidStates
@@ -48,8 +47,6 @@ QUANTITY: dict[str, str] = {"both_arms_up": "hands_over_head", "right_hand_raise
                             "squat": "pelvis_height", "bent_forward": "forward_tilt_deg",
                             "right_kick": "right_foot_forward"}
 """A continuous measurement per fact, reported beside the fraction of frames (m or deg, see measure_quantities)."""
-SHIPPED_E2E = SHIPPED_DOMAIN_MODEL.with_name("anyskill_domain_e2e.json")
-"""The shipped model's end-to-end table (its card embeds it; ``anyskill domain-e2e --card`` rewrites it)."""
 
 
 class RecordingGoal:
@@ -151,37 +148,6 @@ def fit_random_projection(clip_model: ClipModel, frames: Tensor, body_pos: Tenso
     return net.eval(), fit.final_val_cosine
 
 
-def e2e_markdown(record: dict[str, Any]) -> str:
-    """The end-to-end table of a :func:`run_domain_e2e` record, as Markdown."""
-    s = record["settings"]
-    lines = ["## End to end: high-level policies trained with this model's reward", "",
-             f"Reduced `laptop` scale (the profile is 64 envs x 300 epochs): per row envs x epochs, "
-             f"{s['horizon']} HLC steps "
-             f"(5 LLC steps each), MLP {s['units']}, lr {s['learning_rate']}, state-projection reward"
-             + (f" (rendered reward: {record['render_settings']['num_envs']} envs x "
-                f"{record['render_settings']['epochs']} epochs)" if record.get("render_settings") else "")
-             + f", controller `{record['llc']}`. Measured on {s['eval_envs']} deterministic rollouts of "
-             f"{s['eval_seconds']} s from standing by the captioner's rules; 'rate' is the fraction of frames with the "
-             "fact, 'quantity' its continuous measure (hands over head: the lower hand's height over the head "
-             "origin, m; pelvis height over the lower foot, m; forward tilt, deg; right foot ahead of the pelvis, m; "
-             "right hand over its shoulder, m); 'similarity' the reward model's own mean cosine on those rollouts "
-             "(projection).", "",
-             "| prompt | fact | reward model | reward source | envs x epochs | rate before | rate after | "
-             "quantity before | quantity after | similarity before -> after | fallen after | train s |",
-             "|" + "---|" * 12]
-    for r in record["rows"]:
-        label = "domain" if "not CLIP" in r["model"] else ("random ViT-B/32" if "RANDOM" in r["model"] else r["model"])
-        size = f"{r.get('num_envs', s['num_envs'])} x {r.get('epochs', s['epochs'])}"
-        lines.append(f"| {r['prompt']} | {r['fact']} | {label} | {r.get('reward_source', 'projection')} | {size} | "
-                     f"{r['before_fact_rate']:.3f} | "
-                     f"{r['after_fact_rate']:.3f} | {r['before_quantity']:.3f} | {r['after_quantity']:.3f} | "
-                     f"{r['before_similarity']:.3f} -> {r['after_similarity']:.3f} | "
-                     f"{r['after_fallen_rate']:.3f} | {r['train_s']} |")
-    if record.get("notes"):
-        lines += [""] + [f"- {n}" for n in record["notes"]]
-    return "\n".join(lines)
-
-
 def random_floor(data: DomainData, frames: int = 200, seed: int = 0) -> tuple[ClipModel, StateProjection, float]:
     """The random-weight floor of the table: random ViT-B/32 weights and a projection fitted to their features of
     ``frames`` training frames of ``data`` (a seeded draw), as the domain model's own. Returns the model, the
@@ -239,19 +205,3 @@ def run_domain_e2e(domain: ClipModel, llc: str | Path, out_dir: str | Path, prom
     out.mkdir(parents=True, exist_ok=True)
     (out / "e2e.json").write_text(json.dumps(record, indent=1, default=lambda o: np.asarray(o).tolist()))
     return record
-
-
-def write_e2e_card(record: dict[str, Any], e2e_json: str | Path = SHIPPED_E2E) -> Path:
-    """Record ``record`` as the model's end-to-end table (``e2e_json``, beside the checkpoint, keeping an earlier
-    controller's table that the file holds under ``previous_controller``) and rewrite the model card from the metrics
-    JSON beside it. Returns the card's path."""
-    from anyskill.domain.build import write_model_card
-
-    e2e_json = Path(e2e_json)
-    if e2e_json.is_file():
-        previous = json.loads(e2e_json.read_text()).get("previous_controller")
-        if previous is not None:
-            record = {**record, "previous_controller": previous}
-    e2e_json.write_text(json.dumps(record, indent=1, default=lambda o: np.asarray(o).tolist()))
-    stem = e2e_json.name.removesuffix("_e2e.json")
-    return write_model_card(e2e_json.with_name(stem + "_metrics.json"), e2e_json)

@@ -44,8 +44,8 @@ import yaml
 from anyskill.humanoid import rotations as rot
 from anyskill.humanoid.model import HumanoidModel
 from anyskill.humanoid.obs import amp_frame_obs
-from anyskill.motion import load_motion
 from anyskill.motion.clip import MotionClip, MotionFormatError, describe, skeleton_for
+from anyskill.motion.load import load_motion
 
 if TYPE_CHECKING:
     from anyskill.motion.frame_grid import AmpFrameGrid

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import TYPE_CHECKING
 
 import mujoco
 import numpy as np
@@ -20,11 +19,6 @@ import torch
 from anyskill.humanoid import rotations as rot
 from anyskill.humanoid.model import CONTACT_BODIES, HumanoidModel
 from anyskill.motion.clip import MotionClip, skeleton_for
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from anyskill.motion.library import MotionLibrary
 
 STANCE_SPEED = 0.25  # m/s, horizontal sole speed below which a low foot counts as standing
 STANCE_HEIGHT = 0.08  # m, sole height above the clip's lowest sole below which a foot may count as standing
@@ -116,28 +110,6 @@ def ground_align(clip: MotionClip) -> float:
     clip.root_pos[:, 2] += shift
     clip.meta["ground_shift_m"] = round(shift, 4)
     return shift
-
-
-def dataset_report(lib: MotionLibrary) -> pd.DataFrame:
-    """One row per clip of a MotionLibrary: summary, conversion/retargeting errors and ground contact."""
-    import pandas as pd
-
-    rows = []
-    summary = lib.summary()
-    for i, clip in enumerate(lib.clips):
-        conv = clip.meta.get("conversion") or {}
-        ret = clip.meta.get("retarget") or {}
-        row = {
-            **summary.iloc[i].to_dict(),
-            "authored": bool(clip.meta.get("authored", False)),
-            "fk_error_max_cm": 100 * conv["fk_error_clamped_max_m"] if conv else float("nan"),
-            "limit_violations": len(conv.get("limit_violations_rad", {})) if conv else 0,
-            "ground_shift_cm": 100 * clip.meta.get("ground_shift_m", 0.0),
-            "retarget_bone_error_mean_deg": ret.get("bone_error_mean_deg", float("nan")),
-        }
-        row.update(ground_report(clip))
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def lift_sunken_feet(model: HumanoidModel, root_pos: np.ndarray, root_rot: np.ndarray, dof: np.ndarray,

@@ -1,7 +1,8 @@
 """Text for the high-level policy: prompt enhancement (paper §4.3, Fig. 6) and weighted prompt sets (the general
 policy).
 
-* :mod:`anyskill.text.enhancer` — :class:`Enhancement`, the :class:`TextEnhancer` interface, :func:`make_enhancer`;
+* :mod:`anyskill.text.enhancer` — :class:`Enhancement`, the :class:`TextEnhancer` interface;
+* :mod:`anyskill.text.factory` — :func:`make_enhancer`, an enhancer by name;
 * :mod:`anyskill.text.lexicon` — the offline enhancer and its curated lexicon;
 * :mod:`anyskill.text.llm` — the OpenAI-compatible chat-completions enhancer (timeouts, retries, fallback);
 * :mod:`anyskill.text.cache` — the JSONL cache of LLM replies;
@@ -16,8 +17,8 @@ from anyskill.text.enhancer import (
     NoEnhancer,
     TextEnhancer,
     enhancer_provenance,
-    make_enhancer,
 )
+from anyskill.text.factory import make_enhancer
 from anyskill.text.lexicon import LEXICON, OfflineEnhancer
 from anyskill.text.llm import LLMEnhancer, LLMError, LLMSettings
 from anyskill.text.prompt_set import PromptSet, PromptSetError

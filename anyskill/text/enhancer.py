@@ -9,11 +9,12 @@ Three :class:`TextEnhancer` implementations: :class:`NoEnhancer` (the text as gi
 :class:`~anyskill.text.lexicon.OfflineEnhancer` (a curated lexicon of activity words, no network) and the
 :class:`~anyskill.text.llm.LLMEnhancer` (an OpenAI-compatible chat-completions server; falls back to the offline
 enhancer, with an :class:`EnhancementFallbackWarning`, whenever the server cannot give a valid reply in time).
+This module is the interface both implement; :func:`anyskill.text.factory.make_enhancer` (``anyskill.text.
+make_enhancer``) builds one by name.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -95,28 +96,3 @@ def check_prompt(prompt: str) -> str:
     if not text:
         raise ValueError("cannot enhance an empty prompt; give the instruction as text, e.g. 'wave hi'")
     return text
-
-
-def make_enhancer(kind: str = "offline", **llm_options: Any) -> TextEnhancer:
-    """The enhancer ``kind`` ("llm", "offline" or "none").
-
-    ``"llm"`` reads its server from ``llm_options`` (``model``, ``base_url``, ``api_key``, ``timeout_s``,
-    ``cache_path``, ... of :class:`~anyskill.text.llm.LLMSettings`) and the ``ANYSKILL_LLM_*`` environment
-    variables; with no model configured it warns and returns the offline enhancer.
-    """
-    from anyskill.text.lexicon import OfflineEnhancer
-
-    if kind == "none":
-        return NoEnhancer()
-    if kind == "offline":
-        return OfflineEnhancer()
-    if kind != "llm":
-        raise ValueError(f"unknown enhancer {kind!r}; choose one of {ENHANCER_KINDS}")
-    from anyskill.text.llm import ENV_MODEL, LLMEnhancer, LLMSettings
-
-    settings = LLMSettings.from_env(**llm_options)
-    if settings is None:
-        warnings.warn(f"no LLM configured (set {ENV_MODEL}, and ANYSKILL_LLM_BASE_URL for a local server): "
-                      "using the offline enhancer", EnhancementFallbackWarning, stacklevel=2)
-        return OfflineEnhancer()
-    return LLMEnhancer(settings)

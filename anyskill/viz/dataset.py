@@ -8,7 +8,7 @@ import seaborn as sns
 
 
 def dataset_overview(df: pd.DataFrame):
-    """Three panels from :func:`anyskill.motion.quality.dataset_report`: durations, time per category, weights."""
+    """Three panels from :func:`anyskill.motion.report.dataset_report`: durations, time per category, weights."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), gridspec_kw={"width_ratios": [2.2, 1, 1]})
     order = df.sort_values("duration_s", ascending=False)
     sns.barplot(data=order, y="name", x="duration_s", hue="category", dodge=False, ax=axes[0])
