@@ -17,8 +17,8 @@ import pytest
 import torch
 
 import anyskill.sim.render as render  # noqa: F401, I001 (before open_clip: torchvision ahead of the EGL context)
+from anyskill.config.hlc import CALIBRATION_SIZES, CalibrationSizes
 from anyskill.hlc import calibration_data, projection_cache
-from anyskill.hlc.calibration_data import CalibrationSizes
 from anyskill.hlc.projection_cache import (
     ProjectionCacheWarning,
     cache_key,
@@ -281,7 +281,7 @@ def test_int8_calibration_refused_on_weights_it_cannot_encode(clip_model, tmp_pa
 def test_cli_calibrate_and_train_hlc_use_the_cache(tmp_path, monkeypatch, capsys):
     from anyskill.cli import main
 
-    monkeypatch.setitem(calibration_data.CALIBRATION_SIZES, "smoke", TINY)
+    monkeypatch.setitem(CALIBRATION_SIZES, "smoke", TINY)
     assert main(["calibrate", "--clip-weights", "random", "--scale", "smoke", "--cache-dir", str(tmp_path),
                  "--no-progress"]) == 0
     out = capsys.readouterr().out

@@ -6,18 +6,34 @@ and :mod:`anyskill.reproduce`; the rl-games configs are generated from them.
   agent (:class:`CALMSettings`);
 * :mod:`anyskill.config.tracking` — the tracking route: task (:class:`TrackingConfig`), tracker PPO
   (:class:`TrackerPPOConfig`), distillation (:class:`DistillConfig`), sizes per scale (:func:`route_profile`);
-* :mod:`anyskill.config.hlc` — π_H's network (:class:`HLCNetworkSettings`);
+* :mod:`anyskill.config.hlc` — π_H's network (:class:`HLCNetworkSettings`), its environment (:class:`HLCEnvConfig`)
+  and the state projection's calibration per scale (:class:`CalibrationSizes`, :data:`CALIBRATION_SIZES`);
+* :mod:`anyskill.config.reward` — Eq. 3 (:class:`RewardConfig`) and early termination (:class:`EarlyTerminationConfig`);
+* :mod:`anyskill.config.domain` — the domain text–image model: towers (:class:`DomainModelConfig`), training
+  (:class:`DomainTrainSettings`), the end-to-end check (:class:`E2ESettings`);
+* :mod:`anyskill.config.llm` — the LLM text enhancer (:class:`LLMSettings`, the ``ANYSKILL_LLM_*`` variables);
+* :mod:`anyskill.config.eval` — the kinematic CEM baseline (:class:`KinematicSettings`);
 * :mod:`anyskill.config.profiles` — :func:`profile` and :data:`SCALES`.
+
+Every settings class of the library is defined here, once (``tests/test_architecture.py`` checks it; the
+physics env's ``EnvConfig`` in :mod:`anyskill.sim.env` is the one exception still to move); the modules that use them
+import them from here. This package imports nothing above it.
 """
 
-from anyskill.config.hlc import HLCNetworkSettings
+from anyskill.config.domain import DomainModelConfig, DomainTrainSettings, E2ESettings
+from anyskill.config.eval import KinematicSettings
+from anyskill.config.hlc import CALIBRATION_SIZES, CalibrationSizes, HLCEnvConfig, HLCNetworkSettings
 from anyskill.config.llc import CALMNetworkConfig, CALMSettings, LLCEnvSettings
+from anyskill.config.llm import LLMSettings
 from anyskill.config.ppo import PPOSettings
 from anyskill.config.profiles import SCALES, HLCProfile, LLCProfile, NotebookSizes, ScaleProfile, check_scale, profile
+from anyskill.config.reward import EarlyTerminationConfig, RewardConfig
 from anyskill.config.tracking import DistillConfig, RouteProfile, TrackerPPOConfig, TrackingConfig, route_profile
 
 __all__ = [
     "CALMNetworkConfig", "CALMSettings", "HLCNetworkSettings", "HLCProfile", "LLCEnvSettings", "LLCProfile",
     "NotebookSizes", "PPOSettings", "SCALES", "ScaleProfile", "check_scale", "profile", "DistillConfig", "RouteProfile",
-    "TrackerPPOConfig", "TrackingConfig", "route_profile",
+    "TrackerPPOConfig", "TrackingConfig", "route_profile", "CALIBRATION_SIZES", "CalibrationSizes", "DomainModelConfig",
+    "DomainTrainSettings", "E2ESettings", "EarlyTerminationConfig", "HLCEnvConfig", "KinematicSettings", "LLMSettings",
+    "RewardConfig",
 ]

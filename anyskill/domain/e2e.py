@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from anyskill.config.domain import E2ESettings
+from anyskill.config.hlc import HLCEnvConfig
 from anyskill.domain.captions import measure_facts, measure_quantities
 from anyskill.domain.data import DomainData
 from anyskill.hlc.clip_goals import TextGoal
-from anyskill.hlc.env import HLCEnvConfig
 from anyskill.hlc.goal import Goal, HumanoidStates
 from anyskill.hlc.rollout import evaluate
 from anyskill.hlc.train import train_hlc

@@ -18,12 +18,11 @@ are there to show.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mujoco
 import numpy as np
 import torch
 
+from anyskill.config.eval import KinematicSettings
 from anyskill.hlc.rollout import RolloutResult
 from anyskill.humanoid.model import HumanoidModel, load_humanoid
 from anyskill.humanoid.rotations import quat_from_exp_map
@@ -32,24 +31,6 @@ from anyskill.sim.render import StateRenderer
 
 LABEL = "Kinematic CLIP optimisation (our re-implementation of the AvatarCLIP/MotionCLIP idea, not the original)"
 FPS = 30.0
-
-
-@dataclass(frozen=True)
-class KinematicSettings:
-    """CEM budget and search ranges. keyframes K; population P; elites E; iterations I; stride: frames between
-    the scored renders; init_std: σ of the first draw for (root height m, root rotation vector rad, hinges rad)."""
-
-    keyframes: int = 4
-    population: int = 16
-    elites: int = 4
-    iterations: int = 5
-    stride: int = 6
-    init_std: tuple[float, float, float] = (0.1, 0.3, 0.6)
-    min_std: float = 0.02
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.elites <= self.population or self.keyframes < 2 or self.iterations < 1 or self.stride < 1:
-            raise ValueError(f"invalid KinematicSettings {self}")
 
 
 def keyframes_to_qpos(keys: np.ndarray, num_frames: int, model: HumanoidModel) -> np.ndarray:

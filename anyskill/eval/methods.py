@@ -15,21 +15,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from anyskill.config.hlc import HLCEnvConfig
+from anyskill.config.reward import EarlyTerminationConfig, RewardConfig
 from anyskill.eval.kinematic import FPS, KinematicSettings, optimise_kinematic
 from anyskill.eval.kinematic import LABEL as KINEMATIC_LABEL
 from anyskill.eval.ratings import RatingStore, StudyItem
 from anyskill.eval.rollout_metrics import rollout_metrics
 from anyskill.hlc.clip_goals import RewardSource, TextGoal
-from anyskill.hlc.env import HLCEnvConfig
 from anyskill.hlc.goal import Goal
 from anyskill.hlc.rollout import RolloutResult, rollout
 from anyskill.hlc.train import train_hlc
 from anyskill.hlc.variant_goals import FrameScore, VariantGoal
 from anyskill.llc.controller import LowLevelController
 from anyskill.reward.clip_model import ClipModel
-from anyskill.reward.early_termination import EarlyTerminationConfig
 from anyskill.reward.projection import StateProjection
-from anyskill.reward.similarity import RewardConfig
 from anyskill.rl.runner import TrainResult
 from anyskill.sim.render import StateRenderer, write_video
 from anyskill.sim.scene import get_scene

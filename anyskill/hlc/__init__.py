@@ -2,8 +2,9 @@
 rollouts and the state-projection data/timing; the general (multi-prompt) policy and the text-enhancement study
 (§4.3)."""
 
+from anyskill.config.hlc import HLCEnvConfig
 from anyskill.hlc.clip_goals import ImageGoal, TextGoal
-from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig
+from anyskill.hlc.env import HighLevelEnv
 from anyskill.hlc.general import GeneralHighLevelEnv, PromptSetGoal, evaluate_prompts
 from anyskill.hlc.goal import Goal, HumanoidStates
 from anyskill.hlc.goal_spec import find_clip, goal_from_spec

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from anyskill.config.hlc import CalibrationSizes
 from anyskill.hlc.goal import HumanoidStates
 from anyskill.llc.controller import LowLevelController
 from anyskill.sim.env import EnvConfig, HumanoidEnv
@@ -37,40 +38,6 @@ if TYPE_CHECKING:
 Tensor = torch.Tensor
 HOLD_STEPS = (5, 10, 15, 30, 60)
 """LLC steps a drawn latent is held (5 = one HLC step at 6 Hz)."""
-
-
-@dataclass(frozen=True)
-class CalibrationSizes:
-    """How much one calibration renders and fits. ``frames``: rendered + encoded frames in all; ``heldout_envs``:
-    envs whose whole trajectories are held out for the fidelity numbers; ``object_move_prob``: per env and LLC step,
-    the chance that a scene's objects are moved (see module doc)."""
-
-    frames: int
-    num_envs: int
-    render_every: int = 3
-    heldout_envs: int = 1
-    epochs: int = 100
-    hidden: tuple[int, ...] = (512,)
-    batch_size: int = 256
-    lr: float = 1e-3
-    seed: int = 0
-    episode_length: int = 300
-    object_move_prob: float = 0.03
-    encode_batch: int = 32
-
-    def __post_init__(self) -> None:
-        if self.frames < 2 * self.num_envs or self.num_envs < 2:
-            raise ValueError(f"need >= 2 envs and >= 2 frames per env, got {self.frames} frames, {self.num_envs} envs")
-        if not 1 <= self.heldout_envs < self.num_envs:
-            raise ValueError(f"heldout_envs must be in [1, num_envs), got {self.heldout_envs} of {self.num_envs}")
-
-
-CALIBRATION_SIZES = {
-    "smoke": CalibrationSizes(frames=64, num_envs=4, render_every=2, heldout_envs=1, epochs=30, encode_batch=16),
-    "laptop": CalibrationSizes(frames=6144, num_envs=16, render_every=3, heldout_envs=3, epochs=150),
-    "paper": CalibrationSizes(frames=40960, num_envs=64, render_every=3, heldout_envs=12, epochs=200),
-}
-"""Per scale; ``laptop`` takes ~5 min on 2 CPU cores at ~20 frames/s (README compute table: measured)."""
 
 
 @dataclass

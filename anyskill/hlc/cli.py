@@ -66,10 +66,10 @@ def _goal_from_args(args: argparse.Namespace, motion_lib):
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from anyskill.config.hlc import HLCEnvConfig
+    from anyskill.config.reward import EarlyTerminationConfig
     from anyskill.data import default_library
-    from anyskill.hlc.env import HLCEnvConfig
     from anyskill.hlc.train import train_hlc
-    from anyskill.reward.early_termination import EarlyTerminationConfig
 
     motion_lib = default_library()
     goal = _goal_from_args(args, motion_lib)

@@ -25,57 +25,21 @@ observation of a done env is its new episode's first observation, as in :class:`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anyskill.config.hlc import HLCEnvConfig
 from anyskill.hlc.goal import Goal, HumanoidStates
 from anyskill.llc.controller import LowLevelController
 from anyskill.motion.library import MotionLibrary
-from anyskill.reward.early_termination import EarlyTermination, EarlyTerminationConfig
-from anyskill.reward.similarity import RewardConfig, hlc_reward
+from anyskill.reward.early_termination import EarlyTermination
+from anyskill.reward.similarity import hlc_reward
 from anyskill.sim.env import EnvConfig, HumanoidEnv
 from anyskill.sim.scene import get_scene
 
 Tensor = torch.Tensor
-
-
-@dataclass
-class HLCEnvConfig:
-    """Settings of :class:`HighLevelEnv`."""
-
-    num_envs: int = 16
-    llc_steps: int = 5
-    """LLC steps per HLC step (30 Hz / 5 = 6 Hz, facts §1.2)."""
-    episode_length: int | None = 150
-    """LLC steps (150 = 5 s); the reference uses 50. None: no time limit (rollouts)."""
-    state_init: str = "default"
-    """"default" (standing spawn pose), "random" (reference state init from the motion library) or "hybrid"."""
-    hybrid_init_prob: float = 0.5
-    num_reference_latents: int = 128
-    """K, encodings of random 60-frame library windows used for the style term (facts §3.3)."""
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    early_termination: EarlyTerminationConfig = field(default_factory=EarlyTerminationConfig)
-    stagger_episodes: bool = True
-    """start the first episodes at random progress in [0, episode_length) so that time-outs do not reset every env
-    at once (with synchronised episodes each PPO batch holds a single episode phase, which destabilises training)."""
-    record_states: bool = False
-    """put the per-LLC-step qpos and body positions in the step's infos (rollouts)."""
-    scene: str | None = None
-    """an interaction scene of :data:`anyskill.sim.scene.SCENES` ("ball", "door"); None: the humanoid alone."""
-    scene_jitter: float = 0.0
-    """randomisation of the scene's object placement at resets, in [0, 1] (:class:`anyskill.sim.scene.Scene`)."""
-    seed: int = 0
-    device: str = "cpu"
-    num_threads: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("num_envs", "llc_steps", "episode_length", "num_reference_latents"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"HLCEnvConfig.{name} must be >= 1, got {getattr(self, name)}")
 
 
 class HighLevelEnv:

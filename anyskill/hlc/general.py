@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from anyskill.config.hlc import HLCEnvConfig
 from anyskill.hlc.clip_goals import ClipFeatureGoal, RewardSource, TextGoal
-from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig
+from anyskill.hlc.env import HighLevelEnv
 from anyskill.hlc.policy import HighLevelPolicy, load_hlc
 from anyskill.hlc.rollout import evaluate
 from anyskill.llc.controller import LowLevelController, load_llc

@@ -37,7 +37,8 @@ from typing import Any
 
 import torch
 
-from anyskill.hlc.calibration_data import CALIBRATION_SIZES, CalibrationData, CalibrationSizes
+from anyskill.config.hlc import CALIBRATION_SIZES, CalibrationSizes
+from anyskill.hlc.calibration_data import CalibrationData
 from anyskill.reward.projection import StateProjection, fit_projection
 
 Tensor = torch.Tensor
@@ -304,7 +305,7 @@ def calibrated_projection(clip_model: Any, llc_checkpoint: str | Path, scene: st
                           rebuild: bool = False) -> CalibratedProjection:
     """The state projection for ``clip_model`` on the LLC at ``llc_checkpoint`` (in ``scene``), from memory, from the
     cache, or calibrated now and cached (module doc). ``sizes``: default the ``scale``'s
-    (:data:`~anyskill.hlc.calibration_data.CALIBRATION_SIZES`); ``precision``: the encoder's ("auto": bfloat16 on
+    (:data:`~anyskill.config.hlc.CALIBRATION_SIZES`); ``precision``: the encoder's ("auto": bfloat16 on
     CPUs that support it); ``on_status(text)`` hears what happens (first use, the time it takes, rebuilds);
     ``rebuild``: calibrate even when a usable file exists."""
     from anyskill.reward.fast_encode import BatchedImageEncoder

@@ -125,8 +125,8 @@ def measure_projection_speedup(llc_checkpoint: str | Path, clip_model: ClipModel
     Returns seconds per iteration (median over epochs after the first, which includes warm-up), the speed-up
     render / projection, the paper's 10.4x for comparison and what was measured.
     """
+    from anyskill.config.hlc import HLCEnvConfig
     from anyskill.hlc.clip_goals import TextGoal
-    from anyskill.hlc.env import HLCEnvConfig
     from anyskill.hlc.train import train_hlc
 
     if epochs < 2:

@@ -21,13 +21,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig
+from anyskill.config.hlc import HLCEnvConfig
+from anyskill.config.reward import EarlyTerminationConfig
+from anyskill.hlc.env import HighLevelEnv
 from anyskill.hlc.goal import Goal, HumanoidStates
 from anyskill.hlc.policy import HighLevelPolicy, load_hlc
 from anyskill.humanoid.model import load_humanoid
 from anyskill.llc.controller import LowLevelController, load_llc
 from anyskill.provenance import Provenance
-from anyskill.reward.early_termination import EarlyTerminationConfig
 from anyskill.sim.interaction import InteractionTrajectory
 from anyskill.sim.scene import get_scene
 

@@ -27,7 +27,8 @@ from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common.algo_observer import AlgoObserver
 
 from anyskill.config import profile
-from anyskill.hlc.env import HighLevelEnv, HLCEnvConfig
+from anyskill.config.hlc import HLCEnvConfig
+from anyskill.hlc.env import HighLevelEnv
 from anyskill.hlc.general import GeneralHighLevelEnv, PromptSetGoal
 from anyskill.hlc.goal import Goal
 from anyskill.llc.controller import load_llc

@@ -11,21 +11,11 @@ ablation of Table 1 also drops that rule when ``head_rule=False``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 
+from anyskill.config.reward import EarlyTerminationConfig
+
 Tensor = torch.Tensor
-
-
-@dataclass(frozen=True)
-class EarlyTerminationConfig:
-    mode: Literal["successive", "cumulative", "off"] = "successive"
-    decreases: int = 8
-    reset_prob: float = 0.8
-    head_height: float = 0.15  # m
-    head_rule: bool = True
 
 
 class EarlyTermination:

@@ -21,26 +21,13 @@ w_v · exp(-0.25 (v* - v·h)²) (:func:`anyskill.reward.variants.velocity_reward
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
+from anyskill.config.reward import RewardConfig
 from anyskill.reward.variants import velocity_reward
 
 Tensor = torch.Tensor
-
-
-@dataclass(frozen=True)
-class RewardConfig:
-    w_clip: float = 0.4  # w_c
-    w_style: float = 0.4  # w_s
-    variant: Literal["paper", "official"] = "paper"
-    style_sharpness: float = 4.0  # the 4 in exp(-4 ||z - z_hat||)
-    w_velocity: float = 0.0  # w_v of the ASE-style velocity term; 0: off (the paper's reward)
-    target_speed: float = 0.2  # v*, m/s (the authors' unused velocity term, facts §3.2)
-    heading: tuple[float, float] = (1.0, 0.0)  # h, horizontal unit direction (+x: the spawn facing)
 
 
 def nearest_reference(z: Tensor, reference_latents: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,20 +10,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 from pathlib import Path
 
-ENV_CACHE = "ANYSKILL_LLM_CACHE"
+from anyskill.config.llm import ENV_CACHE, default_cache_path
 
-
-def default_cache_path() -> Path | None:
-    """``$ANYSKILL_LLM_CACHE`` ("off" or empty: no cache), else ``$XDG_CACHE_HOME/anyskill/text_enhancement.jsonl``
-    (``~/.cache`` when XDG_CACHE_HOME is unset)."""
-    value = os.environ.get(ENV_CACHE)
-    if value is not None:
-        return None if value.strip().lower() in ("", "off", "none") else Path(value).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "anyskill" / "text_enhancement.jsonl"
+__all__ = ["ENV_CACHE", "EnhancementCache", "cache_key", "default_cache_path"]
 
 
 def cache_key(model: str, system_prompt: str, prompt: str) -> str:

@@ -23,7 +23,8 @@ def make_enhancer(kind: str = "offline", **llm_options: Any) -> TextEnhancer:
         return OfflineEnhancer()
     if kind != "llm":
         raise ValueError(f"unknown enhancer {kind!r}; choose one of {ENHANCER_KINDS}")
-    from anyskill.text.llm import ENV_MODEL, LLMEnhancer, LLMSettings
+    from anyskill.config.llm import ENV_MODEL, LLMSettings
+    from anyskill.text.llm import LLMEnhancer
 
     settings = LLMSettings.from_env(**llm_options)
     if settings is None:
