@@ -41,8 +41,14 @@ class TrackingConfig:
     k_dof_vel: float = 0.01
     seed: int = 0
     device: str = "cpu"
+    backend: str = "auto"
+    """physics: "mujoco" (MuJoCo C, CPU), "warp" (MuJoCo Warp on ``device``; Warp's CPU device for tests) or "auto"
+    (Warp on a CUDA device, else MuJoCo C)."""
     num_threads: int = 1
     """MuJoCo stepping threads (2 on a 2-core machine that is otherwise idle)."""
+    dense: bool | None = None
+    """masks over all envs instead of index lists, so a step never waits for the host (the GPU mode); None: on a
+    GPU. The CPU takes the blending and resetting envs by index (cheaper there); both give the same trajectories."""
 
     def __post_init__(self) -> None:
         for name in ("num_envs", "future_frames", "episode_length", "blend_steps"):
@@ -51,6 +57,8 @@ class TrackingConfig:
         for name in ("standing_start_prob", "first_frame_prob", "failure_weighting"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrackingConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.backend not in ("auto", "mujoco", "warp"):
+            raise ValueError(f"TrackingConfig.backend must be 'auto', 'mujoco' or 'warp', got {self.backend!r}")
 
 
 @dataclass
@@ -130,10 +138,18 @@ class RouteProfile:
     """fraction of a wall-clock budget given to the tracker."""
 
 
+ROUTE_PROFILES = ("smoke", "laptop", "paper", "gpu")
+"""The tracking route's sizes: the scales, and ``gpu`` (one GPU, MuJoCo Warp)."""
+
+
 def route_profile(scale: str) -> RouteProfile:
     """``laptop``: 256 humanoids, 2 MuJoCo threads (the 2-core target), tracker [512, 256], student policy
     [512, 512, 256]; ``smoke``: tiny sizes that run every path in seconds; ``paper``: the laptop sizes with 4096
-    envs (the route is not the paper's; CALM is)."""
+    envs (the route is not the paper's; CALM is); ``gpu``: one GPU, MuJoCo Warp — 8192 humanoids, 16 control steps
+    each per iteration (131 k samples), minibatches of 32 k, the laptop's network sizes, sample counts large enough
+    that a wall-clock budget ends the run (the one-shot GPU training, :mod:`anyskill.llc.tracking.oneshot`)."""
+    if scale not in ROUTE_PROFILES:
+        raise ValueError(f"route profile must be one of {ROUTE_PROFILES}, got {scale!r}")
     if scale == "smoke":
         return RouteProfile(
             track=TrackingConfig(num_envs=8, episode_length=60),
@@ -142,6 +158,14 @@ def route_profile(scale: str) -> RouteProfile:
             distill=DistillConfig(num_envs=8, horizon=8, total_samples=128, replay_size=1024, updates=2,
                                   minibatch=32, reg_batch=16, enc_units=(64,), policy_units=(64, 64),
                                   checkpoint_every_s=1e9),
+        )
+    if scale == "gpu":
+        return RouteProfile(
+            track=TrackingConfig(num_envs=8192, device="cuda:0"),
+            ppo=TrackerPPOConfig(horizon=16, epochs=4, minibatch=32768, total_samples=2_000_000_000,
+                                 checkpoint_every_s=60.0),
+            distill=DistillConfig(num_envs=8192, horizon=16, total_samples=60_000_000, replay_size=2_000_000,
+                                  updates=32, minibatch=8192, reg_batch=512, checkpoint_every_s=60.0),
         )
     envs = 4096 if scale == "paper" else 256
     return RouteProfile(

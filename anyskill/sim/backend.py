@@ -64,6 +64,19 @@ class Backend(Protocol):
         world; dof_pos (M, D) rad; dof_vel (M, D) rad/s. Contact forces read zero until the next step.
         """
 
+    def set_state_masked(
+        self,
+        mask: Tensor,
+        root_pos: Tensor,
+        root_rot: Tensor,
+        root_vel: Tensor,
+        root_ang_vel: Tensor,
+        dof_pos: Tensor,
+        dof_vel: Tensor,
+    ) -> None:
+        """:meth:`set_state` for the worlds where ``mask`` (N,) bool is set, from full-size (N, ...) state tensors
+        (rows outside ``mask`` ignored). A GPU backend does it without waiting for the host."""
+
     def set_pd_targets(self, targets: Tensor) -> None:
         """(N, D) rad: PD position targets held during the following :meth:`step` calls."""
 

@@ -227,6 +227,13 @@ class MujocoBackend:
             self._object_contacts[i] = False
         self._cache.clear()
 
+    def set_state_masked(self, mask: Tensor, root_pos: Tensor, root_rot: Tensor, root_vel: Tensor,
+                         root_ang_vel: Tensor, dof_pos: Tensor, dof_vel: Tensor) -> None:
+        ids = torch.as_tensor(mask).nonzero().squeeze(-1)
+        if len(ids):
+            self.set_state(ids, *(torch.as_tensor(x)[ids] for x in (root_pos, root_rot, root_vel, root_ang_vel,
+                                                                      dof_pos, dof_vel)))
+
     def set_object_state(self, env_ids: Tensor, qpos: Tensor, qvel: Tensor) -> None:
         ids = _np(env_ids).astype(np.int64).reshape(-1)
         q, v = _np(qpos), _np(qvel)

@@ -254,6 +254,7 @@ class WarpBackend:
         self._graphs: dict[int, wp.Graph] = {}
         self._eager_done: set[int] = set()
         self._warned_overflow = False
+        self._diverged_calls = 0
         self._cache: dict[str, Tensor] = {}
 
         with self._warp_scope():
@@ -323,6 +324,37 @@ class WarpBackend:
         v.cfrc_ext[ids] = 0.0
         v.overflow[ids] = 0
         wp.to_torch(self._touched)[ids] = 0
+        with self._warp_scope():
+            self._update_readers()
+        self._cache.clear()
+
+    def set_state_masked(self, mask: Tensor, root_pos: Tensor, root_rot: Tensor, root_vel: Tensor,
+                         root_ang_vel: Tensor, dof_pos: Tensor, dof_vel: Tensor) -> None:
+        n, d_ = self._num_envs, self._model.num_dofs
+        m = torch.as_tensor(mask).to(self._device, torch.bool)
+        args = {}
+        for name, x, shape in (("mask", m, (n,)), ("root_pos", root_pos, (n, 3)), ("root_rot", root_rot, (n, 4)),
+                               ("root_vel", root_vel, (n, 3)), ("root_ang_vel", root_ang_vel, (n, 3)),
+                               ("dof_pos", dof_pos, (n, d_)), ("dof_vel", dof_vel, (n, d_))):
+            if tuple(x.shape) != shape:
+                raise ValueError(f"set_state_masked: {name} must have shape {shape}, got {tuple(x.shape)}")
+            args[name] = x.to(self._device, torch.float32) if name != "mask" else x
+        root_rot = args["root_rot"] / args["root_rot"].norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        v, m1 = self.views, m[:, None]
+
+        def put(dst: Tensor, cols: Tensor, value: Tensor) -> None:
+            dst[:, cols] = torch.where(m1, value, dst[:, cols])
+
+        put(v.qpos, self._root_qpos, torch.cat([args["root_pos"], root_rot], dim=-1))
+        put(v.qpos, self._dof_qpos, args["dof_pos"])
+        put(v.qvel, self._root_lin_qvel, args["root_vel"])
+        put(v.qvel, self._root_ang_qvel, quat_rotate_inverse(root_rot, args["root_ang_vel"]))
+        put(v.qvel, self._dof_qvel, args["dof_vel"])
+        v.qacc_warmstart.masked_fill_(m1, 0.0)
+        v.time.masked_fill_(m, 0.0)
+        v.cfrc_ext.masked_fill_(m[:, None, None], 0.0)
+        v.overflow.masked_fill_(m, 0)
+        wp.to_torch(self._touched).masked_fill_(m1, 0)
         with self._warp_scope():
             self._update_readers()
         self._cache.clear()
@@ -471,7 +503,10 @@ class WarpBackend:
         finite = torch.isfinite(v.qpos).all(-1) & torch.isfinite(v.qvel).all(-1)
         fast = (v.qvel.abs() > self.max_speed).any(-1)
         overflow = (v.overflow & int(BUFFER_OVERFLOWS)) != 0
-        if not self._warned_overflow and bool(overflow.any()):
+        self._diverged_calls += 1
+        # on a GPU the check waits for the device: look once every 256 calls (each world's flag stays set)
+        check = not self._wp_device.is_cuda or self._diverged_calls % 256 == 1
+        if not self._warned_overflow and check and bool(overflow.any()):
             self._warned_overflow = True
             warnings.warn(self._overflow_message(overflow), RuntimeWarning, stacklevel=2)
         return ~finite | fast | overflow

@@ -20,6 +20,7 @@ of the last ``replay_size`` labelled states (DAgger's aggregation); each iterati
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -64,15 +65,16 @@ def forward_windows(grid: AmpFrameGrid, start_rows: Tensor, steps: int) -> Tenso
     clamped to the clip's last row (as :func:`anyskill.llc.latent_checks.forward_windows` on the library)."""
     clip = grid.clip_of[start_rows]
     last = grid.clip_start[clip] + grid.clip_len[clip] - 1
-    rows = (start_rows[:, None] + (steps - 1) - torch.arange(steps)).minimum(last[:, None])
+    rows = (start_rows[:, None] + (steps - 1) - torch.arange(steps, device=start_rows.device)).minimum(last[:, None])
     return grid.frames[rows]
 
 
 def align_uniform(net: StudentNetworks, grid: AmpFrameGrid, cfg: DistillConfig, gen: torch.Generator
                   ) -> tuple[Tensor, Tensor]:
     """CALM's encoder regulariser on ``cfg.reg_batch`` random windows: (align, uniform) losses."""
-    starts = torch.randint(0, len(grid.clip_of), (cfg.reg_batch,), generator=gen)
-    shift = (torch.rand(cfg.reg_batch, generator=gen) * cfg.align_shift_s / grid.dt).long()
+    dev = grid.frames.device
+    starts = torch.randint(0, len(grid.clip_of), (cfg.reg_batch,), generator=gen, device=dev)
+    shift = (torch.rand(cfg.reg_batch, generator=gen, device=dev) * cfg.align_shift_s / grid.dt).long()
     z1 = net.encode(forward_windows(grid, starts, cfg.enc_steps)).float()
     z2 = net.encode(forward_windows(grid, grid.shift(starts, shift), cfg.enc_steps)).float()
     align = (z1 - z2).square().sum(-1).mean()
@@ -93,13 +95,18 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed + 11)
     env = TrackingEnv(TrackingConfig(**{**asdict(track), "num_envs": cfg.num_envs, "seed": seed}), lib)
+    dev = env.device
+    gen = torch.Generator(dev).manual_seed(seed + 11)
     grid = AmpFrameGrid.from_library(lib, env.dt)
+    grid = dataclasses.replace(grid, **{f.name: getattr(grid, f.name).to(dev) for f in dataclasses.fields(grid)
+                                        if isinstance(getattr(grid, f.name), Tensor)})
     obs_dim = env.env.num_obs
     net = StudentNetworks(student_config(cfg, obs_dim, env.num_actions, grid.frame_dim, env.dt))
     net.frame_mean.copy_(grid.frames.mean(0))
     net.frame_std.copy_(grid.frames.std(0).clamp_min(1e-3))
+    net.to(dev)
+    teacher.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     samples, it, curve = 0, 0, []
     if resume is not None:
@@ -109,23 +116,24 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
         samples, it, curve = int(ckpt["samples"]), int(ckpt["iteration"]), list(ckpt.get("curve", []))
     n = cfg.num_envs
     cap = cfg.replay_size
-    bf16 = cfg.precision == "bfloat16" or (cfg.precision == "auto" and fast_bf16_cpu())
-    r_obs = torch.zeros(cap, obs_dim)
-    r_win = torch.zeros(cap, dtype=torch.long)
-    r_noise = torch.zeros(cap, cfg.latent_dim)
-    r_tau = torch.zeros(cap, dtype=torch.long)
-    r_label = torch.zeros(cap, env.num_actions)
+    bf16 = cfg.precision == "bfloat16" or (cfg.precision == "auto" and (dev.type == "cuda" or fast_bf16_cpu()))
+    r_obs = torch.zeros(cap, obs_dim, device=dev)
+    r_win = torch.zeros(cap, dtype=torch.long, device=dev)
+    r_noise = torch.zeros(cap, cfg.latent_dim, device=dev)
+    r_tau = torch.zeros(cap, dtype=torch.long, device=dev)
+    r_label = torch.zeros(cap, env.num_actions, device=dev)
     filled, head = 0, 0
 
     obs = env.reset()
-    sliding = torch.rand(n, generator=gen) < cfg.sliding_prob
-    win_start = env.clip_row(torch.arange(n))
-    noise = torch.zeros(n, cfg.latent_dim)
-    tau = torch.zeros(n, dtype=torch.long)
+    sliding = torch.rand(n, generator=gen, device=dev) < cfg.sliding_prob
+    win_start = env.clip_row()
+    noise = torch.zeros(n, cfg.latent_dim, device=dev)
+    tau = torch.zeros(n, dtype=torch.long, device=dev)
+    arange_n = torch.arange(n, device=dev)
 
     def new_noise(m: int) -> Tensor:
-        on = (torch.rand(m, generator=gen) < cfg.latent_noise_prob).float()[:, None]
-        return on * cfg.latent_noise * torch.randn(m, cfg.latent_dim, generator=gen)
+        on = (torch.rand(m, generator=gen, device=dev) < cfg.latent_noise_prob).float()[:, None]
+        return on * cfg.latent_noise * torch.randn(m, cfg.latent_dim, generator=gen, device=dev)
 
     noise[:] = new_noise(n)
     start = time.time()
@@ -144,7 +152,7 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
         for g in opt.param_groups:
             g["lr"] = lr
         t0 = time.time()
-        stats = {"local_error_m": 0.0, "terminations": 0, "action_mse": 0.0}
+        stats = torch.zeros(3, device=dev)  # local error, terminations, action error: summed on the device
         net.eval()
         with torch.no_grad():
             z = F.normalize(net.encode(forward_windows(grid, win_start, cfg.enc_steps)) + noise, dim=-1)
@@ -153,38 +161,42 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
                 teacher_target = env.pd_targets(teacher.act(obs))
                 label = env.env_action(teacher_target)
                 student_a = net.action(prop, z, tau).clamp(-1.0, 1.0)
-                use_teacher = torch.rand(n, generator=gen) < beta
+                use_teacher = torch.rand(n, generator=gen, device=dev) < beta
                 a_env = torch.where(use_teacher[:, None], label, student_a)
-                idx = (head + torch.arange(n)) % cap
+                idx = (head + arange_n) % cap
                 r_obs[idx], r_win[idx], r_noise[idx], r_tau[idx], r_label[idx] = prop, win_start, noise, tau, label
                 head = (head + n) % cap
                 filled = min(filled + n, cap)
-                stats["action_mse"] += float((student_a - label).square().mean())
                 net.obs_norm.update(prop)
                 obs, _, done, info = env.step_targets(env._pd_offset + env._pd_scale * a_env)
-                stats["local_error_m"] += float(info["local_error_m"].mean())
-                stats["terminations"] += int(info["terminate"].sum())
+                stats += torch.stack([info["local_error_m"].mean(), info["terminate"].sum().float(),
+                                      (student_a - label).square().mean()])
                 tau = tau + 1
                 # latents: sliding envs re-encode every llc_steps; new episodes draw a regime and start afresh
                 resl = (sliding & (tau >= cfg.llc_steps)) | done
-                if bool(done.any()):
-                    d = done.nonzero().squeeze(-1)
-                    sliding[d] = torch.rand(len(d), generator=gen) < cfg.sliding_prob
-                if bool(resl.any()):
+                sliding = torch.where(done, torch.rand(n, generator=gen, device=dev) < cfg.sliding_prob, sliding)
+                fresh = new_noise(n)
+                if env.dense:  # masks over all envs: no host synchronisation
+                    win_start = torch.where(resl, env.clip_row(), win_start)
+                    noise = torch.where(resl[:, None], fresh, noise)
+                    tau = torch.where(resl, 0, tau)
+                    z_new = F.normalize(net.encode(forward_windows(grid, win_start, cfg.enc_steps)) + noise, dim=-1)
+                    z = torch.where(resl[:, None], z_new, z)
+                elif bool(resl.any()):
                     r = resl.nonzero().squeeze(-1)
-                    win_start[r] = env.clip_row(r)
-                    noise[r] = new_noise(len(r))
+                    win_start[r] = env.clip_row()[r]
+                    noise[r] = fresh[r]
                     tau[r] = 0
                     z_new = net.encode(forward_windows(grid, win_start[r], cfg.enc_steps))
                     z[r] = F.normalize(z_new + noise[r], dim=-1)
         t_sim = time.time() - t0
         net.train()
-        loss_sum = align_sum = unif_sum = 0.0
+        losses = torch.zeros(3, device=dev)  # behaviour cloning, align, uniform
         torch.set_num_threads(cfg.learn_threads)
         for _ in range(cfg.updates):
-            mb = torch.randint(0, filled, (cfg.minibatch,), generator=gen)
+            mb = torch.randint(0, filled, (cfg.minibatch,), generator=gen, device=dev)
             uniq, inv = torch.unique(r_win[mb], return_inverse=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 zu = net.encode(forward_windows(grid, uniq, cfg.enc_steps)).float()
                 zz = F.normalize(zu[inv] + r_noise[mb], dim=-1)
                 pred = net.action(r_obs[mb], zz, r_tau[mb]).float()
@@ -195,19 +207,16 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
-            loss_sum += float(bc.detach())
-            align_sum += float(align.detach())
-            unif_sum += float(unif.detach())
+            losses += torch.stack([bc.detach(), align.detach(), unif.detach()])
         torch.set_num_threads(1)
+        st, ls = stats.tolist(), (losses / cfg.updates).tolist()
         new = n * cfg.horizon
         samples += new
         it += 1
         wall = time.time() - t0
-        row = {"iteration": it, "samples": samples, "beta": beta, "lr": lr, "bc_loss": loss_sum / cfg.updates,
-               "align": align_sum / cfg.updates, "uniform": unif_sum / cfg.updates,
-               "rollout_action_mse": stats["action_mse"] / cfg.horizon,
-               "local_error_m": stats["local_error_m"] / cfg.horizon,
-               "terminations_per_step": stats["terminations"] / (cfg.horizon * n),
+        row = {"iteration": it, "samples": samples, "beta": beta, "lr": lr, "bc_loss": ls[0], "align": ls[1],
+               "uniform": ls[2], "rollout_action_mse": st[2] / cfg.horizon, "local_error_m": st[0] / cfg.horizon,
+               "terminations_per_step": st[1] / (cfg.horizon * n),
                "samples_per_s": new / wall, "sim_fraction": t_sim / wall}
         if evaluate is not None and cfg.eval_every_iters and it % cfg.eval_every_iters == 0:
             probe = out / "llc_probe.pth"

@@ -1,4 +1,4 @@
-"""The motion-tracking task of the tracker π_T(a | s, reference) (first stage of the CPU route, LLC-ROUTES.md).
+"""The motion-tracking task of the tracker π_T(a | s, reference) (first stage of the tracking route, LLC-ROUTES.md).
 
 N humanoids each follow a **reference timeline** built from one clip of a :class:`MotionLibrary`:
 
@@ -22,6 +22,14 @@ positions, key bodies (hands, feet, head) in the world, root position and rotati
 Episodes end early when the mean body position error exceeds ``termination_error_m``; they time out after
 ``episode_length`` steps (bootstrapped). Clips whose episodes fail more are drawn more often
 (``failure_weighting``).
+
+**Devices.** Everything lives on ``TrackingConfig.device``: MuJoCo C worlds on the CPU, MuJoCo Warp worlds on a GPU
+(``TrackingConfig.backend``: "auto" picks Warp on CUDA; "warp" on the CPU runs Warp's CPU device, for tests). Every
+clip's reference pose and body kinematics are computed once per grid row at construction (:class:`ReferenceGrid`);
+a control step then only places cached rows by each env's anchor, and runs forward kinematics for the envs in a
+blend. Resets, loops and failure weighting are written with masks over all envs, so a step on a GPU waits for the
+host nowhere (``dense`` mode: blends computed for every env and selected); on the CPU the same code takes the blending
+and resetting envs by index, which is cheaper there.
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ import torch
 from anyskill.config.tracking import TrackingConfig
 from anyskill.humanoid import rotations as rot
 from anyskill.humanoid.obs import policy_obs
+from anyskill.humanoid.skeleton import Skeleton
 from anyskill.motion.library import MotionLibrary
+from anyskill.sim.backend import Backend
 from anyskill.sim.env import EnvConfig, HumanoidEnv
 
 Tensor = torch.Tensor
@@ -41,23 +51,33 @@ HEAD = "head"
 
 
 class ReferenceGrid:
-    """Every clip's pose at the control rate: root_pos (G, 3) m, root_rot (G, 4) wxyz, dof_pos (G, D) rad, clip
-    frame ranges clip_start / clip_len (C,) long. Row layout is that of :class:`~anyskill.motion.frame_grid.
-    AmpFrameGrid` at the same ``dt``, so a row indexes both."""
+    """Every clip's pose at the control rate, on ``device``: root_pos (G, 3) m, root_rot (G, 4) wxyz, dof_pos (G, D)
+    rad, their rates root_vel (G, 3) m/s, root_ang_vel (G, 3) rad/s, dof_vel (G, D) rad/s (reference state init), the
+    bodies' forward kinematics body_pos (G, B, 3), body_rot (G, B, 4) (clip frame); clip frame ranges clip_start /
+    clip_len (C,) long and the clip of each row clip_of (G,). Row layout is that of
+    :class:`~anyskill.motion.frame_grid.AmpFrameGrid` at the same ``dt``, so a row indexes both."""
 
-    def __init__(self, lib: MotionLibrary, dt: float):
-        lengths = torch.floor(lib.durations.double() / dt + 1e-6).long() + 1
+    def __init__(self, lib: MotionLibrary, dt: float, skeleton: Skeleton | None = None,
+                 device: str | torch.device = "cpu"):
+        lengths = torch.floor(lib.durations.double().cpu() / dt + 1e-6).long() + 1
         clip_of = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
         start = torch.cumsum(lengths, 0) - lengths
         k = torch.arange(len(clip_of)) - start[clip_of]
         times = (k.double() * dt).float().minimum(lib.durations.cpu()[clip_of])
         s = lib.state_at(clip_of.to(lib.device), times.to(lib.device))
-        self.root_pos, self.root_rot, self.dof_pos = s.root_pos.cpu(), s.root_rot.cpu(), s.dof_pos.cpu()
-        self.clip_start, self.clip_len, self.clip_of, self.dt = start, lengths, clip_of, dt
+        dev = torch.device(device)
+        self.root_pos, self.root_rot, self.dof_pos = (x.to(dev, torch.float32) for x in
+                                                      (s.root_pos, s.root_rot, s.dof_pos))
+        self.root_vel, self.root_ang_vel, self.dof_vel = (x.to(dev, torch.float32) for x in
+                                                          (s.root_vel, s.root_ang_vel, s.dof_vel))
+        skeleton = skeleton or Skeleton(lib.model)
+        self.body_pos, self.body_rot = skeleton.forward_kinematics(self.root_pos, self.root_rot, self.dof_pos)
+        self.clip_start, self.clip_len, self.clip_of = start.to(dev), lengths.to(dev), clip_of.to(dev)
+        self.dt = dt
 
 
 def yaw_quat(yaw: Tensor) -> Tensor:
-    """(N,) rad -> (N, 4) wxyz rotations about z."""
+    """(...,) rad -> (..., 4) wxyz rotations about z."""
     half = 0.5 * yaw
     return torch.stack([half.cos(), torch.zeros_like(half), torch.zeros_like(half), half.sin()], -1)
 
@@ -73,177 +93,253 @@ class ReferenceFrames:
     body_pos: Tensor
     body_rot: Tensor
 
+    def at(self, offsets: slice) -> ReferenceFrames:
+        """The frames of a range of offsets."""
+        return ReferenceFrames(self.root_pos[:, offsets], self.root_rot[:, offsets], self.dof_pos[:, offsets],
+                               self.body_pos[:, offsets], self.body_rot[:, offsets])
+
+
+def make_backend(cfg: TrackingConfig) -> Backend:
+    """The physics of ``cfg``: MuJoCo Warp for ``backend`` "warp" (or "auto" on a CUDA device), else MuJoCo C."""
+    use_warp = cfg.backend == "warp" or (cfg.backend == "auto" and torch.device(cfg.device).type == "cuda")
+    if use_warp:
+        from anyskill.sim.warp_backend import WarpBackend
+
+        return WarpBackend(cfg.num_envs, device=cfg.device)
+    from anyskill.sim.mujoco_backend import MujocoBackend
+
+    return MujocoBackend(cfg.num_envs, device=torch.device(cfg.device), num_threads=cfg.num_threads)
+
 
 class TrackingEnv:
-    """N humanoids tracking reference timelines (module docstring); batched torch on the CPU.
+    """N humanoids tracking reference timelines (module docstring), batched torch on ``cfg.device``.
 
     ``reset() -> obs (N, num_obs)``; ``step(actions (N, 28)) -> obs, reward (N,), done (N,), info`` with info
     ``terminate`` / ``time_out`` (N,) bool, ``terminal_obs`` (N, num_obs) (the reached state's observation before
     resets), ``body_error_m`` (N,) mean body position error (world) and ``local_error_m`` (N,) root-relative.
     """
 
-    def __init__(self, cfg: TrackingConfig, motion_lib: MotionLibrary):
+    def __init__(self, cfg: TrackingConfig, motion_lib: MotionLibrary, backend: Backend | None = None):
         self.cfg = cfg
         self.lib = motion_lib
+        self.device = dev = torch.device(cfg.device)
+        backend = backend if backend is not None else make_backend(cfg)
         self.env = HumanoidEnv(
-            EnvConfig(num_envs=cfg.num_envs, state_init="random", fall_init_prob=0.0, recovery_episode_prob=0.0,
+            EnvConfig(num_envs=cfg.num_envs, state_init="default", fall_init_prob=0.0, recovery_episode_prob=0.0,
                       episode_length=None, enable_early_termination=False, seed=cfg.seed, device=cfg.device,
                       num_threads=cfg.num_threads),
-            motion_lib=motion_lib)
+            backend=backend)
         env = self.env
+        self.backend = env.backend
         self.num_envs, self.dt, self.model = cfg.num_envs, env.dt, env.model
         self.skeleton = env.skeleton
-        self.grid = ReferenceGrid(motion_lib, self.dt)
+        self.dense = dev.type != "cpu" if cfg.dense is None else cfg.dense
+        """masks over all envs instead of index lists (no host synchronisation; the GPU mode)."""
+        self.grid = ReferenceGrid(motion_lib, self.dt, self.skeleton, dev)
         self.num_actions = env.num_actions
         nb = self.model.num_bodies
         self.frame_obs_dim = 3 * nb + 3 * (nb - 1) + 1 + 6 + self.num_actions
         self.num_obs = env.num_obs + cfg.future_frames * self.frame_obs_dim
-        self._key_ids = torch.tensor(list(self.model.key_body_ids) + [self.model.body_index(HEAD)])
+        self._key_ids = torch.tensor(list(self.model.key_body_ids) + [self.model.body_index(HEAD)], device=dev)
         self._pd_offset, self._pd_scale = env._pd_offset, env._pd_scale
-        self._gen = torch.Generator().manual_seed(cfg.seed + 7)
+        self._gen = torch.Generator(dev).manual_seed(cfg.seed + 7)
         n, d = cfg.num_envs, self.num_actions
-        self.clip = torch.zeros(n, dtype=torch.long)
-        self.k_start = torch.zeros(n, dtype=torch.long)
-        self.seg_t0 = torch.zeros(n, dtype=torch.long)
+        long = dict(dtype=torch.long, device=dev)
+        self.clip = torch.zeros(n, **long)
+        self.k_start = torch.zeros(n, **long)
+        self.seg_t0 = torch.zeros(n, **long)
         """(N,) step at which the clip part of the current segment begins (blend before it)."""
-        self.blend = torch.zeros(n, dtype=torch.long)
-        self.step_count = torch.zeros(n, dtype=torch.long)
-        self.from_root_pos = torch.zeros(n, 3)
-        self.from_root_rot = torch.zeros(n, 4)
-        self.from_dof = torch.zeros(n, d)
-        self.anchor_yaw = torch.zeros(n)
-        self.anchor_p0 = torch.zeros(n, 3)
-        self.anchor_off = torch.zeros(n, 3)
-        self.step_offset = torch.zeros(n, dtype=torch.long)
-        self.fail_rate = torch.full((motion_lib.num_clips,), 0.5)
+        self.blend = torch.zeros(n, **long)
+        self.step_count = torch.zeros(n, **long)
+        self.from_root_pos = torch.zeros(n, 3, device=dev)
+        self.from_root_rot = torch.zeros(n, 4, device=dev)
+        self.from_dof = torch.zeros(n, d, device=dev)
+        self.anchor_yaw = torch.zeros(n, device=dev)
+        self.anchor_p0 = torch.zeros(n, 3, device=dev)
+        self.anchor_off = torch.zeros(n, 3, device=dev)
+        self.step_offset = torch.zeros(n, **long)
+        self.fail_rate = torch.full((motion_lib.num_clips,), 0.5, device=dev)
+        self._weights = motion_lib.weights.to(dev, torch.float32)
+        self._durations = motion_lib.durations.to(dev, torch.float32)
+        self._obs_offsets = list(range(1, cfg.future_frames + 1))
         self._ref: ReferenceFrames | None = None
 
+    def maybe(self, mask: Tensor) -> bool:
+        """Whether work guarded by ``mask`` (any env) must run: always in dense mode (no host sync), else mask.any()."""
+        return True if self.dense else bool(mask.any())
+
     # ------------------------------------------------------------------ reference timeline
-    def _aligned(self, env_ids: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Grid rows (M,) placed by the anchors of envs ``env_ids`` (M,): root_pos (M, 3), root_rot (M, 4), dof."""
+    def _place(self, rows: Tensor, yaw: Tensor, p0: Tensor, off: Tensor) -> tuple[Tensor, ...]:
+        """Grid rows (...,) placed by anchors (yaw (...,), p0 / off (..., 3)): root_pos, root_rot, dof, body_pos,
+        body_rot (world)."""
         g = self.grid
-        q = yaw_quat(self.anchor_yaw[env_ids])
-        p = rot.quat_rotate(q, g.root_pos[rows] - self.anchor_p0[env_ids]) + self.anchor_off[env_ids]
+        q = yaw_quat(yaw)
+        root_pos = rot.quat_rotate(q, g.root_pos[rows] - p0) + off
+        qb = q.unsqueeze(-2).expand(*g.body_rot[rows].shape)
+        body_pos = rot.quat_rotate(qb, g.body_pos[rows] - p0.unsqueeze(-2)) + off.unsqueeze(-2)
+        body_rot = rot.quat_mul(qb, g.body_rot[rows])
+        return root_pos, rot.quat_mul(q, g.root_rot[rows]), g.dof_pos[rows], body_pos, body_rot
+
+    def _aligned(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Grid rows (N,) of every env placed by its anchor: root_pos (N, 3), root_rot (N, 4), dof (N, D)."""
+        g = self.grid
+        q = yaw_quat(self.anchor_yaw)
+        p = rot.quat_rotate(q, g.root_pos[rows] - self.anchor_p0) + self.anchor_off
         return p, rot.quat_mul(q, g.root_rot[rows]), g.dof_pos[rows]
 
-    def clip_row(self, env_ids: Tensor, offset: int | Tensor = 0) -> Tensor:
-        """(M,) grid row the reference of envs ``env_ids`` is at ``offset`` steps from now (the clip frame being
-        blended into during a blend), clamped to the clip's last frame."""
-        s = self.step_count[env_ids] + offset
-        k = (self.k_start[env_ids] + (s - self.seg_t0[env_ids]).clamp_min(0)).minimum(
-            self.grid.clip_len[self.clip[env_ids]] - 1)
-        return self.grid.clip_start[self.clip[env_ids]] + k
+    def clip_row(self, offset: int | Tensor = 0) -> Tensor:
+        """(N,) or (N, O) grid row each env's reference is at ``offset`` steps from now (the clip frame being blended
+        into during a blend), clamped to the clip's last frame; ``offset`` an int or (O,) long."""
+        off = torch.as_tensor(offset, device=self.device)
+        col = (lambda x: x[:, None]) if off.dim() else (lambda x: x)
+        s = col(self.step_count) + off
+        k = (col(self.k_start) + (s - col(self.seg_t0)).clamp_min(0)).minimum(col(self.grid.clip_len[self.clip]) - 1)
+        return col(self.grid.clip_start[self.clip]) + k
 
     def reference(self, offsets: list[int]) -> ReferenceFrames:
         """Reference poses of all envs at ``offsets`` steps from now (module docstring)."""
-        n, o = self.num_envs, len(offsets)
-        ids = torch.arange(n).repeat_interleave(o)
-        off = torch.tensor(offsets).repeat(n)
-        s = self.step_count[ids] + off
-        root_pos, root_rot, dof = self._aligned(ids, self.clip_row(ids, off))
-        blend_len = self.blend[ids]
-        in_blend = s < self.seg_t0[ids]
-        if bool(in_blend.any()):
-            alpha = ((s - (self.seg_t0[ids] - blend_len)).float() / blend_len.clamp_min(1).float()).clamp(0.0, 1.0)
-            a = torch.where(in_blend, alpha, torch.ones_like(alpha))
-            root_pos = torch.lerp(self.from_root_pos[ids], root_pos, a[:, None])
-            root_rot = rot.quat_slerp(self.from_root_rot[ids], root_rot, a)
-            dof = torch.lerp(self.from_dof[ids], dof, a[:, None])
-        body_pos, body_rot = self.skeleton.forward_kinematics(root_pos, root_rot, dof)
-        return ReferenceFrames(root_pos.reshape(n, o, 3), root_rot.reshape(n, o, 4), dof.reshape(n, o, -1),
-                               body_pos.reshape(n, o, *body_pos.shape[1:]), body_rot.reshape(n, o, *body_rot.shape[1:]))
+        o = len(offsets)
+        off = torch.tensor(offsets, device=self.device)
+        rows = self.clip_row(off)  # (N, O)
+        a = lambda x: x[:, None].expand(-1, o, *x.shape[1:])  # noqa: E731
+        root_pos, root_rot, dof, body_pos, body_rot = self._place(rows, a(self.anchor_yaw), a(self.anchor_p0),
+                                                                  a(self.anchor_off))
+        s = self.step_count[:, None] + off
+        in_blend = s < self.seg_t0[:, None]  # (N, O)
+        if self.maybe(in_blend):
+            blend_len = self.blend[:, None].clamp_min(1).float()
+            alpha = ((s - (self.seg_t0[:, None] - self.blend[:, None])).float() / blend_len).clamp(0.0, 1.0)
+            if self.dense:
+                sel = (slice(None),)
+                a_b = alpha
+            else:
+                sel = tuple(in_blend.nonzero().unbind(-1))
+                a_b = alpha[sel]
+            env_of = sel[0] if not self.dense else slice(None)
+            frm = (self.from_root_pos[env_of], self.from_root_rot[env_of], self.from_dof[env_of])
+            if self.dense:
+                frm = tuple(a(x) for x in frm)
+            bp = torch.lerp(frm[0], root_pos[sel], a_b[..., None])
+            br = rot.quat_slerp(frm[1], root_rot[sel], a_b)
+            bd = torch.lerp(frm[2], dof[sel], a_b[..., None])
+            fk_pos, fk_rot = self.skeleton.forward_kinematics(bp, br, bd)
+            if self.dense:
+                m = in_blend[..., None]
+                root_pos, root_rot, dof = (torch.where(m, x, y) for x, y in ((bp, root_pos), (br, root_rot),
+                                                                            (bd, dof)))
+                body_pos = torch.where(m[..., None], fk_pos, body_pos)
+                body_rot = torch.where(m[..., None], fk_rot, body_rot)
+            else:
+                root_pos, root_rot, dof = root_pos.clone(), root_rot.clone(), dof.clone()
+                body_pos, body_rot = body_pos.clone(), body_rot.clone()
+                root_pos[sel], root_rot[sel], dof[sel], body_pos[sel], body_rot[sel] = bp, br, bd, fk_pos, fk_rot
+        return ReferenceFrames(root_pos, root_rot, dof, body_pos, body_rot)
 
-    def _anchor_to_character(self, ids: Tensor, rows: Tensor) -> None:
-        """Anchor the clips of envs ``ids`` so that grid rows ``rows`` sit at the character's heading and ground
-        position."""
-        b = self.env.backend
-        root_rot = b.body_rot()[ids, 0]
-        root_pos = b.body_pos()[ids, 0]
-        clip_yaw = rot.heading_angle(self.grid.root_rot[rows])
-        self.anchor_yaw[ids] = rot.heading_angle(root_rot) - clip_yaw
-        p0 = self.grid.root_pos[rows].clone()
-        p0[:, 2] = 0.0
-        off = root_pos.clone()
-        off[:, 2] = 0.0
-        self.anchor_p0[ids], self.anchor_off[ids] = p0, off
-
-    def _start_blend(self, ids: Tensor, k0: Tensor, from_sim: bool) -> None:
-        """Begin a segment in envs ``ids``: blend over ``blend_steps`` from the character's pose (``from_sim``) or
-        from the reference's current pose into clip frame ``k0`` (M,), anchored at the character."""
+    def _start_blend(self, mask: Tensor, k0: Tensor, from_sim: bool) -> None:
+        """Begin a segment in the envs of ``mask`` (N,) bool: blend over ``blend_steps`` from the character's pose
+        (``from_sim``) or from the reference's current pose into clip frame ``k0`` (N,), anchored at the character
+        (heading and ground position; the blended root height stays the reference's)."""
+        b = self.backend
         if from_sim:
-            b = self.env.backend
-            self.from_root_pos[ids] = b.body_pos()[ids, 0]
-            self.from_root_rot[ids] = b.body_rot()[ids, 0]
-            self.from_dof[ids] = b.dof_pos()[ids]
+            src = (b.body_pos()[:, 0], b.body_rot()[:, 0], b.dof_pos())
         else:
-            p, q, d = self._aligned(ids, self.clip_row(ids))
-            self.from_root_pos[ids], self.from_root_rot[ids], self.from_dof[ids] = p, q, d
-        rows = self.grid.clip_start[self.clip[ids]] + k0
-        self._anchor_to_character(ids, rows)
-        # keep the blended root height of the reference: the anchor moves the clip only on the ground plane
-        self.k_start[ids] = k0
-        self.blend[ids] = self.cfg.blend_steps
-        self.seg_t0[ids] = self.step_count[ids] + self.cfg.blend_steps
+            src = self._aligned(self.clip_row())
+        m1 = mask[:, None]
+        self.from_root_pos = torch.where(m1, src[0], self.from_root_pos)
+        self.from_root_rot = torch.where(m1, src[1], self.from_root_rot)
+        self.from_dof = torch.where(m1, src[2], self.from_dof)
+        k0 = k0.minimum(self.grid.clip_len[self.clip] - 1)  # rows outside the mask may hold any k0
+        rows = self.grid.clip_start[self.clip] + k0
+        clip_yaw = rot.heading_angle(self.grid.root_rot[rows])
+        self.anchor_yaw = torch.where(mask, rot.heading_angle(b.body_rot()[:, 0]) - clip_yaw, self.anchor_yaw)
+        p0 = self.grid.root_pos[rows] * torch.tensor([1.0, 1.0, 0.0], device=self.device)
+        off = b.body_pos()[:, 0] * torch.tensor([1.0, 1.0, 0.0], device=self.device)
+        self.anchor_p0 = torch.where(m1, p0, self.anchor_p0)
+        self.anchor_off = torch.where(m1, off, self.anchor_off)
+        self.k_start = torch.where(mask, k0, self.k_start)
+        self.blend = torch.where(mask, self.cfg.blend_steps, self.blend)
+        self.seg_t0 = torch.where(mask, self.step_count + self.cfg.blend_steps, self.seg_t0)
 
     # ------------------------------------------------------------------ episodes
     def _clip_probs(self) -> Tensor:
-        w = self.lib.weights.cpu().float()
+        w = self._weights
         if self.cfg.failure_weighting > 0:
             f = self.cfg.failure_weighting
             w = w * ((1 - f) + f * (self.fail_rate + 0.05))
         return w / w.sum()
 
+    def reset_where(self, mask: Tensor, clips: Tensor | None = None, standing: Tensor | None = None,
+                    k0: Tensor | None = None) -> None:
+        """New episodes in the envs of ``mask`` (N,) bool: clips drawn by failure-weighted probability (or ``clips``
+        (N,)), standing starts with probability ``standing_start_prob`` (or the bool mask ``standing`` (N,)), start
+        frames drawn (or ``k0`` (N,): grid frame within the clip). Values of envs outside ``mask`` are ignored."""
+        cfg, g, n, dev = self.cfg, self.grid, self.num_envs, self.device
+        # draws first, every call: the random stream is the same whether or not (and how) envs reset
+        if clips is None:
+            clips = torch.multinomial(self._clip_probs(), n, replacement=True, generator=self._gen)
+        if standing is None:
+            standing = torch.rand(n, generator=self._gen, device=dev) < cfg.standing_start_prob
+        if k0 is None:
+            u = torch.rand(n, generator=self._gen, device=dev)
+            k0 = (u * g.clip_len[clips].float()).long().minimum(g.clip_len[clips] - 1)
+            first = torch.rand(n, generator=self._gen, device=dev) < cfg.first_frame_prob
+            k0 = torch.where(standing & first, torch.zeros_like(k0), k0)
+        if not self.maybe(mask):
+            return
+        self.clip = torch.where(mask, clips, self.clip)
+        self.step_count = torch.where(mask, 0, self.step_count)
+        rsi, st = mask & ~standing, mask & standing
+        # the new physics state: the clip's reference state (RSI) or the default standing pose
+        row = g.clip_start[self.clip] + k0.minimum(g.clip_len[self.clip] - 1)
+        r1 = rsi[:, None]
+        spawn = torch.tensor([0.0, 0.0, self.env.cfg.spawn_height], device=dev)
+        ident = torch.tensor([1.0, 0.0, 0.0, 0.0], device=dev)
+        state = (torch.where(r1, g.root_pos[row], spawn), torch.where(r1, g.root_rot[row], ident),
+                 torch.where(r1, g.root_vel[row], 0.0), torch.where(r1, g.root_ang_vel[row], 0.0),
+                 torch.where(r1, g.dof_pos[row], 0.0), torch.where(r1, g.dof_vel[row], 0.0))
+        self.backend.set_state_masked(mask, *state)
+        self.anchor_yaw = torch.where(rsi, 0.0, self.anchor_yaw)
+        self.anchor_p0 = torch.where(r1, 0.0, self.anchor_p0)
+        self.anchor_off = torch.where(r1, 0.0, self.anchor_off)
+        self.k_start = torch.where(rsi, k0, self.k_start)
+        self.blend = torch.where(rsi, 0, self.blend)
+        self.seg_t0 = torch.where(rsi, 0, self.seg_t0)
+        if self.maybe(st):
+            self._start_blend(st, k0, from_sim=True)
+
     def reset_envs(self, ids: Tensor, clips: Tensor | None = None, standing: Tensor | None = None,
                    k0: Tensor | None = None) -> None:
-        """New episodes in envs ``ids`` (M,): clips drawn by failure-weighted probability (or ``clips``), standing
-        starts with probability ``standing_start_prob`` (or the bool mask ``standing``), start frames drawn (or
-        ``k0``: grid frame within the clip)."""
-        m = len(ids)
-        if not m:
-            return
-        cfg, g = self.cfg, self.grid
-        if clips is None:
-            clips = torch.multinomial(self._clip_probs(), m, replacement=True, generator=self._gen)
-        if standing is None:
-            standing = torch.rand(m, generator=self._gen) < cfg.standing_start_prob
-        if k0 is None:
-            u = torch.rand(m, generator=self._gen)
-            k0 = (u * g.clip_len[clips].float()).long().minimum(g.clip_len[clips] - 1)
-            first = torch.rand(m, generator=self._gen) < cfg.first_frame_prob
-            k0 = torch.where(standing & first, torch.zeros_like(k0), k0)
-        self.clip[ids] = clips
-        self.step_count[ids] = 0
-        rsi = ids[~standing]
-        if len(rsi):
-            times = k0[~standing].float() * self.dt
-            durations = self.lib.durations.cpu()[clips[~standing]]
-            self.env.start_from_reference(rsi, clips[~standing], times.minimum(durations))
-            self.anchor_yaw[rsi] = 0.0
-            self.anchor_p0[rsi] = 0.0
-            self.anchor_off[rsi] = 0.0
-            self.k_start[rsi] = k0[~standing]
-            self.blend[rsi] = 0
-            self.seg_t0[rsi] = 0
-        st = ids[standing]
-        if len(st):
-            self.env._reset_default(st)
-            self._start_blend(st, k0[standing], from_sim=True)
+        """:meth:`reset_where` for the envs ``ids`` (M,), with optional ``clips`` / ``standing`` / ``k0`` (M,)."""
+        ids = torch.as_tensor(ids, device=self.device).long()
+        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        mask[ids] = True
+
+        def full(x: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+            if x is None:
+                return None
+            out = torch.zeros(self.num_envs, dtype=dtype, device=self.device)
+            out[ids] = torch.as_tensor(x, device=self.device).to(dtype)
+            return out
+
+        self.reset_where(mask, full(clips, torch.long), full(standing, torch.bool), full(k0, torch.long))
 
     def reset(self) -> Tensor:
-        self.reset_envs(torch.arange(self.num_envs))
+        self.reset_where(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
         # stagger the first episodes so that time-outs do not come all at once
-        self.step_offset = torch.randint(0, self.cfg.episode_length, (self.num_envs,), generator=self._gen)
-        self._ref = self.reference(list(range(1, self.cfg.future_frames + 1)))
+        self.step_offset = torch.randint(0, self.cfg.episode_length, (self.num_envs,), generator=self._gen,
+                                         device=self.device)
+        self._ref = self.reference(self._obs_offsets)
         return self.observation()
 
     # ------------------------------------------------------------------ observation, step, reward
-    def observation(self) -> Tensor:
+    def observation(self, ref: ReferenceFrames | None = None) -> Tensor:
         """(N, num_obs): the 223-D policy obs and, per future reference frame, 3B + 3(B-1) + 1 + 6 + D values."""
-        b = self.env.backend
+        b = self.backend
         sim_pos, sim_rot = b.body_pos(), b.body_rot()
         prop = policy_obs(sim_pos, sim_rot, b.body_vel(), b.body_ang_vel())
-        assert self._ref is not None
-        return torch.cat([prop, self.reference_features(self._ref, sim_pos, sim_rot)], -1)
+        ref = ref if ref is not None else self._ref
+        assert ref is not None
+        return torch.cat([prop, self.reference_features(ref, sim_pos, sim_rot)], -1)
 
     @staticmethod
     def reference_features(ref: ReferenceFrames, sim_pos: Tensor, sim_rot: Tensor) -> Tensor:
@@ -271,42 +367,43 @@ class TrackingEnv:
 
     def step_targets(self, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, dict]:
         """Step with PD targets (N, D) rad (clamped to what the env's actions can reach)."""
-        b = self.env.backend
-        targets = self._pd_offset + self._pd_scale * self.env_action(targets)
-        b.set_pd_targets(targets)
+        b, cfg = self.backend, self.cfg
+        b.set_pd_targets(self._pd_offset + self._pd_scale * self.env_action(targets))
         b.step(self.env.cfg.control_freq_inv)
         self.step_count += 1
-        ref_now = self.reference([0, 1])
-        reward, body_err, local_err = self.reward(ref_now)
+        ref = self.reference([0, *self._obs_offsets])  # now, and the observed future frames
+        reward, body_err, local_err = self.reward(ref.at(slice(0, 2)))
         blowup = b.diverged()
-        cfg = self.cfg
         terminate = (body_err > cfg.termination_error_m) & ~blowup
         time_out = ((self.step_count + self.step_offset) >= cfg.episode_length) | blowup
         time_out &= ~terminate
         done = terminate | time_out
-        self._ref = self.reference(list(range(1, cfg.future_frames + 1)))
-        terminal_obs = self.observation()
-        obs = terminal_obs
+        terminal_obs = self.observation(ref.at(slice(1, None)))
         # loop: a reference at its clip's last frame blends back into frame 0
         at_end = (self.k_start + (self.step_count - self.seg_t0)) >= self.grid.clip_len[self.clip] - 1
         at_end &= (self.step_count >= self.seg_t0) & ~done
-        if bool(at_end.any()):
-            ids = at_end.nonzero().squeeze(-1)
-            self._start_blend(ids, torch.zeros_like(ids), from_sim=False)
-        done_ids = done.nonzero().squeeze(-1)
-        if len(done_ids):
-            clips = self.clip[done_ids]
-            fail = terminate[done_ids].float()
-            self.fail_rate.index_put_((clips,), 0.98 * self.fail_rate[clips] + 0.02 * fail)
-            self.reset_envs(done_ids)
-            self.step_offset[done_ids] = 0
-        if len(done_ids) or bool(at_end.any()):
-            self._ref = self.reference(list(range(1, cfg.future_frames + 1)))
+        if self.maybe(at_end):
+            self._start_blend(at_end, torch.zeros_like(self.k_start), from_sim=False)
+        self._count_failures(done, terminate)
+        self.reset_where(done)
+        self.step_offset = torch.where(done, 0, self.step_offset)
+        if self.dense or bool((done | at_end).any()):
+            self._ref = self.reference(self._obs_offsets)
             obs = self.observation()
+        else:
+            self._ref = ref.at(slice(1, None))
+            obs = terminal_obs
         reward = torch.where(blowup, torch.zeros_like(reward), reward)
         info = {"terminate": terminate, "time_out": time_out, "terminal_obs": terminal_obs, "body_error_m": body_err,
                 "local_error_m": local_err}
         return obs, reward, done, info
+
+    def _count_failures(self, done: Tensor, terminate: Tensor) -> None:
+        """Running failure rate per clip: each ended episode moves its clip's rate 2 % towards 1 (terminated) or 0."""
+        ended = torch.zeros_like(self.fail_rate).index_add_(0, self.clip, done.float())
+        failed = torch.zeros_like(self.fail_rate).index_add_(0, self.clip, (terminate & done).float())
+        keep = 0.98 ** ended
+        self.fail_rate = self.fail_rate * keep + (1 - keep) * failed / ended.clamp_min(1.0)
 
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor, dict]:
         """Step with residual actions (N, D) in [-1, 1]."""
@@ -315,7 +412,7 @@ class TrackingEnv:
     def reward(self, ref: ReferenceFrames) -> tuple[Tensor, Tensor, Tensor]:
         """Tracking reward (N,) of the current state against ``ref`` (offsets [0, 1]: now and next, the latter for
         reference velocities); also the mean body error (N,) m world and root-relative."""
-        cfg, b = self.cfg, self.env.backend
+        cfg, b = self.cfg, self.backend
         pos, brot = b.body_pos(), b.body_rot()
         dof, dof_vel = b.dof_pos(), b.dof_vel()
         r_pos, r_rot, r_dof = ref.body_pos[:, 0], ref.root_rot[:, 0], ref.dof_pos[:, 0]

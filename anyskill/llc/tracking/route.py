@@ -1,5 +1,6 @@
-"""The CPU route to the low-level interface: a tracker by PPO, then DAgger distillation (``train-llc --route
-tracking``, the default at ``smoke`` and ``laptop``; CALM stays the ``paper`` route).
+"""The tracking route to the low-level interface: a tracker by PPO, then DAgger distillation (``train-llc --route
+tracking``, the default at ``smoke`` and ``laptop``, and on a GPU with the ``gpu`` sizes; CALM stays the ``paper``
+route). It runs on the device it is given: MuJoCo C on the CPU, MuJoCo Warp on a GPU.
 
 :func:`train_tracking_route` runs both stages into one folder and can be stopped and resumed at any point::
 
@@ -31,14 +32,18 @@ from anyskill.llc.tracking.tracker import load_tracker, train_tracker
 def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_budget_s: float | None = None,
                          tracker_samples: int | None = None, distill_samples: int | None = None,
                          num_envs: int | None = None, num_threads: int | None = None, seed: int = 0,
-                         progress: bool = True, log_every: int = 0) -> dict:
+                         progress: bool = True, log_every: int = 0, device: str | None = None,
+                         backend: str | None = None) -> dict:
     """Both stages of the route into ``out_dir`` (module docstring), resuming whatever is there. Returns the
-    ``train_info.json`` dict."""
+    ``train_info.json`` dict. ``scale``: a :data:`~anyskill.config.tracking.ROUTE_PROFILES` name; ``device``
+    (default: the profile's) and ``backend`` ("mujoco" | "warp" | "auto") override the profile's."""
     torch.set_num_threads(1)
     prof = route_profile(scale)
     envs: dict[str, Any] = {"num_envs": num_envs} if num_envs else {}
     threads: dict[str, Any] = {"num_threads": num_threads} if num_threads else {}
-    track = replace(prof.track, seed=seed, **envs, **threads)
+    where: dict[str, Any] = {"device": device} if device else {}
+    where.update({"backend": backend} if backend else {})
+    track = replace(prof.track, seed=seed, **envs, **threads, **where)
     ppo = replace(prof.ppo, total_samples=tracker_samples or prof.ppo.total_samples)
     dcfg = replace(prof.distill, **envs)
     dcfg = replace(dcfg, total_samples=distill_samples or dcfg.total_samples)
@@ -52,6 +57,9 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
     tracker_path = out / "tracker.pth"
     done_tracker = tracker_path.is_file() and torch.load(tracker_path, map_location="cpu",
                                                          weights_only=False)["samples"] >= ppo.total_samples
+    if log_every:
+        print(f"tracking route: scale {scale}, device {track.device}, backend {track.backend}, "
+              f"{track.num_envs} humanoids", flush=True)
     if not done_tracker:
         budget = None if time_budget_s is None else time_budget_s * prof.tracker_share
         run = train_tracker(lib, out, track, ppo, resume=tracker_path if tracker_path.is_file() else None,
@@ -61,9 +69,10 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
     teacher, teacher_track = load_tracker(tracker_path)
     left = None if time_budget_s is None else max(time_budget_s - (time.time() - start), 1.0)
     llc_path = out / "llc.pth"
-    drun = distill(lib, teacher, replace(teacher_track, num_threads=track.num_threads), out, dcfg,
+    drun = distill(lib, teacher, replace(teacher_track, num_threads=track.num_threads, device=track.device,
+                                         backend=track.backend), out, dcfg,
                    resume=llc_path if llc_path.is_file() else None, time_budget_s=left, seed=seed,
-                   progress=progress)
+                   progress=progress, log_every=log_every)
     info["distill"] = {**asdict(dcfg), "samples": drun.samples,
                        "wall_s": info.get("distill_wall_s", 0.0) + drun.wall_s}
     info["distill_wall_s"] = info["distill"]["wall_s"]

@@ -144,8 +144,8 @@ def save_student(path: str | Path, net: StudentNetworks, **extra: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"student_config": {"student": net.cfg}, "student": net.state_dict(), "route": "tracking", **extra},
-               tmp)
+    weights = {k: v.cpu() for k, v in net.state_dict().items()}
+    torch.save({"student_config": {"student": net.cfg}, "student": weights, "route": "tracking", **extra}, tmp)
     tmp.replace(path)
     return path
 

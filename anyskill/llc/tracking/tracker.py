@@ -9,6 +9,7 @@ normaliser, optimiser, environment generator states are not kept: a resumed run 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -95,7 +96,8 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     env = TrackingEnv(track, lib)
-    net = Tracker(env.num_obs, env.num_actions, ppo.actor_units, ppo.critic_units)
+    dev = env.device
+    net = Tracker(env.num_obs, env.num_actions, ppo.actor_units, ppo.critic_units).to(dev)
     if initial is not None:
         net.load_state_dict(initial.state_dict())
     opt = torch.optim.Adam(list(net.actor.parameters()), lr=ppo.lr)
@@ -118,24 +120,25 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
 
     def save(target: Path) -> None:
         tmp = target.with_suffix(".tmp")
-        torch.save({"tracker": net.state_dict(), "tracker_config": net.config(), "tracking": asdict(track),
-                    "ppo": asdict(ppo), "optimizer": opt.state_dict(), "critic_optimizer": opt_v.state_dict(),
-                    "samples": samples, "iteration": it,
-                    "curve": curve, "fail_rate": env.fail_rate.clone(), "seed": seed, "lr": lr}, tmp)
+        torch.save({"tracker": {k: v.cpu() for k, v in net.state_dict().items()}, "tracker_config": net.config(),
+                    "tracking": asdict(track), "ppo": asdict(ppo), "optimizer": opt.state_dict(),
+                    "critic_optimizer": opt_v.state_dict(), "samples": samples, "iteration": it,
+                    "curve": curve, "fail_rate": env.fail_rate.cpu().clone(), "seed": seed, "lr": lr}, tmp)
         tmp.replace(target)
 
     bar = tqdm(total=ppo.total_samples, initial=samples, unit="samples", disable=not progress, desc="tracker")
+    buf_obs = torch.zeros(t_len, n, env.num_obs, device=dev)
+    buf_act = torch.zeros(t_len, n, env.num_actions, device=dev)
+    buf_logp = torch.zeros(t_len, n, device=dev)
+    buf_rew = torch.zeros(t_len, n, device=dev)
+    buf_done = torch.zeros(t_len, n, device=dev)
+    buf_val = torch.zeros(t_len + 1, n, device=dev)
     while samples < ppo.total_samples:
         frac = samples / ppo.total_samples
         std = _schedule(ppo.action_std, ppo.action_std_final, frac)
         t0 = time.time()
-        buf_obs = torch.zeros(t_len, n, env.num_obs)
-        buf_act = torch.zeros(t_len, n, env.num_actions)
-        buf_logp = torch.zeros(t_len, n)
-        buf_rew = torch.zeros(t_len, n)
-        buf_done = torch.zeros(t_len, n)
-        buf_val = torch.zeros(t_len + 1, n)
-        stats = {"reward": 0.0, "body_error_m": 0.0, "local_error_m": 0.0, "terminations": 0, "episodes": 0}
+        # running sums stay on the device: one host synchronisation per iteration, not per step
+        stats = torch.zeros(5, device=dev)  # reward, body error, local error, terminations, episodes
         with torch.no_grad():
             for t in range(t_len):
                 mean = net.act(obs)
@@ -145,17 +148,14 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
                 buf_val[t] = net.value(obs)
                 obs, rew, done, info = env.step(a)
                 timeout = info["time_out"]
-                if bool(timeout.any()):
-                    rew = rew + ppo.gamma * torch.where(timeout, net.value(info["terminal_obs"]), torch.zeros_like(rew))
+                if env.maybe(timeout):  # bootstrap time-outs with V(s_T)
+                    rew = rew + ppo.gamma * torch.where(timeout, net.value(info["terminal_obs"]), 0.0)
                 buf_rew[t], buf_done[t] = rew, done.float()
-                stats["reward"] += float(info_mean(rew))
-                stats["body_error_m"] += float(info["body_error_m"].mean())
-                stats["local_error_m"] += float(info["local_error_m"].mean())
-                stats["terminations"] += int(info["terminate"].sum())
-                stats["episodes"] += int(done.sum())
+                stats += torch.stack([rew.mean(), info["body_error_m"].mean(), info["local_error_m"].mean(),
+                                      info["terminate"].sum().float(), done.sum().float()])
             buf_val[t_len] = net.value(obs)
-            adv = torch.zeros(t_len, n)
-            last = torch.zeros(n)
+            adv = torch.zeros(t_len, n, device=dev)
+            last = torch.zeros(n, device=dev)
             for t in reversed(range(t_len)):
                 nonterminal = 1.0 - buf_done[t]
                 delta = buf_rew[t] + ppo.gamma * buf_val[t + 1] * nonterminal - buf_val[t]
@@ -166,11 +166,12 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
         b_obs, b_act = buf_obs.reshape(-1, env.num_obs), buf_act.reshape(-1, env.num_actions)
         b_logp, b_adv, b_ret = buf_logp.reshape(-1), adv.reshape(-1), ret.reshape(-1)
         total = b_obs.shape[0]
-        clipfrac = 0.0
+        clipped = torch.zeros((), device=dev)
         torch.set_num_threads(ppo.learn_threads)  # the simulator's threads are idle while the networks learn
         for _ in range(ppo.epochs):
-            kl_sum, kl_n = 0.0, 0
-            perm = torch.randperm(total)
+            kl_sum = torch.zeros((), device=dev)
+            kl_n = 0
+            perm = torch.randperm(total, device=dev)
             for i in range(0, total, ppo.minibatch):
                 mb = perm[i:i + ppo.minibatch]
                 mean = net.act(b_obs[mb])
@@ -187,22 +188,25 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
                 nn.utils.clip_grad_norm_(net.critic.parameters(), ppo.max_grad_norm)
                 opt.step()
                 opt_v.step()
-                clipfrac += float(((ratio - 1).abs() > ppo.clip).float().mean())
-                kl_sum += float((b_logp[mb] - logp.detach()).mean())
+                clipped += ((ratio - 1).abs() > ppo.clip).float().mean().detach()
+                kl_sum += (b_logp[mb] - logp.detach()).mean()
                 kl_n += 1
-            kl = kl_sum / kl_n
+            kl = float(kl_sum) / kl_n  # one synchronisation per epoch: the adaptive learning rate needs it
             lr = min(lr * 1.5, ppo.lr_max) if kl < 0.5 * ppo.kl_target else lr
             lr = max(lr / 1.5, ppo.lr_min) if kl > 2.0 * ppo.kl_target else lr
             for g in opt.param_groups:
                 g["lr"] = lr
         torch.set_num_threads(1)
+        clipfrac = float(clipped)
+        st = stats.tolist()
         net.norm.update(b_obs)  # after the update: the rollout and the PPO ratios saw the same normaliser
         samples += total
         it += 1
         wall = time.time() - t0
-        row = {"iteration": it, "samples": samples, "lr": lr, "kl": kl, "std": std, "reward": stats["reward"] / t_len,
-               "body_error_m": stats["body_error_m"] / t_len, "local_error_m": stats["local_error_m"] / t_len,
-               "terminations_per_step": stats["terminations"] / (t_len * n), "samples_per_s": total / wall,
+        row = {"iteration": it, "samples": samples, "time": time.time(), "lr": lr, "kl": kl, "std": std,
+               "reward": st[0] / t_len,
+               "body_error_m": st[1] / t_len, "local_error_m": st[2] / t_len,
+               "terminations_per_step": st[3] / (t_len * n), "samples_per_s": total / wall,
                "sim_fraction": t_sim / wall, "clipfrac": clipfrac / (ppo.epochs * math.ceil(total / ppo.minibatch))}
         if evaluate is not None and ppo.eval_every_iters and it % ppo.eval_every_iters == 0:
             net.eval()
@@ -225,10 +229,6 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
     return TrackerRun(checkpoint=path, curve=curve, samples=samples, wall_s=time.time() - start)
 
 
-def info_mean(x: Tensor) -> float:
-    return float(x.mean())
-
-
 def _write_curve(path: Path, rows: list[dict]) -> None:
     import pandas as pd
 
@@ -238,8 +238,8 @@ def _write_curve(path: Path, rows: list[dict]) -> None:
 @torch.no_grad()
 def evaluate_tracker(tracker: Tracker, lib: MotionLibrary, track: TrackingConfig, standing: bool = False,
                      min_seconds: float = 3.0, seed: int = 0) -> dict[str, Any]:
-    """Each clip tracked once, deterministically, from its first frame (``standing``: from the standing pose,
-    blending in) for max(duration, ``min_seconds``) s, looping; a fall is the env's fall rule.
+    """Each clip tracked once on MuJoCo C (the CPU), deterministically, from its first frame (``standing``: from the
+    standing pose, blending in) for max(duration, ``min_seconds``) s, looping; a fall is the env's fall rule.
 
     Returns {"per_clip": [{clip, finished, fall_time_s, local_error_m, body_error_m}], "finished": fraction,
     "local_error_m": mean over clips of the error before any fall}."""
@@ -247,7 +247,9 @@ def evaluate_tracker(tracker: Tracker, lib: MotionLibrary, track: TrackingConfig
 
     c = lib.num_clips
     cfg = TrackingConfig(**{**asdict(track), "num_envs": c, "episode_length": 10**9, "termination_error_m": 1e9,
-                            "failure_weighting": 0.0, "seed": seed})
+                            "failure_weighting": 0.0, "seed": seed, "device": "cpu", "backend": "mujoco"})
+    if next(tracker.parameters()).device.type != "cpu":  # evaluated on MuJoCo C: a copy on the CPU
+        tracker = copy.deepcopy(tracker).cpu()
     env = TrackingEnv(cfg, lib)
     env.reset()
     ids = torch.arange(c)
