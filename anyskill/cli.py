@@ -218,10 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     from anyskill.domain.cli import add_domain_commands
     from anyskill.hlc.calibrate_cli import add_calibrate_command
     from anyskill.hlc.cli import add_hlc_commands
+    from anyskill.hlc.pose_comparison import add_compare_command
+    from anyskill.reproduce import add_notebook_times_command
+    from anyskill.viz.ship_llc import add_ship_command
 
+    add_ship_command(sub)
     add_domain_commands(sub)
     add_hlc_commands(sub)
+    add_compare_command(sub)
     add_calibrate_command(sub)
+    add_notebook_times_command(sub)
     return p
 
 

@@ -1,11 +1,9 @@
 """The notebooks run headlessly at the smoke scale under papermill and write their figures and tables."""
 
-import importlib.util
 import json
 
 import pytest
 
-from anyskill.provenance import REPO_ROOT as REPO
 from anyskill.provenance import read_csv
 from anyskill.reproduce import list_notebooks, run_notebook
 
@@ -69,15 +67,14 @@ def test_notebook_01_motion_data(tmp_path):
         assert png.stat().st_size > 10_000
         assert json.loads(png.with_suffix(".json").read_text())["seed"] == 0
     assert list((tmp_path / "figures").glob("01_*.gif"))
-    # the measured time of the executed notebook, as the README's compute table quotes it (scripts/ is no package)
-    spec = importlib.util.spec_from_file_location("notebook_times", REPO / "scripts" / "notebook_times.py")
-    times = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(times)
-    assert times.main([str(tmp_path), "--results", str(tmp_path / "times.json")]) == 0
+    # the measured time of the executed notebook, as the README's compute table quotes it
+    from anyskill.cli import main
+
+    assert main(["notebook-times", str(tmp_path), "--results", str(tmp_path / "times.json")]) == 0
     row, = json.loads((tmp_path / "times.json").read_text())["notebooks"]
     assert row["status"] == "finished" and 0 < row["wall_s"] < 600 and row["parameters"]["scale"] == "smoke"
     assert row["slowest_cells"] and sum(c["seconds"] for c in row["slowest_cells"]) <= row["wall_s"]
-    assert times.main([str(tmp_path / "nothing")]) == 2
+    assert main(["notebook-times", str(tmp_path / "nothing")]) == 2
 
 
 def test_notebook_02_low_level_training(tmp_path):

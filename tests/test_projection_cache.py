@@ -4,7 +4,6 @@ object-aware in the scenes; fidelity numbers with known answers."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -29,7 +28,6 @@ from anyskill.hlc.projection_cache import (
     default_cache_dir,
 )
 from anyskill.llc.shipped import shipped_llc
-from anyskill.provenance import REPO_ROOT as REPO
 from anyskill.reward.clip_model import ClipModel, ClipSpec
 from anyskill.reward.fidelity import projection_fidelity, rank_correlation
 
@@ -299,15 +297,12 @@ def test_cli_calibrate_and_train_hlc_use_the_cache(tmp_path, monkeypatch, capsys
                  "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "calibrating" not in out and "reward source projection" in out
-    # the calibration's record, as scripts/calibration_times.py gathers it for the README (scripts/ is no package)
-    spec = importlib.util.spec_from_file_location("calibration_times", REPO / "scripts" / "calibration_times.py")
-    times = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(times)
-    assert times.main([str(tmp_path), "--out", str(tmp_path / "times.json")]) == 0
+    # the calibration's record, as `anyskill calibration-times` gathers it for the README
+    assert main(["calibration-times", str(tmp_path), "--out", str(tmp_path / "times.json")]) == 0
     row, = json.loads((tmp_path / "times.json").read_text())["calibrations"]
     assert row["scene"] == "humanoid" and row["frames"] == TINY.frames and row["total_s"] > 0
     assert row["clip"].startswith("ViT-B-32|random") and "random" in row["fidelity_meaning"]
-    assert times.main([str(tmp_path / "run")]) == 2  # no records there
+    assert main(["calibration-times", str(tmp_path / "run")]) == 2  # no records there
 
 
 def test_playground_ui_state_between_runs(tmp_path):

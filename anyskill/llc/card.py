@@ -1,43 +1,34 @@
-"""Ship a `laptop` tracking-route run as the default controller: evaluate it, write its model card.
-
-    .venv/bin/python scripts/finish_tracking_llc.py runs/track_L1 [--calm anyskill/checkpoints/llc_calm_laptop.pth]
-
-1. copies ``RUN/llc.pth`` (the distilled student) to ``anyskill/checkpoints/llc_laptop.pth`` and ``RUN/tracker.pth``
-   (the teacher) to ``llc_laptop_tracker.pth``, without optimiser states, and the curves beside them;
-2. evaluates, all deterministic, on the bundled 18 clips: held latents from standing (10 s; idle 60 s), sliding
-   latents from each clip's first frame, random unit latents (held / switched every 5 steps, 10 s) — for the
-   shipped student, an untrained student of the same sizes and the CALM controller it replaces; the tracker with
-   the reference from each clip's first frame beside the zero-residual replay (the untrained tracker);
-3. writes results/llc_laptop_{skills.csv, skills.json, skills_distances.csv, sliding.csv, tracker.csv,
-   interface.json}, figures/llc_laptop_{skills, route_curves}.png and the model card ``llc_laptop.md``.
-"""
+"""The model card of a shipped tracking-route controller and the numbers it reports (``anyskill ship-llc``,
+:mod:`anyskill.viz.ship_llc`): interface metrics of a controller (held skills, sliding and random latents), the
+goals they are read against, curve tables of a route run, and the card's Markdown."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+from anyskill.llc.latent_checks import evaluate_random_latents, evaluate_sliding
+from anyskill.llc.skills import SkillEvaluation, evaluate_skills
+
 GOALS = {"top1": 0.6, "survival": 0.9, "sliding_finished": 15, "sliding_error_m": 0.08, "tracker_finished": 16,
          "tracker_error_m": 0.05, "random_held": 0.9, "random_switched": 0.9}
+"""What the card reads each metric against (the issue's targets for the CPU-trained controller)."""
 
 
 def strip(state: dict, keep: tuple[str, ...]) -> dict:
+    """The entries of a checkpoint dict that inference needs (``keep``), without optimiser states."""
     return {k: v for k, v in state.items() if k in keep}
 
 
-def interface_metrics(llc, lib, seed: int) -> tuple[dict, object, pd.DataFrame]:
-    from anyskill.llc.latent_checks import evaluate_random_latents, evaluate_sliding
-    from anyskill.llc.skills import evaluate_skills
-
-    skills = evaluate_skills(llc, lib, seconds=10.0, idle_seconds=60.0, seed=seed)
+def interface_metrics(llc, lib, seed: int, skill_seconds: float = 10.0, idle_seconds: float = 60.0,
+                      random_seconds: float = 10.0) -> tuple[dict, SkillEvaluation, pd.DataFrame]:
+    """The card's numbers of one controller on ``lib``: held latents from standing (``skill_seconds``; the idle
+    latent ``idle_seconds``), sliding latents from each clip's first frame, random unit latents held / switched
+    (``random_seconds``). Returns them, the skill evaluation and the sliding table."""
+    skills = evaluate_skills(llc, lib, seconds=skill_seconds, idle_seconds=idle_seconds, seed=seed)
     sliding = evaluate_sliding(llc, lib, seed=seed)
-    rnd = evaluate_random_latents(llc, lib, seed=seed)
+    rnd = evaluate_random_latents(llc, lib, seconds=random_seconds, seed=seed)
     s = skills.summary
     return ({"top1": s["top1_accuracy"], "survival": s["survival_rate"], "idle_60s": bool(s["idle_survived"]),
              "own_distance_m": s["mean_own_distance_m"], "sliding_finished": int(sliding["finished"].sum()),
@@ -54,7 +45,10 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str) -> str:
+def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str, hlc_csv: Path | None = None) -> str:
+    """The model card of a shipped tracking-route controller (``llc_laptop.md``): how it was made (``info``), the
+    interface metrics of the shipped, untrained and CALM controllers (``m``), the tracker's (``tracker``), the curves
+    over training (:func:`curve_tables`), its measured limits and the high-level comparison (``hlc_csv``)."""
     rows = [("held latent from standing: skills identified (top-1, chance 1/18)", "top1", "≥ 60 %", "pct"),
             ("held latent: stay up 10 s", "survival", "≥ 90 %", "pct"),
             ("idle latent stands 60 s", "idle_60s", "yes", ""),
@@ -130,21 +124,22 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str)
         "",
         "## What it cannot do (measured)",
         *info["limits"],
-        *hlc_section(ROOT / "results" / "llc_hlc_pose_goals.csv"),
+        *(hlc_section(hlc_csv) if hlc_csv is not None else []),
     ]
     return "\n".join(lines) + "\n"
 
 
 def hlc_section(path: Path) -> list[str]:
-    """The high-level comparison of ``scripts/hlc_pose_comparison.py`` (pose goals of 5 clips, both controllers)."""
+    """The high-level comparison of ``anyskill compare-llc-pose`` (pose goals of 5 clips, both controllers), from its
+    CSV at ``path`` (nothing when it is missing)."""
     if not path.is_file():
         return []
     df = pd.read_csv(path, comment="#")
     mean = df.groupby("controller")[["pose_error_untrained_m", "pose_error_trained_m"]].mean().reset_index()
     return ["", "## One level up: high-level policies on pose goals",
-            "π_H trained on each controller toward the middle frame of 5 clips (`scripts/hlc_pose_comparison.py`: "
+            "π_H trained on each controller toward the middle frame of 5 clips (`anyskill compare-llc-pose`: "
             "`laptop` profile, 60 epochs × 32 envs, seed 0); mean pose error (m) of deterministic 2-s rollouts from "
-            f"standing before and after training (`{path.relative_to(ROOT)}`):", "",
+            f"standing before and after training (`results/{path.name}`):", "",
             markdown_table(df.drop(columns=["train_s"])), "", "Mean over the goals:", "", markdown_table(mean)]
 
 
@@ -156,6 +151,8 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def curve_tables(run: Path) -> dict:
+    """Markdown tables of the evaluations in a route run's ``tracker_curve.csv`` and ``distill_curve.csv`` (every 20th
+    row of the student's when it holds no evaluations)."""
     out = {}
     tc = pd.read_csv(run / "tracker_curve.csv")
     cols = [c for c in ("samples", "eval_finished", "eval_local_error_m", "eval_stand_finished",
@@ -169,79 +166,3 @@ def curve_tables(run: Path) -> dict:
         c.startswith("eval") for c in cols) else dc[cols].iloc[::20]
     out["distill_table"] = "Student:\n\n" + markdown_table(d)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path)
-    ap.add_argument("--calm", default="anyskill/checkpoints/llc_calm_laptop.pth")
-    ap.add_argument("--root", type=Path, default=ROOT)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--limits", type=Path, help="a text file of measured limitations for the card (one per line)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    sys.path.insert(0, str(args.root))
-    from anyskill.data import default_library
-    from anyskill.llc.controller import load_llc
-    from anyskill.llc.evaluate import untrained_llc
-    from anyskill.llc.tracking.tracker import Tracker, evaluate_tracker, load_tracker
-    from anyskill.provenance import Provenance, git_commit, machine
-    from anyskill.viz.llc_eval import plot_route_curves, plot_sliding, write_skill_eval
-
-    root, run = args.root, args.run
-    ck = root / "anyskill" / "checkpoints"
-    student_state = torch.load(run / "llc.pth", map_location="cpu", weights_only=False)
-    tracker_state = torch.load(run / "tracker.pth", map_location="cpu", weights_only=False)
-    shipped = ck / "llc_laptop.pth"
-    torch.save(strip(student_state, ("student_config", "student", "route", "samples", "iteration", "tracking",
-                                     "distill", "seed")), shipped)
-    torch.save(strip(tracker_state, ("tracker", "tracker_config", "tracking", "ppo", "samples", "iteration",
-                                     "seed")), ck / "llc_laptop_tracker.pth")
-    for name in ("tracker_curve.csv", "distill_curve.csv"):
-        (ck / f"llc_laptop_{name}").write_text((run / name).read_text())
-    lib = default_library()
-    prov = Provenance("scripts/finish_tracking_llc.py", config={"run": str(run), "calm": args.calm}, seed=args.seed)
-    llc = load_llc(shipped)
-    untrained = untrained_llc(llc, args.seed)
-    metrics, files = {}, {}
-    for label, ctrl in (("shipped", llc), ("untrained", untrained), ("calm", load_llc(root / args.calm))):
-        metrics[label], skills, sliding = interface_metrics(ctrl, lib, args.seed)
-        print(label, json.dumps(metrics[label]), flush=True)
-        if label == "shipped":
-            files["skills"] = write_skill_eval(skills, root / "results", prov.finish(), stem="llc_laptop_skills",
-                                               title="held-out skills: llc_laptop.pth (tracking route)",
-                                               figures_dir=root / "figures")
-            prov.write_csv(sliding, root / "results" / "llc_laptop_sliding.csv")
-    teacher, track = load_tracker(ck / "llc_laptop_tracker.pth")
-    t_eval = evaluate_tracker(teacher, lib, track, seed=args.seed)
-    replay = Tracker(teacher.obs_dim, teacher.act_dim, teacher.actor_units, teacher.critic_units)
-    for p in replay.actor[-1].parameters():
-        torch.nn.init.zeros_(p)
-    z_eval = evaluate_tracker(replay.eval(), lib, track, seed=args.seed)
-    prov.write_csv(pd.DataFrame(t_eval["per_clip"]), root / "results" / "llc_laptop_tracker.csv")
-    tracker = {k: {"finished": sum(r["finished"] for r in e["per_clip"]), "error_m": e["local_error_m"]}
-               for k, e in (("trained", t_eval), ("replay", z_eval))}
-    prov.write_json({"interface": metrics, "tracker": tracker, "goals": GOALS}, root / "results" /
-                    "llc_laptop_interface.json")
-    fig = plot_route_curves(pd.read_csv(run / "tracker_curve.csv"), pd.read_csv(run / "distill_curve.csv"),
-                            title="llc_laptop.pth: tracking route over samples")
-    prov.finish().save_figure(fig, root / "figures" / "llc_laptop_route_curves.png")
-    fig = plot_sliding(pd.read_csv(root / "results" / "llc_laptop_sliding.csv", comment="#"))
-    prov.finish().save_figure(fig, root / "figures" / "llc_laptop_sliding.png")
-    info = json.loads((run / "train_info.json").read_text()) if (run / "train_info.json").is_file() else {}
-    info.update({"tracking": student_state["tracking"], "ppo": tracker_state["ppo"],
-                 "distill": {**student_state["distill"], "samples": int(student_state["samples"]),
-                             "wall_s": info.get("distill_wall_s", float("nan"))},
-                 "tracker": {"samples": int(tracker_state["samples"]), "wall_s": info.get("tracker_wall_s",
-                                                                                        float("nan"))},
-                 "durations": lib.durations.tolist(), "seed": student_state.get("seed", 0),
-                 "commit": git_commit(root), "machine": machine() + " (shared with other work)",
-                 "limits": (args.limits.read_text().splitlines() if args.limits else [])})
-    card = model_card(info, metrics, tracker, curve_tables(run), args.calm)
-    (ck / "llc_laptop.md").write_text(card)
-    print(card)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,103 @@
+"""``anyskill compare-llc-pose``: one level up, high-level policies on pose goals of 5 clips, on each low-level
+controller, before vs after training.
+
+For each clip (its middle frame is the goal, :class:`anyskill.hlc.pose_goal.PoseGoal`) and each controller (the shipped
+tracking-route controller and the CALM one it replaced) trains π_H at the ``laptop`` profile with fewer epochs and envs
+(the numbers are in the output's provenance), then measures the mean pose error (m) of 8 deterministic 2-s rollouts
+from standing for the untrained and the trained policy. Writes ``results/llc_hlc_pose_goals.csv``, which the shipped
+controller's model card (``anyskill ship-llc``) embeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from anyskill.provenance import REPO_ROOT
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CLIPS = ("authored_raise_both_arms", "authored_squat", "authored_bow", "authored_kick", "authored_wave_right_hand")
+CONTROLLERS = {"tracking route (shipped)": "anyskill/checkpoints/llc_laptop.pth",
+               "CALM (previous)": "anyskill/checkpoints/llc_calm_laptop.pth"}
+"""Label -> checkpoint, relative to the repository unless absolute."""
+
+
+def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = None, clips: tuple[str, ...] = CLIPS,
+                          epochs: int = 60, envs: int = 32, seed: int = 0, eval_seconds: float = 2.0,
+                          keep_others: bool = False) -> pd.DataFrame:
+    """Pose error of the untrained and the trained π_H per clip and controller (module docstring), written to ``out``
+    with its provenance. ``keep_others``: rows of controllers not run here are kept from an existing ``out``."""
+    import pandas as pd
+    import torch
+
+    from anyskill.hlc.goal_spec import find_clip
+    from anyskill.hlc.pose_goal import PoseGoal
+    from anyskill.hlc.rollout import evaluate
+    from anyskill.hlc.train import train_hlc
+    from anyskill.provenance import Provenance
+
+    torch.set_num_threads(1)
+    out = Path(out)
+    controllers = dict(controllers or CONTROLLERS)
+    prov = Provenance("anyskill compare-llc-pose", config={"epochs": epochs, "envs": envs, "clips": clips,
+                                                           "controllers": controllers},
+                      seed=seed, clip_weights="none (pose goals)")
+    rows = []
+    for clip in clips:
+        goal = PoseGoal.from_clip(find_clip(clip))
+        for label, ckpt in controllers.items():
+            path = REPO_ROOT / ckpt
+            t0 = time.time()
+            with tempfile.TemporaryDirectory() as tmp:
+                run = train_hlc(goal, path, scale="laptop", out_dir=tmp, seed=seed, num_envs=envs, max_epochs=epochs,
+                                progress=False)
+                before = evaluate(run.initial_checkpoint, path, goal, seconds=eval_seconds, seed=seed)
+                after = evaluate(run.checkpoint, path, goal, seconds=eval_seconds, seed=seed)
+            rows.append({"goal_clip": clip, "controller": label, "pose_error_untrained_m": before.mean_pose_error,
+                         "pose_error_trained_m": after.mean_pose_error, "train_s": round(time.time() - t0, 1)})
+            print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    if keep_others and out.is_file():
+        old = pd.read_csv(out, comment="#")
+        header = [ln[2:].strip() for ln in out.read_text().splitlines() if ln.startswith("# ")]
+        prov.config["kept_rows_from"] = {"controllers": sorted(set(old["controller"]) - set(controllers)),
+                                         "provenance": header}
+        df = pd.concat([old[~old["controller"].isin(list(controllers))], df], ignore_index=True)
+    prov.finish().write_csv(df, out)
+    return df
+
+
+def _compare(args: argparse.Namespace) -> int:
+    controllers = {k: v for k, v in CONTROLLERS.items() if args.only is None or args.only in k.lower()}
+    if args.controller:
+        pairs = [item.partition("=") for item in args.controller]
+        if any(not (label and sep and path) for label, sep, path in pairs):
+            raise ValueError(f"--controller takes LABEL=CHECKPOINT, got {args.controller}")
+        controllers = {label: path for label, _, path in pairs}
+    df = compare_on_pose_goals(args.out, controllers, tuple(args.clips), args.epochs, args.envs, args.seed,
+                               args.eval_seconds, keep_others=bool(args.only or args.controller))
+    print(df.groupby("controller")[["pose_error_untrained_m", "pose_error_trained_m"]].mean())
+    print(f"-> {args.out}")
+    return 0
+
+
+def add_compare_command(sub) -> None:
+    """Register ``compare-llc-pose`` on the ``anyskill`` parser's sub-parsers."""
+    c = sub.add_parser("compare-llc-pose", help="train high-level policies on pose goals of 5 clips on each low-level "
+                       "controller and compare their pose errors before and after",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--epochs", type=int, default=60)
+    c.add_argument("--envs", type=int, default=32)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "llc_hlc_pose_goals.csv")
+    c.add_argument("--only", choices=["calm", "tracking"], help="run one controller, keep the other's rows in --out")
+    c.add_argument("--controller", action="append", metavar="LABEL=CHECKPOINT",
+                   help="compare these controllers instead (repeatable); rows of others in --out are kept")
+    c.add_argument("--clips", nargs="+", default=list(CLIPS), help="goal clips (their middle frame)")
+    c.add_argument("--eval-seconds", type=float, default=2.0, help="deterministic rollout per evaluation, s")
+    c.set_defaults(func=_compare)

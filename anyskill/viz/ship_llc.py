@@ -1,0 +1,124 @@
+"""``anyskill ship-llc RUN``: ship a tracking-route run (``anyskill train-llc --route tracking``) as the default
+controller, with its evaluation files, figures and model card.
+
+1. copies ``RUN/llc.pth`` (the distilled student) to ``anyskill/checkpoints/llc_laptop.pth`` and ``RUN/tracker.pth``
+   (the teacher) to ``llc_laptop_tracker.pth``, without optimiser states, and the curves beside them;
+2. evaluates, all deterministic, on the motions (default: the bundled 18 clips): held latents from standing (10 s;
+   idle 60 s), sliding latents from each clip's first frame, random unit latents (held / switched every 5 steps,
+   10 s) — for the shipped student, an untrained student of the same sizes and the CALM controller it replaces; the
+   tracker with the reference from each clip's first frame beside the zero-residual replay (the untrained tracker);
+3. writes results/llc_laptop_{skills.csv, skills.json, skills_distances.csv, sliding.csv, tracker.csv,
+   interface.json}, figures/llc_laptop_{skills, route_curves, sliding}.png and the model card ``llc_laptop.md``
+   (:func:`anyskill.llc.card.model_card`), which embeds ``results/llc_hlc_pose_goals.csv`` of ``anyskill
+   compare-llc-pose`` when it is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from anyskill.provenance import REPO_ROOT
+
+STUDENT_KEYS = ("student_config", "student", "route", "samples", "iteration", "tracking", "distill", "seed")
+TRACKER_KEYS = ("tracker", "tracker_config", "tracking", "ppo", "samples", "iteration", "seed")
+
+
+CALM_LAPTOP = "anyskill/checkpoints/llc_calm_laptop.pth"
+
+
+def ship_llc(run: str | Path, calm: str | Path = CALM_LAPTOP, root: str | Path = REPO_ROOT, seed: int = 0,
+             limits: list[str] | None = None, motions: str | Path | None = None,
+             skill_seconds: float = 10.0, idle_seconds: float = 60.0, random_seconds: float = 10.0) -> str:
+    """Ship ``run`` into ``root`` (module docstring); ``calm``: the CALM controller compared (relative to ``root``
+    unless absolute); ``limits``: measured limitations listed on the card. Returns the card."""
+    import pandas as pd
+    import torch
+
+    from anyskill.llc.card import GOALS, curve_tables, interface_metrics, model_card, strip
+    from anyskill.llc.controller import load_llc
+    from anyskill.llc.evaluate import untrained_llc
+    from anyskill.llc.motions import load_motions
+    from anyskill.llc.tracking.tracker import Tracker, evaluate_tracker, load_tracker
+    from anyskill.provenance import Provenance, git_commit, machine
+    from anyskill.viz.llc_eval import plot_route_curves, plot_sliding, write_skill_eval
+
+    torch.set_num_threads(1)
+    root, run = Path(root), Path(run)
+    ck, results = root / "anyskill" / "checkpoints", root / "results"
+    for d in (ck, results, root / "figures"):
+        d.mkdir(parents=True, exist_ok=True)
+    student_state = torch.load(run / "llc.pth", map_location="cpu", weights_only=False)
+    tracker_state = torch.load(run / "tracker.pth", map_location="cpu", weights_only=False)
+    shipped = ck / "llc_laptop.pth"
+    torch.save(strip(student_state, STUDENT_KEYS), shipped)
+    torch.save(strip(tracker_state, TRACKER_KEYS), ck / "llc_laptop_tracker.pth")
+    for name in ("tracker_curve.csv", "distill_curve.csv"):
+        (ck / f"llc_laptop_{name}").write_text((run / name).read_text())
+    lib, _ = load_motions(motions)
+    prov = Provenance("anyskill ship-llc", config={"run": str(run), "calm": str(calm)}, seed=seed)
+    llc = load_llc(shipped)
+    metrics = {}
+    for label, ctrl in (("shipped", llc), ("untrained", untrained_llc(llc, seed)), ("calm", load_llc(root / calm))):
+        metrics[label], skills, sliding = interface_metrics(ctrl, lib, seed, skill_seconds, idle_seconds,
+                                                            random_seconds)
+        print(label, json.dumps(metrics[label]), flush=True)
+        if label == "shipped":
+            write_skill_eval(skills, results, prov.finish(), stem="llc_laptop_skills",
+                             title="held-out skills: llc_laptop.pth (tracking route)", figures_dir=root / "figures")
+            prov.write_csv(sliding, results / "llc_laptop_sliding.csv")
+    teacher, track = load_tracker(ck / "llc_laptop_tracker.pth")
+    t_eval = evaluate_tracker(teacher, lib, track, seed=seed)
+    replay = Tracker(teacher.obs_dim, teacher.act_dim, teacher.actor_units, teacher.critic_units)
+    for p in replay.actor[-1].parameters():
+        torch.nn.init.zeros_(p)
+    z_eval = evaluate_tracker(replay.eval(), lib, track, seed=seed)
+    prov.write_csv(pd.DataFrame(t_eval["per_clip"]), results / "llc_laptop_tracker.csv")
+    tracker = {k: {"finished": sum(r["finished"] for r in e["per_clip"]), "error_m": e["local_error_m"]}
+               for k, e in (("trained", t_eval), ("replay", z_eval))}
+    prov.write_json({"interface": metrics, "tracker": tracker, "goals": GOALS}, results / "llc_laptop_interface.json")
+    fig = plot_route_curves(pd.read_csv(run / "tracker_curve.csv"), pd.read_csv(run / "distill_curve.csv"),
+                            title="llc_laptop.pth: tracking route over samples")
+    prov.finish().save_figure(fig, root / "figures" / "llc_laptop_route_curves.png")
+    fig = plot_sliding(pd.read_csv(results / "llc_laptop_sliding.csv", comment="#"))
+    prov.finish().save_figure(fig, root / "figures" / "llc_laptop_sliding.png")
+    info = json.loads((run / "train_info.json").read_text()) if (run / "train_info.json").is_file() else {}
+    info.update({"tracking": student_state["tracking"], "ppo": tracker_state["ppo"],
+                 "distill": {**student_state["distill"], "samples": int(student_state["samples"]),
+                             "wall_s": info.get("distill_wall_s", float("nan"))},
+                 "tracker": {"samples": int(tracker_state["samples"]),
+                             "wall_s": info.get("tracker_wall_s", float("nan"))},
+                 "durations": lib.durations.tolist(), "seed": student_state.get("seed", 0),
+                 "commit": git_commit(root), "machine": machine() + " (shared with other work)",
+                 "limits": list(limits or [])})
+    card = model_card(info, metrics, tracker, curve_tables(run), str(calm), results / "llc_hlc_pose_goals.csv")
+    (ck / "llc_laptop.md").write_text(card)
+    return card
+
+
+def _ship(args: argparse.Namespace) -> int:
+    limits = args.limits.read_text().splitlines() if args.limits else []
+    card = ship_llc(args.run, args.calm, args.root, args.seed, limits, args.motions, args.skill_seconds,
+                    args.idle_seconds, args.random_seconds)
+    print(card)
+    return 0
+
+
+def add_ship_command(sub) -> None:
+    """Register ``ship-llc`` on the ``anyskill`` parser's sub-parsers."""
+    s = sub.add_parser("ship-llc", help="ship a tracking-route run as the default controller: evaluate it beside an "
+                       "untrained student and CALM, write its results, figures and model card",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("run", type=Path, help="the --out folder of `anyskill train-llc --route tracking`")
+    s.add_argument("--calm", default=CALM_LAPTOP,
+                   help="the CALM controller compared (relative to --root unless absolute)")
+    s.add_argument("--root", type=Path, default=REPO_ROOT, help="where anyskill/checkpoints, results/ and figures/ are "
+                   "(default: this repository)")
+    s.add_argument("--limits", type=Path, help="a text file of measured limitations for the card (one per line)")
+    s.add_argument("--motions", help="motion manifest YAML (default: the bundled one)")
+    s.add_argument("--skill-seconds", type=float, default=10.0, help="held latent from standing, s")
+    s.add_argument("--idle-seconds", type=float, default=60.0, help="how long the idle latent must keep it standing, s")
+    s.add_argument("--random-seconds", type=float, default=10.0, help="random unit latents from standing, s")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_ship)

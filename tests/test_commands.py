@@ -1,0 +1,74 @@
+"""The commands that replaced scripts/ (issue 25): each has ``--help`` and runs end to end at a tiny size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from anyskill.cli import main
+
+NEW_COMMANDS = {"ship-llc": "--calm", "compare-llc-pose": "--controller", "notebook-times": "--results",
+                "calibration-times": "cache_dirs", "domain-e2e": "--random-floor"}
+
+
+@pytest.mark.parametrize("command", sorted(NEW_COMMANDS))
+def test_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0 and NEW_COMMANDS[command] in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def two_clips(tmp_path_factory) -> Path:
+    from anyskill.data import MANIFEST
+
+    entries = [{**e, "file": str(MANIFEST.parent / e["file"])} for e in yaml.safe_load(MANIFEST.read_text())["motions"]
+               if Path(e["file"]).stem in ("amp_humanoid_walk", "authored_idle_stand")]
+    path = tmp_path_factory.mktemp("motions") / "motions.yaml"
+    path.write_text(yaml.safe_dump({"motions": entries}))
+    return path
+
+
+def test_ship_llc_writes_the_controller_its_results_and_card(two_clips, tmp_path, capsys):
+    """A smoke tracking-route run shipped into a scratch root: stripped checkpoints that load, the evaluation
+    files, figures and the model card with the CALM column."""
+    from anyskill.llc.controller import load_llc
+    from anyskill.llc.motions import load_motions
+    from anyskill.llc.shipped import CHECKPOINTS
+    from anyskill.llc.tracking.route import train_tracking_route
+
+    torch.set_num_threads(1)
+    run, root = tmp_path / "run", tmp_path / "root"
+    train_tracking_route(load_motions(two_clips)[0], run, scale="smoke", progress=False)
+    assert main(["ship-llc", str(run), "--root", str(root), "--calm", str(CHECKPOINTS / "llc_calm_laptop.pth"),
+                 "--motions", str(two_clips), "--skill-seconds", "0.5", "--idle-seconds", "0.5",
+                 "--random-seconds", "0.5"]) == 0
+    ck = root / "anyskill" / "checkpoints"
+    state = torch.load(ck / "llc_laptop.pth", map_location="cpu", weights_only=False)
+    assert "student" in state and not any("optim" in k for k in state)
+    assert load_llc(ck / "llc_laptop.pth").latent_dim == 64
+    summary = json.loads((root / "results" / "llc_laptop_interface.json").read_text())
+    assert set(summary["interface"]) == {"shipped", "untrained", "calm"} and "replay" in summary["tracker"]
+    for name in ("llc_laptop_skills.png", "llc_laptop_route_curves.png", "llc_laptop_sliding.png"):
+        assert (root / "figures" / name).stat().st_size > 1000
+    card = (ck / "llc_laptop.md").read_text()
+    assert card.startswith("# Model card: `llc_laptop.pth`") and "CALM `laptop` (previous default)" in card
+    assert card in capsys.readouterr().out
+
+
+def test_compare_llc_pose_trains_and_keeps_other_rows(llc_path, tmp_path):
+    out = tmp_path / "pose.csv"
+    args = ["compare-llc-pose", "--epochs", "1", "--envs", "2", "--clips", "authored_squat", "--eval-seconds", "0.3",
+            "--out", str(out)]
+    assert main([*args, "--controller", f"arm={llc_path}"]) == 0
+    assert main([*args, "--controller", f"arm again={llc_path}"]) == 0
+    df = pd.read_csv(out, comment="#")
+    assert sorted(df["controller"]) == ["arm", "arm again"] and (df["pose_error_untrained_m"] > 0).all()
+    assert "kept_rows_from" in out.read_text()
+    with pytest.raises(ValueError, match="LABEL=CHECKPOINT"):
+        main([*args, "--controller", "no-path"])
