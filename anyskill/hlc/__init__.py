@@ -1,6 +1,8 @@
 """The high-level policy π_H (paper §3.2-3.3): goals, the environment over the frozen LLC, training, inference,
-rollouts and the state-projection data/timing; the general (multi-prompt) policy and the text-enhancement study
-(§4.3)."""
+rollouts, the state projection's calibration and cache; the general (multi-prompt) policy and the text-enhancement
+study (§4.3); the pose-goal comparison of controllers (``pose_comparison``). Commands: ``cli`` (``train-hlc``,
+``rollout``), ``calibrate_cli`` (``calibrate``, ``calibration-times``), ``pose_comparison`` (``compare-llc-pose``).
+Settings (``HLCEnvConfig``, ``CalibrationSizes``) live in :mod:`anyskill.config.hlc`."""
 
 from anyskill.config.hlc import HLCEnvConfig
 from anyskill.hlc.clip_goals import ImageGoal, TextGoal

@@ -1,1 +1,3 @@
-"""Figures: skeletons and animations, dataset overviews, latent-space maps, learning curves, filmstrips."""
+"""Figures and result files: skeletons and animations, dataset overviews, latent-space maps, learning curves,
+filmstrips, LLC evaluations; the playground; ``ship_llc`` (``anyskill ship-llc``: a trained controller's results,
+figures and model card)."""
