@@ -137,6 +137,8 @@ def run(out: str | Path, budget_s: float = 480.0, resume: str | Path | None = No
         scale, device, backend = "gpu", "cuda:0", "auto"
         if not torch.cuda.is_available():
             raise RuntimeError("no CUDA device: run with --dry-run on a CPU machine")
+        torch.backends.cuda.matmul.allow_tf32 = True  # the networks' matrix products in TF32: PPO does not need more
+        torch.backends.cudnn.allow_tf32 = True
     resumed = {}
     if resume is not None:
         for name in ("tracker.pth", "llc.pth"):
