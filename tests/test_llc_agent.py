@@ -12,14 +12,9 @@ from rl_games.torch_runner import Runner
 
 from anyskill.config import CALMSettings
 from anyskill.llc import calm_config, load_llc, register_calm
-from anyskill.llc.calm.agent import (
-    RESUME_SUFFIX,
-    SampleBuffer,
-    encode_unique,
-    exploration_probabilities,
-    gae_advantages,
-    update_dtype,
-)
+from anyskill.llc.calm.ppo import SampleBuffer, exploration_probabilities, gae_advantages, update_dtype
+from anyskill.llc.calm.resume import RESUME_SUFFIX
+from anyskill.llc.calm.windows import encode_unique
 from anyskill.rl.vecenv import register_rl_games_env
 
 ENV = "calm_test_fake"

@@ -129,33 +129,33 @@ def test_tracking_and_key_pose_rewards_on_reference_states(manifest, tmp_path):
               overrides={"calm": {"key_pose_reward_weight": 1.0, "track_reward_weight": 1.0}},
               epoch_callbacks=[lambda agent, stats: agents.append(agent)])
     agent = agents[0]
-    lib, n = agent.motion_lib, agent.num_actors
+    lib, n, schedule = agent.motion_lib, agent.num_actors, agent.latent_schedule
 
     def ref_obs(clip, t):
         s = lib.state_at(torch.full((n,), clip), torch.full((n,), t))
         return policy_obs(s.body_pos, s.body_rot, s.body_vel, s.body_ang_vel)
 
-    agent._track_clip[:] = 0
-    agent._track_time[:] = 0.5
-    perfect = agent._track_reward(ref_obs(0, 0.5 + agent.calm.motion_dt), torch.zeros(n, dtype=torch.bool))
+    schedule.track_clip[:] = 0
+    schedule.track_time[:] = 0.5
+    perfect = schedule.track_reward(ref_obs(0, 0.5 + agent.calm.motion_dt), torch.zeros(n, dtype=torch.bool))
     assert torch.allclose(perfect, torch.ones(n), atol=1e-5)
-    agent._track_clip[:] = 0
-    agent._track_time[:] = 0.5
-    lagging = agent._track_reward(ref_obs(0, 0.2), torch.zeros(n, dtype=torch.bool))
+    schedule.track_clip[:] = 0
+    schedule.track_time[:] = 0.5
+    lagging = schedule.track_reward(ref_obs(0, 0.2), torch.zeros(n, dtype=torch.bool))
     assert (lagging < 0.999).all() and (lagging > 0).all()
-    done = agent._track_reward(ref_obs(0, 0.6), torch.ones(n, dtype=torch.bool))  # an episode end stops tracking
-    assert (agent._track_clip == -1).all() and (done > 0).all()
+    done = schedule.track_reward(ref_obs(0, 0.6), torch.ones(n, dtype=torch.bool))  # an episode end stops tracking
+    assert (schedule.track_clip == -1).all() and (done > 0).all()
 
     grid = agent.grid
     ends = grid.clip_start[:1] + torch.tensor([40])
-    key = agent._window_key_pose(ends)
+    key = agent.windows.key_pose(ends, agent.net_cfg.enc_steps)
     rows = torch.arange(int(ends) - agent.net_cfg.enc_steps + 1, int(ends) + 1).clamp_min(int(grid.clip_start[0]))
-    poses = agent._grid_poses[rows]
+    poses = agent.windows.poses[rows]
     brute = poses[(poses - poses[0]).pow(2).sum(-1).argmax()]
     assert torch.allclose(key[0], brute)
-    agent._key_pose_on[:] = True
-    agent._key_pose[:] = key
+    schedule.key_pose_on[:] = True
+    schedule.key_pose[:] = key
     at_key = torch.cat([key.expand(n, -1), torch.zeros(n, 223 - 43)], dim=1)
-    assert torch.allclose(agent._key_pose_reward(at_key, torch.zeros(n, dtype=torch.bool)), torch.ones(n))
-    agent._key_pose_reward(at_key, torch.ones(n, dtype=torch.bool))
-    assert not agent._key_pose_on.any()  # ends with the episode
+    assert torch.allclose(schedule.key_pose_reward(at_key, torch.zeros(n, dtype=torch.bool)), torch.ones(n))
+    schedule.key_pose_reward(at_key, torch.ones(n, dtype=torch.bool))
+    assert not schedule.key_pose_on.any()  # ends with the episode

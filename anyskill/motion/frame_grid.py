@@ -11,11 +11,15 @@ are not drawn (for 30 fps clips and the 30 Hz control rate the grid points are t
 Index conventions: ``G`` grid points in total; clip c owns the contiguous range
 ``[clip_start[c], clip_start[c] + clip_len[c])``; a window of ``steps`` frames ending at grid index g holds rows
 g, g - 1, ..., g - steps + 1 (newest first), clamped at the clip's first row (times clipped at 0, as the library).
+
+Device: every tensor of a grid lives on one device, :attr:`AmpFrameGrid.device` (the library's, or another through
+:meth:`AmpFrameGrid.to`), and every method creates its tensors there. Index and time tensors passed in must already
+be on that device: the grid moves nothing per call, so a training loop holds its grid where its networks are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -56,6 +60,18 @@ class AmpFrameGrid:
                    weights=lib.weights.float(), dt=float(dt))
 
     @property
+    def device(self) -> torch.device:
+        """The device of every tensor of the grid."""
+        return self.frames.device
+
+    def to(self, device: str | torch.device) -> AmpFrameGrid:
+        """This grid with every tensor on ``device`` (``self`` when already there)."""
+        if self.frames.device == torch.device(device):
+            return self
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), Tensor)})
+
+    @property
     def num_clips(self) -> int:
         return len(self.clip_len)
 
@@ -66,21 +82,20 @@ class AmpFrameGrid:
     def windows(self, end_ids: Tensor, steps: int, stride: int = 1) -> Tensor:
         """(n, steps, F) frames, newest first, of the windows ending at grid indices ``end_ids`` (n,): slot j holds
         grid row ``end - j * stride`` clamped at the clip's first row."""
-        end_ids = end_ids.to(self.frames.device)
         first = self.clip_start[self.clip_of[end_ids]]
         rows = end_ids[:, None] - torch.arange(steps, device=end_ids.device) * stride
         rows = torch.maximum(rows, first[:, None])
         return self.frames[rows]
 
     def sample_clips(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """(n,) clip indices drawn with replacement in proportion to the weights."""
+        """(n,) clip indices drawn with replacement in proportion to the weights (``generator`` on :attr:`device`)."""
         return torch.multinomial(self.weights, n, replacement=True, generator=generator)
 
     def sample_window_ends(self, n: int, steps: int, generator: torch.Generator | None = None,
                            clip_ids: Tensor | None = None) -> Tensor:
         """(n,) grid indices of window ends: clips by weight (or ``clip_ids``), end uniform over the grid points
         at or after ``steps - 1`` steps into the clip (any point for clips shorter than the window)."""
-        clips = self.sample_clips(n, generator) if clip_ids is None else clip_ids.to(self.clip_len.device)
+        clips = self.sample_clips(n, generator) if clip_ids is None else clip_ids
         length = self.clip_len[clips]
         low = (length - 1).clamp_max(steps - 1)
         u = torch.rand(n, generator=generator, device=self.frames.device)
@@ -95,6 +110,5 @@ class AmpFrameGrid:
 
     def index_at(self, clip_ids: Tensor, times: Tensor) -> Tensor:
         """(n,) grid index of the last grid point at or before ``times`` (n,) s in clips ``clip_ids`` (n,)."""
-        clip_ids = clip_ids.to(self.clip_len.device)
-        k = torch.floor(times.to(self.frames.device).double() / self.dt + 1e-6).long()
+        k = torch.floor(times.double() / self.dt + 1e-6).long()
         return self.clip_start[clip_ids] + k.clamp(min=0).minimum(self.clip_len[clip_ids] - 1)

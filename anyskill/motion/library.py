@@ -35,7 +35,7 @@ import warnings
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import torch
@@ -45,10 +45,8 @@ from anyskill.humanoid import rotations as rot
 from anyskill.humanoid.model import HumanoidModel
 from anyskill.humanoid.obs import amp_frame_obs
 from anyskill.motion.clip import MotionClip, MotionFormatError, describe, skeleton_for
+from anyskill.motion.frame_grid import AmpFrameGrid
 from anyskill.motion.load import load_motion
-
-if TYPE_CHECKING:
-    from anyskill.motion.frame_grid import AmpFrameGrid
 
 Tensor = torch.Tensor
 
@@ -114,6 +112,7 @@ class EncoderDemoWindows:
 
 class MotionLibrary:
     """Clips with sampling weights, their per-frame states precomputed in flat float32 tensors on ``device``.
+    Every tensor it holds or returns is on ``device`` (:meth:`to`: a copy on another); inputs are moved there.
 
     ``weights`` default to equal weights; they are renormalised to sum 1. ``categories`` and
     ``descriptions`` default to the clips' ``meta`` entries of the same name (or "").
@@ -225,6 +224,21 @@ class MotionLibrary:
     def __repr__(self) -> str:
         return f"MotionLibrary({self.num_clips} clips, {self.total_duration:.1f} s, device={self.device})"
 
+    def to(self, device: str | torch.device) -> MotionLibrary:
+        """This library with its tensors (per-frame states, clip tables, cached frame grids) on ``device``, sharing
+        the clips and the skeleton; ``self`` when already there."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+
+        def move(v: Any) -> Any:
+            return {k: move(x) for k, x in v.items()} if isinstance(v, dict) else (
+                v.to(device) if isinstance(v, (Tensor, AmpFrameGrid)) else v)
+
+        moved = object.__new__(MotionLibrary)
+        moved.__dict__.update({k: move(v) for k, v in self.__dict__.items()}, device=device)
+        return moved
+
     # ------------------------------------------------------------------ sampling
     def sample_clips(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n,) long clip indices drawn with replacement in proportion to the weights."""
@@ -331,8 +345,6 @@ class MotionLibrary:
     def frame_grid(self, dt: float) -> AmpFrameGrid:
         """The clips' AMP frames precomputed at times k * dt (:class:`~anyskill.motion.frame_grid.AmpFrameGrid`),
         built once per ``dt`` and cached."""
-        from anyskill.motion.frame_grid import AmpFrameGrid
-
         grids = self.__dict__.setdefault("_frame_grids", {})
         key = round(float(dt), 12)
         if key not in grids:
@@ -351,10 +363,10 @@ class MotionLibrary:
         clip_ids = torch.as_tensor(clip_ids, dtype=torch.long, device=self.device)
         if clip_ids.ndim != 1:
             raise ValueError(f"clip_ids must be 1-D (N,), got shape {tuple(clip_ids.shape)}")
-        if clip_ids.numel() and (int(clip_ids.min()) < 0 or int(clip_ids.max()) >= self.num_clips):
-            raise IndexError(
-                f"clip ids must be in [0, {self.num_clips}), got range [{int(clip_ids.min())}, {int(clip_ids.max())}]"
-            )
+        if clip_ids.numel():
+            low, high = torch.stack(torch.aminmax(clip_ids)).tolist()  # one host synchronisation
+            if low < 0 or high >= self.num_clips:
+                raise IndexError(f"clip ids must be in [0, {self.num_clips}), got range [{low}, {high}]")
         return clip_ids
 
     def _frame_pair(self, clip_ids: Tensor, times: Tensor) -> tuple[Tensor, Tensor, Tensor]:

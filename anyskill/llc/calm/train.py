@@ -17,7 +17,11 @@ across epochs (the discriminator changes), so the newest checkpoint is the one t
 Resuming (``resume=<checkpoint>``) restores weights, normalisers (policy obs, value, AMP frames), optimiser
 state, epoch and sample counters, and — from the ``.resume.pt`` file the agent keeps next to the newest checkpoint
 — the replay buffer, every random generator, the physics of every env and the rollout state, so that a resumed
-run continues exactly as the uninterrupted one would have (CPU backend; see :mod:`anyskill.llc.calm.agent`).
+run continues exactly as the uninterrupted one would have (CPU backend; see :mod:`anyskill.llc.calm.resume`).
+
+Devices: the motion library is built on ``device``, so env resets, the agent's motion windows and its networks share
+it; on CUDA the physics runs on MuJoCo Warp (``backend``). ``tests/test_llc_device.py`` runs this path on a
+stand-in CUDA device on the CPU.
 """
 
 from __future__ import annotations
@@ -134,7 +138,8 @@ def train_llc(
         raise FileNotFoundError(f"cannot resume: checkpoint {resume} does not exist")
     settings = env_settings or prof.llc.env
 
-    lib, manifest = load_motions(motions, motion_weights=settings.motion_weights)
+    # on the training device: the env's reference states and the agent's windows are made where they are used
+    lib, manifest = load_motions(motions, device=device, motion_weights=settings.motion_weights)
     register_rl_games_env(ENV_NAME, build_env_factory(lib, num_envs, settings, device, seed, backend))
     config = calm_config(scale, num_envs, env_name=ENV_NAME, env_config={"seed": seed}, device=device, seed=seed,
                          train_dir=str(out_dir.parent), experiment_name=out_dir.name, max_epochs=max_epochs,
