@@ -56,6 +56,7 @@ def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = 
             with tempfile.TemporaryDirectory() as tmp:
                 run = train_hlc(goal, path, scale="laptop", out_dir=tmp, seed=seed, num_envs=envs, max_epochs=epochs,
                                 progress=False)
+                assert run.initial_checkpoint is not None  # train_hlc always writes it
                 before = evaluate(run.initial_checkpoint, path, goal, seconds=eval_seconds, seed=seed)
                 after = evaluate(run.checkpoint, path, goal, seconds=eval_seconds, seed=seed)
             rows.append({"goal_clip": clip, "controller": label, "pose_error_untrained_m": before.mean_pose_error,
