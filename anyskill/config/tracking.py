@@ -100,10 +100,20 @@ class DistillConfig:
     horizon: int = 32
     total_samples: int = 6_000_000
     teacher_steps_frac: float = 0.1
-    sliding_prob: float = 0.5
+    sliding_prob: float = 0.3
+    """episodes whose latent re-encodes the reference's window every ``llc_steps`` steps (a high-level replay)."""
+    switch_prob: float = 0.25
+    """episodes that switch to a random window of a random clip now and then (reference blended in from the pose)."""
+    random_latent_prob: float = 0.15
+    """episodes that switch to random unit latents, labelled with the window whose latent is nearest; the rest of the
+    episodes hold the latent of their first window (CALM's held skill)."""
+    cadence_switch_prob: float = 0.5
+    """switches at the high-level cadence (every ``llc_steps``), else after U[llc_steps, max_switch_steps] steps."""
+    max_switch_steps: int = 90
     llc_steps: int = 5
     latent_noise_prob: float = 0.2
     latent_noise: float = 0.3
+    """per-dimension std of the latent noise at its largest (each noisy latent draws its scale uniformly below)."""
     replay_size: int = 400_000
     updates: int = 8
     minibatch: int = 2048
@@ -123,6 +133,14 @@ class DistillConfig:
     eval_every_iters: int = 0
     learn_threads: int = 1
     precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        probs = (self.sliding_prob, self.switch_prob, self.random_latent_prob)
+        if min(probs) < 0 or sum(probs) > 1 + 1e-9:
+            raise ValueError(f"DistillConfig: sliding_prob, switch_prob, random_latent_prob must be >= 0 and sum to "
+                             f"<= 1, got {probs}")
+        if self.max_switch_steps < self.llc_steps:
+            raise ValueError(f"DistillConfig.max_switch_steps must be >= llc_steps, got {self.max_switch_steps}")
     """of the supervised update: "bfloat16" autocast, "float32", or "auto" (bfloat16 where the CPU has AMX or
     AVX512-BF16: 2.3x faster on the encoder's first layer, measured)."""
 

@@ -69,6 +69,35 @@ def forward_windows(grid: AmpFrameGrid, start_rows: Tensor, steps: int) -> Tenso
     return grid.frames[rows]
 
 
+HELD, SLIDING, SWITCH, RANDOM = 0, 1, 2, 3
+"""Latent regimes of an episode (module docstring)."""
+
+
+def draw_regimes(cfg: DistillConfig, n: int, gen: torch.Generator, device: torch.device) -> Tensor:
+    """(n,) regimes drawn with probabilities sliding_prob, switch_prob, random_latent_prob, the rest HELD."""
+    u = torch.rand(n, generator=gen, device=device)
+    edges = torch.tensor([cfg.sliding_prob, cfg.sliding_prob + cfg.switch_prob,
+                          cfg.sliding_prob + cfg.switch_prob + cfg.random_latent_prob], device=device)
+    r = torch.bucketize(u, edges, right=True)  # 0: sliding, 1: switch, 2: random, 3: held
+    return torch.tensor([SLIDING, SWITCH, RANDOM, HELD], device=device)[r]
+
+
+def switch_intervals(cfg: DistillConfig, n: int, gen: torch.Generator, device: torch.device) -> Tensor:
+    """(n,) control steps until the next switch: ``llc_steps`` (the high-level cadence) with probability
+    ``cadence_switch_prob``, else uniform in [llc_steps, max_switch_steps]."""
+    span = torch.randint(cfg.llc_steps, cfg.max_switch_steps + 1, (n,), generator=gen, device=device)
+    cadence = torch.rand(n, generator=gen, device=device) < cfg.cadence_switch_prob
+    return torch.where(cadence, cfg.llc_steps, span)
+
+
+@torch.no_grad()
+def encode_bank(net: StudentNetworks, grid: AmpFrameGrid, cfg: DistillConfig, chunk: int = 4096) -> Tensor:
+    """(G, latent) the encoder's latent of the window starting at every grid row."""
+    rows = torch.arange(len(grid.clip_of), device=grid.frames.device)
+    return torch.cat([net.encode(forward_windows(grid, rows[i:i + chunk], cfg.enc_steps)).float()
+                      for i in range(0, len(rows), chunk)])
+
+
 def align_uniform(net: StudentNetworks, grid: AmpFrameGrid, cfg: DistillConfig, gen: torch.Generator
                   ) -> tuple[Tensor, Tensor]:
     """CALM's encoder regulariser on ``cfg.reg_batch`` random windows: (align, uniform) losses."""
@@ -122,18 +151,41 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
     r_noise = torch.zeros(cap, cfg.latent_dim, device=dev)
     r_tau = torch.zeros(cap, dtype=torch.long, device=dev)
     r_label = torch.zeros(cap, env.num_actions, device=dev)
+    r_free = torch.zeros(cap, dtype=torch.bool, device=dev)
+    r_z = torch.zeros(cap, cfg.latent_dim, device=dev)
     filled, head = 0, 0
 
     obs = env.reset()
-    sliding = torch.rand(n, generator=gen, device=dev) < cfg.sliding_prob
+    regime = draw_regimes(cfg, n, gen, dev)
     win_start = env.clip_row()
     noise = torch.zeros(n, cfg.latent_dim, device=dev)
     tau = torch.zeros(n, dtype=torch.long, device=dev)
+    since = torch.zeros(n, dtype=torch.long, device=dev)
+    due = switch_intervals(cfg, n, gen, dev)
+    free = torch.zeros(n, dtype=torch.bool, device=dev)
+    """(N,) the env's latent is a random unit vector (RANDOM regime), not an encoded window plus noise."""
+    free_z = torch.zeros(n, cfg.latent_dim, device=dev)
     arange_n = torch.arange(n, device=dev)
+    weights = grid.weights[grid.clip_of] / grid.clip_len[grid.clip_of]  # (G,) rows drawn as the clips are
 
     def new_noise(m: int) -> Tensor:
         on = (torch.rand(m, generator=gen, device=dev) < cfg.latent_noise_prob).float()[:, None]
-        return on * cfg.latent_noise * torch.randn(m, cfg.latent_dim, generator=gen, device=dev)
+        scale = cfg.latent_noise * torch.rand(m, 1, generator=gen, device=dev)
+        return on * scale * torch.randn(m, cfg.latent_dim, generator=gen, device=dev)
+
+    def latents(rows: Tensor, eps: Tensor, mask: Tensor, z_old: Tensor) -> Tensor:
+        """z = normalize(E(window at rows) + eps) where ``mask``, else ``z_old``; the free latents stay."""
+        if env.dense:
+            z_new = F.normalize(net.encode(forward_windows(grid, rows, cfg.enc_steps)) + eps, dim=-1)
+            z_new = torch.where(free[:, None], free_z, z_new)
+            return torch.where(mask[:, None], z_new, z_old)
+        z_old = z_old.clone()
+        r = (mask & ~free).nonzero().squeeze(-1)
+        if len(r):
+            z_old[r] = F.normalize(net.encode(forward_windows(grid, rows[r], cfg.enc_steps)) + eps[r], dim=-1)
+        f = (mask & free).nonzero().squeeze(-1)
+        z_old[f] = free_z[f]
+        return z_old
 
     noise[:] = new_noise(n)
     start = time.time()
@@ -152,10 +204,11 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
         for g in opt.param_groups:
             g["lr"] = lr
         t0 = time.time()
-        stats = torch.zeros(3, device=dev)  # local error, terminations, action error: summed on the device
+        stats = torch.zeros(4, device=dev)  # local error, terminations, action error, switches: summed on the device
         net.eval()
         with torch.no_grad():
-            z = F.normalize(net.encode(forward_windows(grid, win_start, cfg.enc_steps)) + noise, dim=-1)
+            bank = encode_bank(net, grid, cfg) if cfg.random_latent_prob > 0 else None
+            z = latents(win_start, noise, torch.ones(n, dtype=torch.bool, device=dev), free_z)
             for _ in range(cfg.horizon):
                 prop = obs[:, :obs_dim]
                 teacher_target = env.pd_targets(teacher.act(obs))
@@ -165,30 +218,39 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
                 a_env = torch.where(use_teacher[:, None], label, student_a)
                 idx = (head + arange_n) % cap
                 r_obs[idx], r_win[idx], r_noise[idx], r_tau[idx], r_label[idx] = prop, win_start, noise, tau, label
+                r_free[idx], r_z[idx] = free, z
                 head = (head + n) % cap
                 filled = min(filled + n, cap)
                 net.obs_norm.update(prop)
                 obs, _, done, info = env.step_targets(env._pd_offset + env._pd_scale * a_env)
+                tau, since = tau + 1, since + 1
+                # new episodes draw a regime; SWITCH and RANDOM envs start on a switch, the others on the reset's clip
+                regime = torch.where(done, draw_regimes(cfg, n, gen, dev), regime)
+                switching = regime >= SWITCH
+                switch = switching & (done | (since >= due))
+                sliding = (regime == SLIDING) & (tau >= cfg.llc_steps) & ~done
+                # a switch picks the next window (RANDOM: the window whose latent is nearest a random unit latent)
+                # and blends the reference into it from the character's pose; the tracker labels that motion
+                rows = torch.multinomial(weights, n, replacement=True, generator=gen)
+                rand_z = F.normalize(torch.randn(n, cfg.latent_dim, generator=gen, device=dev), dim=-1)
+                if bank is not None:
+                    rows = torch.where(regime == RANDOM, (rand_z @ bank.T).argmax(-1), rows)
+                free = torch.where(switch | done, regime == RANDOM, free)
+                free_z = torch.where((switch & (regime == RANDOM))[:, None], rand_z, free_z)
+                env.switch_where(switch, grid.clip_of[rows], rows - grid.clip_start[grid.clip_of[rows]])
+                if env.maybe(switch):
+                    obs = env.refresh_observation(obs, switch)
+                fresh_noise = new_noise(n)
+                renew = done | sliding | switch
+                win_start = torch.where(switch, rows, torch.where(renew, env.clip_row(), win_start))
+                noise = torch.where(renew[:, None], fresh_noise, noise)
+                tau = torch.where(renew, 0, tau)
+                since = torch.where(switch, 0, since)
+                due = torch.where(switch, switch_intervals(cfg, n, gen, dev), due)
+                if env.maybe(renew):
+                    z = latents(win_start, noise, renew, z)
                 stats += torch.stack([info["local_error_m"].mean(), info["terminate"].sum().float(),
-                                      (student_a - label).square().mean()])
-                tau = tau + 1
-                # latents: sliding envs re-encode every llc_steps; new episodes draw a regime and start afresh
-                resl = (sliding & (tau >= cfg.llc_steps)) | done
-                sliding = torch.where(done, torch.rand(n, generator=gen, device=dev) < cfg.sliding_prob, sliding)
-                fresh = new_noise(n)
-                if env.dense:  # masks over all envs: no host synchronisation
-                    win_start = torch.where(resl, env.clip_row(), win_start)
-                    noise = torch.where(resl[:, None], fresh, noise)
-                    tau = torch.where(resl, 0, tau)
-                    z_new = F.normalize(net.encode(forward_windows(grid, win_start, cfg.enc_steps)) + noise, dim=-1)
-                    z = torch.where(resl[:, None], z_new, z)
-                elif bool(resl.any()):
-                    r = resl.nonzero().squeeze(-1)
-                    win_start[r] = env.clip_row()[r]
-                    noise[r] = fresh[r]
-                    tau[r] = 0
-                    z_new = net.encode(forward_windows(grid, win_start[r], cfg.enc_steps))
-                    z[r] = F.normalize(z_new + noise[r], dim=-1)
+                                      (student_a - label).square().mean(), switch.sum().float()])
         t_sim = time.time() - t0
         net.train()
         losses = torch.zeros(3, device=dev)  # behaviour cloning, align, uniform
@@ -198,7 +260,7 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
             uniq, inv = torch.unique(r_win[mb], return_inverse=True)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 zu = net.encode(forward_windows(grid, uniq, cfg.enc_steps)).float()
-                zz = F.normalize(zu[inv] + r_noise[mb], dim=-1)
+                zz = torch.where(r_free[mb, None], r_z[mb], F.normalize(zu[inv] + r_noise[mb], dim=-1))
                 pred = net.action(r_obs[mb], zz, r_tau[mb]).float()
                 align, unif = align_uniform(net, grid, cfg, gen)
             bc = (pred - r_label[mb]).square().mean()
@@ -216,7 +278,7 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
         wall = time.time() - t0
         row = {"iteration": it, "samples": samples, "beta": beta, "lr": lr, "bc_loss": ls[0], "align": ls[1],
                "uniform": ls[2], "rollout_action_mse": st[2] / cfg.horizon, "local_error_m": st[0] / cfg.horizon,
-               "terminations_per_step": st[1] / (cfg.horizon * n),
+               "terminations_per_step": st[1] / (cfg.horizon * n), "switches_per_step": st[3] / (cfg.horizon * n),
                "samples_per_s": new / wall, "sim_fraction": t_sim / wall}
         if evaluate is not None and cfg.eval_every_iters and it % cfg.eval_every_iters == 0:
             probe = out / "llc_probe.pth"

@@ -35,6 +35,7 @@ and resetting envs by index, which is cheaper there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -144,7 +145,7 @@ class TrackingEnv:
         self._pd_offset, self._pd_scale = env._pd_offset, env._pd_scale
         self._gen = torch.Generator(dev).manual_seed(cfg.seed + 7)
         n, d = cfg.num_envs, self.num_actions
-        long = dict(dtype=torch.long, device=dev)
+        long: dict[str, Any] = dict(dtype=torch.long, device=dev)
         self.clip = torch.zeros(n, **long)
         self.k_start = torch.zeros(n, **long)
         self.seg_t0 = torch.zeros(n, **long)
@@ -209,6 +210,7 @@ class TrackingEnv:
         if self.maybe(in_blend):
             blend_len = self.blend[:, None].clamp_min(1).float()
             alpha = ((s - (self.seg_t0[:, None] - self.blend[:, None])).float() / blend_len).clamp(0.0, 1.0)
+            sel: tuple[Any, ...]
             if self.dense:
                 sel = (slice(None),)
                 a_b = alpha
@@ -322,6 +324,20 @@ class TrackingEnv:
             return out
 
         self.reset_where(mask, full(clips, torch.long), full(standing, torch.bool), full(k0, torch.long))
+
+    def switch_where(self, mask: Tensor, clips: Tensor, k0: Tensor) -> None:
+        """Switch the references of the envs of ``mask`` (N,) to clip ``clips`` (N,) at frame ``k0`` (N,), blended in
+        over ``blend_steps`` from the character's pose (a high-level policy changing skills)."""
+        if not self.maybe(mask):
+            return
+        self.clip = torch.where(mask, clips, self.clip)
+        self._start_blend(mask, k0, from_sim=True)
+
+    def refresh_observation(self, obs: Tensor, mask: Tensor) -> Tensor:
+        """After changing references outside :meth:`step`: the observed reference frames recomputed, and ``obs``
+        (N, num_obs) with the rows of ``mask`` (N,) replaced by the new observation."""
+        self._ref = self.reference(self._obs_offsets)
+        return torch.where(mask[:, None], self.observation(), obs)
 
     def reset(self) -> Tensor:
         self.reset_where(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
