@@ -184,6 +184,7 @@ def route_profile(scale: str) -> RouteProfile:
                                  checkpoint_every_s=60.0),
             distill=DistillConfig(num_envs=8192, horizon=16, total_samples=60_000_000, replay_size=2_000_000,
                                   updates=32, minibatch=8192, reg_batch=512, checkpoint_every_s=60.0),
+            tracker_share=0.7,
         )
     envs = 4096 if scale == "paper" else 256
     return RouteProfile(

@@ -155,6 +155,12 @@ def run(out: str | Path, budget_s: float = 480.0, resume: str | Path | None = No
     summary: dict[str, Any] = {"kind": "gpu_train_llc", "dry_run": dry_run, "budget_s": budget_s, "sizes": scale,
                                "resumed_from": {k: v for k, v in resumed.items()} or None,
                                "machine": _machine()}
+    if os.environ.get("ANYSKILL_WARP_VERBOSE"):  # every kernel module load, "(compiled)" or "(cached)", in the log
+        import warp as wp
+
+        import anyskill.sim.warp_backend  # noqa: F401  (sets Warp's log level on import; raised here after it)
+
+        wp.config.log_level = wp.LOG_INFO
     lib, _ = load_motions()
     prof = route_profile(scale)
     track = replace(prof.track, device=device, backend=backend, dense=True, seed=seed)
