@@ -54,6 +54,7 @@ from anyskill.llc.calm.windows import MotionWindows, find_motion_lib
 RESET_KEYS = ("reset_clip", "reset_time", "reset_default")
 """The env's records of where new episodes started (attributes after a reset, extras after a step)."""
 
+
 class CALMAgent(A2CAgent):
     """rl-games agent registered as ``calm`` (see :func:`anyskill.llc.calm.registry.register_calm`)."""
 
