@@ -141,7 +141,8 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
     if resume is not None:
         ckpt = torch.load(resume, map_location="cpu", weights_only=False)
         net.load_state_dict(ckpt["student"])
-        opt.load_state_dict(ckpt["optimizer"])
+        if "optimizer" in ckpt:  # a shipped controller has none: Adam starts afresh
+            opt.load_state_dict(ckpt["optimizer"])
         samples, it, curve = int(ckpt["samples"]), int(ckpt["iteration"]), list(ckpt.get("curve", []))
     n = cfg.num_envs
     cap = cfg.replay_size

@@ -108,8 +108,9 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
         ckpt = torch.load(resume, map_location="cpu", weights_only=False)
         net.load_state_dict(ckpt["tracker"])
         lr = float(ckpt.get("lr", lr))
-        opt.load_state_dict(ckpt["optimizer"])
-        opt_v.load_state_dict(ckpt["critic_optimizer"])
+        if "optimizer" in ckpt:  # a shipped tracker has none: Adam starts afresh
+            opt.load_state_dict(ckpt["optimizer"])
+            opt_v.load_state_dict(ckpt["critic_optimizer"])
         samples, it, curve = int(ckpt["samples"]), int(ckpt["iteration"]), list(ckpt.get("curve", []))
         env.fail_rate.copy_(ckpt["fail_rate"])
     n, t_len = env.num_envs, ppo.horizon
