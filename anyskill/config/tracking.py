@@ -180,7 +180,9 @@ def route_profile(scale: str) -> RouteProfile:
     if scale == "gpu":
         return RouteProfile(
             track=TrackingConfig(num_envs=8192, device="cuda:0"),
-            ppo=TrackerPPOConfig(horizon=16, epochs=4, minibatch=32768, total_samples=2_000_000_000,
+            # 5 epochs of 8 minibatches: 40 gradient steps per 131 k samples (the first H200 run took 16 and its
+            # adaptive learning rate sat at lr_max throughout: more learning per sample was on offer)
+            ppo=TrackerPPOConfig(horizon=16, epochs=5, minibatch=16384, total_samples=2_000_000_000,
                                  checkpoint_every_s=60.0),
             distill=DistillConfig(num_envs=8192, horizon=16, total_samples=60_000_000, replay_size=2_000_000,
                                   updates=32, minibatch=8192, reg_batch=512, checkpoint_every_s=60.0),
