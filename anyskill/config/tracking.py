@@ -164,8 +164,9 @@ def route_profile(scale: str) -> RouteProfile:
     """``laptop``: 256 humanoids, 2 MuJoCo threads (the 2-core target), tracker [512, 256], student policy
     [512, 512, 256]; ``smoke``: tiny sizes that run every path in seconds; ``paper``: the laptop sizes with 4096
     envs (the route is not the paper's; CALM is); ``gpu``: one GPU, MuJoCo Warp — 8192 humanoids, 16 control steps
-    each per iteration (131 k samples), minibatches of 32 k, the laptop's network sizes, sample counts large enough
-    that a wall-clock budget ends the run (the one-shot GPU training, :mod:`anyskill.llc.tracking.oneshot`)."""
+    each per iteration (131 k samples), 5 epochs of 16 k minibatches, the laptop's network sizes, sample counts
+    large enough that a wall-clock budget ends the run (one-shot GPU training: :mod:`anyskill.llc.tracking.oneshot`).
+    """
     if scale not in ROUTE_PROFILES:
         raise ValueError(f"route profile must be one of {ROUTE_PROFILES}, got {scale!r}")
     if scale == "smoke":
