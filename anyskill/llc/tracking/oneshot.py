@@ -178,7 +178,7 @@ def run(out: str | Path, budget_s: float = 480.0, resume: str | Path | None = No
     summary["train_wall_s"] = time.time() - t_train
     tracker_rows = _read_csv(run_dir / "tracker_curve.csv")
     distill_rows = _read_csv(run_dir / "distill_curve.csv")
-    first = next((r for r in tracker_rows if "time" in r), None)
+    first = next((r for r in tracker_rows if r.get("time", 0.0) >= t_train), None)  # this run's (not a resumed one's)
     summary["cold_start_to_first_iteration_s"] = (first["time"] - t_start) if first else None
     tr, dr = _curve_rate(tracker_rows), _curve_rate(distill_rows)
     env_rate = summary["env_alone"]["env_control_steps_per_s"]
