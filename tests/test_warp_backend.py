@@ -33,6 +33,14 @@ CONTROL_STEPS = 30  # 120 physics steps = 1 s
 # CPUs and compilers, while a convention error (frame, quaternion order, velocity reference point) or a
 # missed substep exceeds them by orders of magnitude.
 TOL = {"qpos": 1e-4, "body_pos": 1e-4, "body_rot": 1e-4, "qvel": 2e-3, "body_vel": 2e-3, "body_ang_vel": 2e-3}
+# World 0 stands with the knees and elbows exactly at their joint limits (0 rad). Whether a limit row is active
+# there is decided by rounding, which the GPU's float32 arithmetic resolves differently from the CPU's: on an NVIDIA
+# H200 (2026-12-04, ANYSKILL_PARITY_REPORT) world 0 reached qpos 2.2e-4, body_pos 4.4e-5, body_rot 9.6e-5, qvel
+# 1.9e-3, body_vel 1.2e-3, body_ang_vel 2.9e-3 - a transient at the first physics steps that decays to 1e-6 within
+# 0.3 s - while world 3, the same pose 0.05 rad inside the limits, agreed to 2.2e-7 in qpos. Warp's CPU device agrees
+# with MuJoCo C at the limit too (1.8e-7). The at-limit world therefore gets the measured bound with a 4x margin.
+TOL_AT_LIMIT = {"qpos": 1e-3, "body_pos": 2e-4, "body_rot": 4e-4, "qvel": 8e-3, "body_vel": 5e-3,
+                "body_ang_vel": 1.2e-2}
 READERS = tuple(TOL)
 WALK = "motions/amp_humanoid_walk.npy"
 from conftest import SHARED_DATA  # noqa: E402
@@ -186,7 +194,7 @@ def test_warp_backend_satisfies_the_protocol(backends):
 @pytest.mark.slow
 @pytest.mark.parametrize("world", [0, 1, 2, 3], ids=["standing", "fallen", "lying", "standing_inside_limits"])
 def test_trajectories_match_mujoco_over_120_steps(parity, world):
-    for name, tol in TOL.items():
+    for name, tol in (TOL_AT_LIMIT if world == 0 else TOL).items():
         err = float(parity["worst"][name][world])
         assert err < tol, f"{name}: |warp - mujoco| reached {err:.2e} (tolerance {tol:.0e})"
 
