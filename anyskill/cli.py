@@ -220,9 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     from anyskill.hlc.cli import add_hlc_commands
     from anyskill.hlc.pose_comparison import add_compare_command
     from anyskill.reproduce import add_notebook_times_command
+    from anyskill.viz.gpu_training import add_record_gpu_command
     from anyskill.viz.ship_llc import add_ship_command
 
     add_ship_command(sub)
+    add_record_gpu_command(sub)
     add_domain_commands(sub)
     add_hlc_commands(sub)
     add_compare_command(sub)

@@ -21,7 +21,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """Current commit hash, with ``+dirty`` when the work tree has changes; ``unknown`` outside git."""
+    """Current commit hash, with ``+dirty`` when the work tree has changes; ``unknown`` outside git. ``ANYSKILL_COMMIT``
+    overrides it (a copy of the tree on another machine whose git metadata is stale or absent)."""
+    import os
+
+    if os.environ.get("ANYSKILL_COMMIT"):
+        return os.environ["ANYSKILL_COMMIT"]
 
     def git(*args: str, check: bool = False) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=check).stdout.strip()

@@ -8,7 +8,8 @@
 #               scripts/gpu_install.sh says what it holds), Warp's ahead-of-time kernel cache included.
 #               Without --stage: whatever Python sees (pip install -e ".[gpu]" beforehand).
 # --dry-run     the CPU rehearsal (Warp's CPU device, smoke sizes; the test suite runs it).
-# Everything else goes to python -m anyskill.llc.tracking.oneshot.
+# Everything else goes to python -m anyskill.llc.tracking.oneshot. Set ANYSKILL_COMMIT to the commit you sent when the
+# machine's copy of the tree has no (or stale) git metadata: the summary's provenance records it.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2

@@ -137,6 +137,9 @@ def plot_route_curves(tracker_curve: pd.DataFrame, distill_curve: pd.DataFrame, 
         ax[1].plot(e, ev["eval_stand_finished"], "s-", label="finished, from standing")
         ax[1].plot(e, ev["eval_local_error_m"] * 10, "^-", label="root-relative error (m) x 10")
         ax[1].set_ylim(0, 1.05)
+    else:
+        ax[1].text(0.5, 0.5, "no periodic evaluation in this run\n(see the final evaluation)", ha="center",
+                   va="center", transform=ax[1].transAxes, color="0.4")
     ax[1].set(xlabel="tracker samples (M)", title="tracker: every clip, deterministic")
     d = dc["samples"] / 1e6
     ax[2].plot(d, dc["rollout_action_mse"], lw=0.8, label="action MSE to the teacher, own states")
@@ -147,7 +150,8 @@ def plot_route_curves(tracker_curve: pd.DataFrame, distill_curve: pd.DataFrame, 
         ax[2].plot(e, evd["eval_sliding_error_m"], "s-", label="sliding latents: error (m)")
     ax[2].set(xlabel="distillation samples (M)", title="student: DAgger")
     for a in ax:
-        a.legend(fontsize=8)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
         a.grid(alpha=0.3)
     if title:
         fig.suptitle(title)

@@ -125,7 +125,8 @@ def run(out: str | Path, budget_s: float = 480.0, resume: str | Path | None = No
     from anyskill.llc.tracking.route import train_tracking_route
     from anyskill.provenance import Provenance
 
-    t_start = process_start or time.time()
+    t_python = time.time()
+    t_start = process_start or t_python
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(work) if work else out.parent / (out.name + "_work")
@@ -180,6 +181,7 @@ def run(out: str | Path, budget_s: float = 480.0, resume: str | Path | None = No
     distill_rows = _read_csv(run_dir / "distill_curve.csv")
     first = next((r for r in tracker_rows if r.get("time", 0.0) >= t_train), None)  # this run's (not a resumed one's)
     summary["cold_start_to_first_iteration_s"] = (first["time"] - t_start) if first else None
+    summary["python_start_to_first_iteration_s"] = (first["time"] - t_python) if first else None
     tr, dr = _curve_rate(tracker_rows), _curve_rate(distill_rows)
     env_rate = summary["env_alone"]["env_control_steps_per_s"]
     summary["tracker"] = {**info.get("tracker", {}), "samples_per_s": tr,
@@ -189,7 +191,7 @@ def run(out: str | Path, budget_s: float = 480.0, resume: str | Path | None = No
                           "samples_per_s": dr, "last": distill_rows[-1] if distill_rows else None}
     summary["eval"] = (_evaluate(run_dir, work / "eval", eval_timeout_s, dry_run) if eval_timeout_s > 0
                        else {"status": "skipped"})
-    summary["provenance"] = prov.finish()
+    summary["provenance"] = prov.finish().as_dict()
     summary["wall_s"] = time.time() - t_start
     _pack(out, run_dir, work / "eval", summary)
     return summary
