@@ -35,6 +35,22 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _train_llc(args: argparse.Namespace) -> int:
     route = args.route or ("calm" if args.scale == "paper" else "tracking")
+    from anyskill.llc import distributed as ddp
+
+    if ddp.launched_by_torchrun():  # torchrun --nproc-per-node N: data-parallel, NCCL on GPUs, gloo on CPUs
+        from anyskill.rl.runner import resolve_device
+
+        default = resolve_device(args.device, args.scale) if route == "calm" else "cpu"
+        args.device = ddp.init_from_env(args.device or default)  # cuda:<LOCAL_RANK> on GPUs
+    try:
+        return _train_llc_route(args, route)
+    finally:
+        ddp.shutdown()
+
+
+def _train_llc_route(args: argparse.Namespace, route: str) -> int:
+    from anyskill.llc import distributed as ddp
+
     if route == "tracking":
         from anyskill.llc.motions import load_motions
         from anyskill.llc.tracking.route import train_tracking_route
@@ -52,9 +68,10 @@ def _train_llc(args: argparse.Namespace) -> int:
                                     num_envs=args.envs, num_threads=args.threads, seed=args.seed,
                                     progress=not args.no_progress, device=args.device or "cpu",
                                     backend=args.backend)
-        print(f"tracker: {info['tracker']['samples'] if 'tracker' in info else 'done before'} samples; "
-              f"student: {info['distill']['samples']} samples")
-        print(f"checkpoint: {out}/llc.pth (tracker: {out}/tracker.pth)")
+        if ddp.is_main():
+            print(f"tracker: {info['tracker']['samples'] if 'tracker' in info else 'done before'} samples; "
+                  f"student: {info['distill']['samples']} samples")
+            print(f"checkpoint: {out}/llc.pth (tracker: {out}/tracker.pth)")
         return 0
     from anyskill.llc.calm.train import train_llc
 
@@ -62,8 +79,9 @@ def _train_llc(args: argparse.Namespace) -> int:
                        max_epochs=args.epochs, seed=args.seed, device=args.device, resume=args.resume,
                        progress=not args.no_progress, backend=args.backend, time_budget_s=args.time_budget,
                        checkpoint_every_s=args.checkpoint_every)
-    print(f"trained {result.epochs} epochs, {result.samples} samples in {result.wall_time_s:.0f} s")
-    print(f"checkpoint: {result.checkpoint}\ntensorboard: {result.tensorboard_dir}")
+    if ddp.is_main():
+        print(f"trained {result.epochs} epochs, {result.samples} samples in {result.wall_time_s:.0f} s")
+        print(f"checkpoint: {result.checkpoint}\ntensorboard: {result.tensorboard_dir}")
     return 0
 
 

@@ -33,7 +33,12 @@ class RunningNorm(nn.Module):
 
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
-        m, v, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        self.update_moments(x.mean(0), x.var(0, unbiased=False), x.shape[0])
+
+    @torch.no_grad()
+    def update_moments(self, m: Tensor, v: Tensor, n: int) -> None:
+        """Merge a batch given by its mean (D,), population variance (D,) and size (data-parallel training merges the
+        batches of every process: :func:`anyskill.llc.distributed.update_norm`)."""
         total = self.count + n
         delta = m - self.mean
         self.mean += delta * n / total

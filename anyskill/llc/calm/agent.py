@@ -25,15 +25,24 @@ Devices: everything the agent creates lives on rl-games' ``ppo_device``: the mot
 (moved there once at construction when the env's library is elsewhere), the latent schedule, the replay buffer and
 the logged loss terms (read once per epoch). Exact resume: :mod:`anyskill.llc.calm.resume`. Pieces that need none
 of the agent's state: :mod:`anyskill.llc.calm.ppo`, :mod:`anyskill.llc.calm.losses`.
+
+Data-parallel under torchrun (:mod:`anyskill.llc.distributed`, issue 29): the agent joins the running process group
+and sets rl-games' ``multi_gpu``, so rl-games' multi-GPU training loop runs it — rank 0's initial weights broadcast,
+rank 0 alone logs, writes checkpoints and TensorBoard and decides when to stop, samples counted over the processes.
+What CALM's own update adds: gradients averaged over the processes before every step, the KL of the adaptive
+learning rates averaged, and the normalisers (policy obs, value, AMP frames) averaged after each epoch's update.
+rl-games 1.6.5 would start its own NCCL group from the config's ``multi_gpu`` (CUDA only); the group is started
+before instead (NCCL on GPUs, gloo on CPUs), which also runs CALM on several CPU processes.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -44,6 +53,7 @@ from rl_games.algos_torch.a2c_continuous import A2CAgent
 from torch import Tensor
 
 from anyskill.config.llc import CALMNetworkConfig, CALMSettings
+from anyskill.llc import distributed as ddp
 from anyskill.llc.calm import losses
 from anyskill.llc.calm.disc_step import discriminator_and_encoder_losses
 from anyskill.llc.calm.latents import LatentSchedule
@@ -61,6 +71,7 @@ class CALMAgent(A2CAgent):
     last_lr: float
     obs: dict[str, Tensor]
     dones: Tensor
+    writer: Any
 
     def __init__(self, base_name: str, params: dict[str, Any]):
         self.calm = CALMSettings.from_config(params["config"].get("calm"))
@@ -100,8 +111,32 @@ class CALMAgent(A2CAgent):
         self._log: dict[str, list[Any]] = defaultdict(list)
         """values logged during the epoch (floats, or tensors on the device read once at its end)."""
         self._pending_resume: dict[str, Any] | None = None
+        if ddp.is_distributed():
+            self._join_process_group()
 
     # ------------------------------------------------------------------ setup
+    def _join_process_group(self) -> None:
+        """Data-parallel (issue 29, module docstring): run in rl-games' multi-GPU training loop as this rank."""
+        self.multi_gpu = True
+        self.global_rank, self.world_size = ddp.rank(), ddp.world_size()
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.global_rank != 0:  # rl-games made a TensorBoard writer on every process: rank 0 alone writes
+            self.print_stats = False
+            if self.writer is not None:
+                events = getattr(getattr(self.writer, "file_writer", None), "event_writer", None)
+                self.writer.close()
+                name = getattr(events, "_file_name", None)
+                if name is not None:
+                    Path(name).unlink(missing_ok=True)
+            self.writer = None
+
+    def train(self):
+        """rl-games' training loop; on several CPU processes (gloo) without its CUDA device selection."""
+        if self.multi_gpu and torch.device(self.ppo_device).type != "cuda":
+            with _no_cuda_device_selection():
+                return super().train()
+        return super().train()
+
     def _build_optimizer(self) -> None:
         """One Adam, a parameter group (own learning rate) per network; replaces rl-games' single-group Adam."""
         net = self.model.calm
@@ -276,8 +311,8 @@ class CALMAgent(A2CAgent):
                 a, c, b, e, kl = self._update_minibatch(data, perm[start:start + mb], with_disc)
                 step += 1
                 a_losses.append(a), c_losses.append(c), b_losses.append(b), entropies.append(e), kls.append(kl)
-        if self.calm.kl_target is not None:
-            self._adapt_learning_rates(float(torch.stack(kls).mean()))
+        if self.calm.kl_target is not None:  # data-parallel: the mean KL of every process
+            self._adapt_learning_rates(float(ddp.all_reduce_mean(torch.stack(kls).mean())))
         self._store_replay(batch)
         t_end = time.perf_counter()
         return (batch["step_time"], t_update - t_play, t_end - t_update, t_end - t_play, a_losses, c_losses, b_losses,
@@ -303,6 +338,8 @@ class CALMAgent(A2CAgent):
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
             model.amp_norm.update(batch["amp_obs"][:, : self.net_cfg.amp_frame_dim])
             model.amp_norm.update(self.windows.demo_frames(self.calm.amp_batch_size * self.net_cfg.disc_steps))
+            if self.multi_gpu:
+                self._average_normalisers()
             norm_obs = model.norm_obs(batch["obses"])
         return {"obs": norm_obs, "actions": batch["actions"], "old_neglogp": batch["neglogpacs"],
                 "old_mu": batch["mus"], "advantages": advantages, "returns": returns, "old_values": values,
@@ -341,12 +378,27 @@ class CALMAgent(A2CAgent):
                 loss = loss + self.calm.disc_coef * disc.total + self.calm.enc_coef * enc_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.multi_gpu:
+            ddp.sync_gradients(model)  # data-parallel: the mean gradient of every process's minibatch
         if self.truncate_grads:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_norm)
         self.optimizer.step()
         with torch.no_grad():  # KL(old || new) of Gaussians with the same fixed σ
             kl = ((mu.detach() - data["old_mu"][idx]).pow(2).sum(-1) / (2 * sigma.pow(2).mean())).mean()
         return a_loss.detach(), c_loss.detach(), b_loss.detach(), torch.zeros((), device=self.ppo_device), kl
+
+    def _average_normalisers(self) -> None:
+        """Data-parallel: one set of normaliser statistics on every process, the mean of theirs after this epoch's
+        updates (each process weighs equally; the counts, equal everywhere, stay)."""
+        model = self.model
+        stats = [(model.amp_norm, "mean", "var")]
+        if self.normalize_input:
+            stats.append((model.running_mean_std, "running_mean", "running_var"))
+        if self.normalize_value:
+            stats.append((self.value_mean_std, "running_mean", "running_var"))
+        for module, mean, var in stats:
+            ddp.average_running_stats(getattr(module, mean), getattr(module, var))
+        model.amp_norm.load_state_dict(model.amp_norm.state_dict())  # drops its cached casts of the statistics
 
     def bound_loss(self, mu: Tensor) -> Tensor:
         return losses.action_bound_loss(mu, self.calm.bound_soft_limit)
@@ -399,4 +451,17 @@ class CALMAgent(A2CAgent):
 
     def restore(self, fn: str, set_epoch: bool = True) -> None:
         super().restore(fn, set_epoch)
-        self._pending_resume = read_resume_file(fn)
+        # data-parallel: the exact-resume state (worlds, generators, replay) is one process's; the others start
+        # their own worlds from the restored weights
+        self._pending_resume = read_resume_file(fn) if ddp.is_main() else None
+
+
+@contextmanager
+def _no_cuda_device_selection() -> Iterator[None]:
+    """rl-games' multi-GPU loop calls ``torch.cuda.set_device(local_rank)``; on CPU processes (gloo) that is a no-op."""
+    select = torch.cuda.set_device
+    torch.cuda.set_device = lambda device: None
+    try:
+        yield
+    finally:
+        torch.cuda.set_device = select

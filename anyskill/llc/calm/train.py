@@ -22,6 +22,10 @@ run continues exactly as the uninterrupted one would have (CPU backend; see :mod
 Devices: the motion library is built on ``device``, so env resets, the agent's motion windows and its networks share
 it; on CUDA the physics runs on MuJoCo Warp (``backend``). ``tests/test_llc_device.py`` runs this path on a
 stand-in CUDA device on the CPU.
+
+Several processes (``torchrun``, issue 29): in a running torch.distributed group (``anyskill train-llc`` starts it
+from torchrun's variables) each process builds its worlds with seed + rank on its device and the agent trains
+data-parallel in rl-games' multi-GPU loop (:mod:`anyskill.llc.calm.agent`); rank 0 writes every file.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any
 from rl_games.common.algo_observer import DefaultAlgoObserver
 
 from anyskill.config import LLCEnvSettings, profile
+from anyskill.llc import distributed as ddp
 from anyskill.llc.calm.agent import CALMAgent
 from anyskill.llc.calm.registry import ALGO_NAME, calm_config, register_calm
 from anyskill.llc.motions import load_motions
@@ -140,11 +145,12 @@ def train_llc(
 
     # on the training device: the env's reference states and the agent's windows are made where they are used
     lib, manifest = load_motions(motions, device=device, motion_weights=settings.motion_weights)
-    register_rl_games_env(ENV_NAME, build_env_factory(lib, num_envs, settings, device, seed, backend))
-    config = calm_config(scale, num_envs, env_name=ENV_NAME, env_config={"seed": seed}, device=device, seed=seed,
-                         train_dir=str(out_dir.parent), experiment_name=out_dir.name, max_epochs=max_epochs,
-                         torch_threads=torch_threads, print_stats=prof.print_stats and not progress,
-                         overrides=overrides)
+    seed_here = ddp.rank_seed(seed)  # data-parallel (issue 29): each process its own worlds and draws
+    register_rl_games_env(ENV_NAME, build_env_factory(lib, num_envs, settings, device, seed_here, backend))
+    config = calm_config(scale, num_envs, env_name=ENV_NAME, env_config={"seed": seed_here}, device=device,
+                         seed=seed_here, train_dir=str(out_dir.parent), experiment_name=out_dir.name,
+                         max_epochs=max_epochs, torch_threads=torch_threads,
+                         print_stats=prof.print_stats and not progress, overrides=overrides)
     params = config["params"]
 
     prov = Provenance("anyskill.llc.calm.train", config={"scale": scale, "num_envs": num_envs}, seed=seed,
@@ -162,6 +168,7 @@ def train_llc(
         "network": params["network"],
         "config": {k: v for k, v in params["config"].items() if k not in ("features", "reward_shaper")},
         "torch_threads": params["torch_threads"],
+        "processes": ddp.world_size(),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     monitor = EpochProgress("CALM", params["config"]["max_epochs"], progress, out_dir / "train_info.json", info,
@@ -181,13 +188,14 @@ def train_llc(
     t0 = time.perf_counter()
     budget.restart()  # the budget counts training, not the set-up above
     try:
-        agent = create_agent(config, ALGO_NAME, make_agent, DefaultAlgoObserver(), seed)
+        agent = create_agent(config, ALGO_NAME, make_agent, DefaultAlgoObserver(), seed_here)
         if resume is not None:
             agent.restore(str(resume))
         agent.train()
     finally:
         monitor.close()
-    agent.writer.close()  # rl-games leaves the TensorBoard writer open (its buffer flushes every 120 s)
+    if agent.writer is not None:  # rank 0's only under torchrun
+        agent.writer.close()  # rl-games leaves the TensorBoard writer open (its buffer flushes every 120 s)
     return TrainResult(
         checkpoint=latest_checkpoint(out_dir),
         out_dir=out_dir,

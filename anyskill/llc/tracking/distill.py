@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from anyskill.config.tracking import DistillConfig, TrackingConfig
+from anyskill.llc import distributed as ddp
 from anyskill.llc.tracking.env import TrackingEnv
 from anyskill.llc.tracking.student import StudentNetworks, save_student
 from anyskill.llc.tracking.tracker import Tracker
@@ -117,16 +118,22 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
             seed: int = 0, progress: bool = True, evaluate=None, log_every: int = 0) -> DistillRun:
     """DAgger-distil ``teacher`` (trained on ``track``) into a student; writes ``out_dir/llc.pth`` (a controller for
     :func:`anyskill.llc.load_llc`) and ``out_dir/distill_curve.csv``. ``evaluate(student_ckpt_path, samples) -> dict``
-    runs every ``cfg.eval_every_iters`` iterations on a freshly written checkpoint."""
+    runs every ``cfg.eval_every_iters`` iterations on a freshly written checkpoint.
+
+    Data-parallel under torchrun as :func:`~anyskill.llc.tracking.tracker.train_tracker`: each process its worlds
+    (seed + rank) and replay, gradients and the observation normaliser over every process, samples counted over all,
+    rank 0 writes the checkpoints and the curve and runs ``evaluate``."""
     from tqdm.auto import tqdm
 
     cfg = cfg or DistillConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    env = TrackingEnv(TrackingConfig(**{**asdict(track), "num_envs": cfg.num_envs, "seed": seed}), lib)
+    seed_here = ddp.rank_seed(seed)  # data-parallel (issue 29): each process its own worlds and draws
+    main, procs = ddp.is_main(), ddp.world_size()
+    torch.manual_seed(seed_here)
+    env = TrackingEnv(TrackingConfig(**{**asdict(track), "num_envs": cfg.num_envs, "seed": seed_here}), lib)
     dev = env.device
-    gen = torch.Generator(dev).manual_seed(seed + 11)
+    gen = torch.Generator(dev).manual_seed(seed_here + 11)
     grid = AmpFrameGrid.from_library(lib, env.dt)
     grid = dataclasses.replace(grid, **{f.name: getattr(grid, f.name).to(dev) for f in dataclasses.fields(grid)
                                         if isinstance(getattr(grid, f.name), Tensor)})
@@ -144,6 +151,7 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
         if "optimizer" in ckpt:  # a shipped controller has none: Adam starts afresh
             opt.load_state_dict(ckpt["optimizer"])
         samples, it, curve = int(ckpt["samples"]), int(ckpt["iteration"]), list(ckpt.get("curve", []))
+    ddp.broadcast_module(net)  # data-parallel: every process starts from rank 0's weights
     n = cfg.num_envs
     cap = cfg.replay_size
     bf16 = cfg.precision == "bfloat16" or (cfg.precision == "auto" and (dev.type == "cuda" or fast_bf16_cpu()))
@@ -197,7 +205,8 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
     def save(target: Path) -> None:
         save_student(target, net, optimizer=opt.state_dict(), samples=samples, iteration=it, curve=curve, **extra)
 
-    bar = tqdm(total=cfg.total_samples, initial=samples, unit="samples", disable=not progress, desc="distill")
+    bar = tqdm(total=cfg.total_samples, initial=samples, unit="samples", disable=not (progress and main),
+               desc="distill")
     while samples < cfg.total_samples:
         frac = samples / cfg.total_samples
         beta = max(0.0, 1.0 - frac / cfg.teacher_steps_frac) if cfg.teacher_steps_frac > 0 else 0.0
@@ -222,7 +231,7 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
                 r_free[idx], r_z[idx] = free, z
                 head = (head + n) % cap
                 filled = min(filled + n, cap)
-                net.obs_norm.update(prop)
+                ddp.update_norm(net.obs_norm, prop)  # data-parallel: the states of every process
                 obs, _, done, info = env.step_targets(env._pd_offset + env._pd_scale * a_env)
                 tau, since = tau + 1, since + 1
                 # new episodes draw a regime; SWITCH and RANDOM envs start on a switch, the others on the reset's clip
@@ -268,12 +277,15 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
             loss = bc + cfg.align_coef * align + cfg.uniform_coef * unif
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            ddp.sync_gradients(net)  # data-parallel: the mean gradient of every process's minibatch
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             losses += torch.stack([bc.detach(), align.detach(), unif.detach()])
         torch.set_num_threads(1)
-        st, ls = stats.tolist(), (losses / cfg.updates).tolist()
-        new = n * cfg.horizon
+        # data-parallel: statistics and failure rates averaged over the processes, samples counted over all
+        st, ls = ddp.all_reduce_mean(stats).tolist(), ddp.all_reduce_mean(losses / cfg.updates).tolist()
+        env.fail_rate = ddp.all_reduce_mean(env.fail_rate)
+        new = n * cfg.horizon * procs
         samples += new
         it += 1
         wall = time.time() - t0
@@ -281,24 +293,26 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
                "uniform": ls[2], "rollout_action_mse": st[2] / cfg.horizon, "local_error_m": st[0] / cfg.horizon,
                "terminations_per_step": st[1] / (cfg.horizon * n), "switches_per_step": st[3] / (cfg.horizon * n),
                "samples_per_s": new / wall, "sim_fraction": t_sim / wall}
-        if evaluate is not None and cfg.eval_every_iters and it % cfg.eval_every_iters == 0:
+        if main and evaluate is not None and cfg.eval_every_iters and it % cfg.eval_every_iters == 0:
             probe = out / "llc_probe.pth"
             save(probe)
             row.update(evaluate(probe, samples))
         curve.append(row)
-        if log_every and it % log_every == 0:
+        if main and log_every and it % log_every == 0:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         bar.update(new)
         bar.set_postfix(bc=f"{row['bc_loss']:.4f}", err=f"{row['local_error_m']:.3f}",
                         sps=f"{row['samples_per_s']:.0f}")
-        if time.time() - last_ckpt > cfg.checkpoint_every_s:
+        if main and time.time() - last_ckpt > cfg.checkpoint_every_s:
             save(path)
             last_ckpt = time.time()
-        if time_budget_s is not None and time.time() - start > time_budget_s:
+        if ddp.broadcast_flag(time_budget_s is not None and time.time() - start > time_budget_s):  # rank 0's clock
             break
     bar.close()
-    save(path)
-    import pandas as pd
+    if main:
+        save(path)
+        import pandas as pd
 
-    pd.DataFrame(curve).to_csv(out / "distill_curve.csv", index=False)
+        pd.DataFrame(curve).to_csv(out / "distill_curve.csv", index=False)
+    ddp.barrier()  # data-parallel: the controller is there for every process
     return DistillRun(checkpoint=path, curve=curve, samples=samples, wall_s=time.time() - start)

@@ -12,6 +12,9 @@ route). It runs on the device it is given: MuJoCo C on the CPU, MuJoCo Warp on a
 
 A wall-clock budget is split between the stages (``tracker_share`` for stage 1); each stage stops cleanly after
 its running iteration with a checkpoint. Per-scale sizes: :func:`route_profile`.
+
+Under ``torchrun --nproc-per-node N`` both stages train data-parallel (:mod:`anyskill.llc.distributed`): N
+processes of ``num_envs`` worlds each, sample counts over all of them; rank 0 writes every file.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import torch
 
 from anyskill.config.tracking import route_profile
+from anyskill.llc import distributed as ddp
 from anyskill.llc.tracking.distill import distill
 from anyskill.llc.tracking.tracker import load_tracker, train_tracker
 
@@ -57,15 +61,17 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
     tracker_path = out / "tracker.pth"
     done_tracker = tracker_path.is_file() and torch.load(tracker_path, map_location="cpu",
                                                          weights_only=False)["samples"] >= ppo.total_samples
-    if log_every:
+    main = ddp.is_main()  # data-parallel (issue 29): rank 0 writes train_info.json and logs
+    if log_every and main:
         print(f"tracking route: scale {scale}, device {track.device}, backend {track.backend}, "
-              f"{track.num_envs} humanoids", flush=True)
+              f"{track.num_envs} humanoids x {ddp.world_size()} process(es)", flush=True)
     if not done_tracker:
         budget = None if time_budget_s is None else time_budget_s * prof.tracker_share
         run = train_tracker(lib, out, track, ppo, resume=tracker_path if tracker_path.is_file() else None,
                             time_budget_s=budget, seed=seed, progress=progress, log_every=log_every)
         info["tracker"] = {"samples": run.samples, "wall_s": info.get("tracker", {}).get("wall_s", 0.0) + run.wall_s}
-        info_path.write_text(json.dumps(info, indent=1))
+        if main:
+            info_path.write_text(json.dumps(info, indent=1))
     teacher, teacher_track = load_tracker(tracker_path)
     left = None if time_budget_s is None else max(time_budget_s - (time.time() - start), 1.0)
     llc_path = out / "llc.pth"
@@ -76,5 +82,7 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
     info["distill"] = {**asdict(dcfg), "samples": drun.samples,
                        "wall_s": info.get("distill_wall_s", 0.0) + drun.wall_s}
     info["distill_wall_s"] = info["distill"]["wall_s"]
-    info_path.write_text(json.dumps(info, indent=1))
+    info["processes"] = ddp.world_size()
+    if main:
+        info_path.write_text(json.dumps(info, indent=1))
     return info

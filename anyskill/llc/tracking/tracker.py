@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from anyskill.config.tracking import TrackerPPOConfig, TrackingConfig
+from anyskill.llc import distributed as ddp
 from anyskill.llc.nets import RunningNorm, mlp
 from anyskill.llc.tracking.env import TrackingEnv
 from anyskill.motion.library import MotionLibrary
@@ -80,13 +81,21 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
                   ppo: TrackerPPOConfig | None = None, resume: str | Path | None = None,
                   time_budget_s: float | None = None, seed: int = 0, progress: bool = True,
                   evaluate: Callable[[Tracker, int], dict] | None = None, log_every: int = 0,
-                  initial: Tracker | None = None) -> TrackerRun:
+                  initial: Tracker | None = None,
+                  on_iteration: Callable[[Tracker, dict], None] | None = None) -> TrackerRun:
     """Train (or continue) a tracker on every clip of ``lib``; writes ``out_dir/tracker.pth`` (+ ``curve.csv``).
 
     ``initial``: a tracker of the same sizes whose weights start the run (fine-tuning); otherwise the actor's output
     starts at zero (the reference replayed). Stops at ``ppo.total_samples`` or after ``time_budget_s`` s of wall
     time (after the running iteration), with a checkpoint. ``evaluate(tracker, samples) -> dict`` is called every
     ``ppo.eval_every_iters`` iterations and its values go into the curve.
+
+    Data-parallel under torchrun (:mod:`anyskill.llc.distributed`): each process runs ``track.num_envs`` worlds
+    seeded ``seed + rank``; gradients, the observation normaliser, the KL of the adaptive learning rate, the clips'
+    failure rates and the logged statistics are averaged over the processes; samples count all processes (so
+    ``ppo.total_samples`` is the total, and a checkpoint resumes with any number of processes); rank 0 writes the
+    checkpoint and the curve and runs ``evaluate``. ``on_iteration(tracker, row)`` runs on every process after every
+    iteration (monitors, tests).
     """
     from tqdm.auto import tqdm
 
@@ -94,12 +103,13 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
     ppo = ppo or TrackerPPOConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    env = TrackingEnv(track, lib)
+    torch.manual_seed(ddp.rank_seed(seed))  # data-parallel (issue 29): each process its own worlds and draws
+    env = TrackingEnv(TrackingConfig(**{**asdict(track), "seed": ddp.rank_seed(track.seed)}), lib)
     dev = env.device
     net = Tracker(env.num_obs, env.num_actions, ppo.actor_units, ppo.critic_units).to(dev)
     if initial is not None:
         net.load_state_dict(initial.state_dict())
+    main, procs = ddp.is_main(), ddp.world_size()  # data-parallel: rank 0 writes; samples count every process
     opt = torch.optim.Adam(list(net.actor.parameters()), lr=ppo.lr)
     opt_v = torch.optim.Adam(list(net.critic.parameters()), lr=ppo.critic_lr)
     samples, it, curve = 0, 0, []
@@ -113,6 +123,7 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
             opt_v.load_state_dict(ckpt["critic_optimizer"])
         samples, it, curve = int(ckpt["samples"]), int(ckpt["iteration"]), list(ckpt.get("curve", []))
         env.fail_rate.copy_(ckpt["fail_rate"])
+    ddp.broadcast_module(net)  # data-parallel: every process starts from rank 0's weights
     n, t_len = env.num_envs, ppo.horizon
     obs = env.reset()
     start = time.time()
@@ -127,7 +138,8 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
                     "curve": curve, "fail_rate": env.fail_rate.cpu().clone(), "seed": seed, "lr": lr}, tmp)
         tmp.replace(target)
 
-    bar = tqdm(total=ppo.total_samples, initial=samples, unit="samples", disable=not progress, desc="tracker")
+    bar = tqdm(total=ppo.total_samples, initial=samples, unit="samples", disable=not (progress and main),
+               desc="tracker")
     buf_obs = torch.zeros(t_len, n, env.num_obs, device=dev)
     buf_act = torch.zeros(t_len, n, env.num_actions, device=dev)
     buf_logp = torch.zeros(t_len, n, device=dev)
@@ -185,6 +197,7 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
                 opt.zero_grad(set_to_none=True)
                 opt_v.zero_grad(set_to_none=True)
                 (pg + v_loss).backward()
+                ddp.sync_gradients(net)  # data-parallel: the mean gradient of every process's minibatch
                 nn.utils.clip_grad_norm_(net.actor.parameters(), ppo.max_grad_norm)
                 nn.utils.clip_grad_norm_(net.critic.parameters(), ppo.max_grad_norm)
                 opt.step()
@@ -192,41 +205,48 @@ def train_tracker(lib: MotionLibrary, out_dir: str | Path, track: TrackingConfig
                 clipped += ((ratio - 1).abs() > ppo.clip).float().mean().detach()
                 kl_sum += (b_logp[mb] - logp.detach()).mean()
                 kl_n += 1
-            kl = float(kl_sum) / kl_n  # one synchronisation per epoch: the adaptive learning rate needs it
+            # one synchronisation per epoch: the adaptive learning rate needs it (data-parallel: the mean KL)
+            kl = float(ddp.all_reduce_mean(kl_sum)) / kl_n
             lr = min(lr * 1.5, ppo.lr_max) if kl < 0.5 * ppo.kl_target else lr
             lr = max(lr / 1.5, ppo.lr_min) if kl > 2.0 * ppo.kl_target else lr
             for g in opt.param_groups:
                 g["lr"] = lr
         torch.set_num_threads(1)
-        clipfrac = float(clipped)
-        st = stats.tolist()
-        net.norm.update(b_obs)  # after the update: the rollout and the PPO ratios saw the same normaliser
-        samples += total
+        clipfrac = float(ddp.all_reduce_mean(clipped))  # data-parallel: statistics averaged over the processes
+        st = ddp.all_reduce_mean(stats).tolist()
+        # after the update: the rollout and the PPO ratios saw the same normaliser (data-parallel: every batch)
+        ddp.update_norm(net.norm, b_obs)
+        env.fail_rate = ddp.all_reduce_mean(env.fail_rate)  # data-parallel: one failure weighting everywhere
+        samples += total * procs
         it += 1
         wall = time.time() - t0
         row = {"iteration": it, "samples": samples, "time": time.time(), "lr": lr, "kl": kl, "std": std,
                "reward": st[0] / t_len,
                "body_error_m": st[1] / t_len, "local_error_m": st[2] / t_len,
-               "terminations_per_step": st[3] / (t_len * n), "samples_per_s": total / wall,
+               "terminations_per_step": st[3] / (t_len * n), "samples_per_s": total * procs / wall,
                "sim_fraction": t_sim / wall, "clipfrac": clipfrac / (ppo.epochs * math.ceil(total / ppo.minibatch))}
-        if evaluate is not None and ppo.eval_every_iters and it % ppo.eval_every_iters == 0:
+        if main and evaluate is not None and ppo.eval_every_iters and it % ppo.eval_every_iters == 0:
             net.eval()
             row.update(evaluate(net, samples))
             net.train()
         curve.append(row)
-        if log_every and it % log_every == 0:
+        if on_iteration is not None:
+            on_iteration(net, row)
+        if main and log_every and it % log_every == 0:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-        bar.update(total)
+        bar.update(total * procs)
         bar.set_postfix(rew=f"{row['reward']:.3f}", err=f"{row['local_error_m']:.3f}",
                         sps=f"{row['samples_per_s']:.0f}")
-        if time.time() - last_ckpt > ppo.checkpoint_every_s:
+        if main and time.time() - last_ckpt > ppo.checkpoint_every_s:
             save(path)
             last_ckpt = time.time()
-        if time_budget_s is not None and time.time() - start > time_budget_s:
+        if ddp.broadcast_flag(time_budget_s is not None and time.time() - start > time_budget_s):  # rank 0's clock
             break
     bar.close()
-    save(path)
-    _write_curve(out / "tracker_curve.csv", curve)
+    if main:
+        save(path)
+        _write_curve(out / "tracker_curve.csv", curve)
+    ddp.barrier()  # data-parallel: the checkpoint is there for every process
     return TrackerRun(checkpoint=path, curve=curve, samples=samples, wall_s=time.time() - start)
 
 
