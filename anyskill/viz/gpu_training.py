@@ -11,7 +11,8 @@ controller (``llc.pth``, or its ``.partNN`` pieces) and tracker. DIR is ``anyski
   env alone on the same worlds, cold start, samples and wall time, the final evaluation, and the verdict against
   the shipped default (:func:`beats`): the default changes only when the new controller identifies more held skills
   and keeps at least as many upright (5 points of slack) and its idle latent stands;
-* ``figures/NAME_route_curves.png``: both stages over samples, the whole chain.
+* ``figures/NAME_route_curves.png``: both stages over samples, the whole chain;
+* ``results/bench_llc.json`` ``gpu_training[NAME]``: each run's throughput beside the env alone, next to the CPU rows.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def record_gpu_training(runs: list[Path], eval_dir: Path, name: str = "llc_gpu",
            "train_wall_s": sum(r["train_wall_s"] for r in per_run), "final": new, "shipped_laptop": ref,
            "beats_shipped": verdict, "reason": why, "shipped_as_default": bool(ship and verdict)}
     prov.finish().write_json(out, results / f"{name}_training.json")
+    _bench_rows(results / "bench_llc.json", name, per_run)
     fig = plot_route_curves(tc, dc, title=f"{name}.pth: tracking route on one H200 over samples "
                             f"({len(runs)} loan{'s' if len(runs) > 1 else ''})")
     prov.finish().save_figure(fig, figures / f"{name}_route_curves.png")
@@ -115,6 +117,22 @@ def record_gpu_training(runs: list[Path], eval_dir: Path, name: str = "llc_gpu",
         shutil.copyfile(ck / f"{name}.pth", ck / "llc_paper.pth")
         shutil.copyfile(ck / f"{name}.md", ck / "llc_paper.md")
     return out
+
+
+def _bench_rows(bench: Path, name: str, runs: list[dict[str, Any]]) -> None:
+    """The runs' throughput beside the env alone (same process, same worlds) under ``gpu_training[name]`` of
+    ``results/bench_llc.json``, where the CPU rows live."""
+    if not bench.is_file():
+        return
+    data = json.loads(bench.read_text())
+    data.setdefault("gpu_training", {})[name] = [
+        {"gpu": r["machine"].get("gpu"), "commit": r["commit"], "worlds": r["env_alone"]["worlds"],
+         "tracker_samples_per_s": round(r["tracker"]["samples_per_s"], 1),
+         "env_alone_control_steps_per_s": round(r["env_alone"]["env_control_steps_per_s"], 1),
+         "tracker_over_env_alone": round(r["tracker"]["over_env_alone"], 3),
+         "env_over_raw_backend": round(r["env_alone"]["env_over_backend"], 3),
+         "distill_samples_per_s": round(r["distill"]["samples_per_s"], 1)} for r in runs]
+    bench.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def card(name: str, rec: dict[str, Any]) -> str:
