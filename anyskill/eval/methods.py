@@ -7,16 +7,29 @@ reward (:mod:`anyskill.hlc.variant_goals`), a velocity term — or that it is th
     result = rollout_method(run, ctx, seconds=2.0)
     row = measure(run, result, ctx.clip_model, clip_stride=3)   # CLIP_S against the original prompt + physics
     register_study(RatingStore("study.sqlite"), {("ours_no_et", "kick"): result}, "videos")  # for the raters
+
+A table's trainings (methods x prompts, each seeded by the context) are independent :class:`MethodTask` s, run by an
+executor (:mod:`anyskill.eval.executor`): in this process, or as Ray tasks on a local Ray or a cluster. Each task
+writes its run into its own folder ``runs_dir/prompt<i>/<key>`` with ``task.json`` (its table row, what it was run
+with and its provenance: commit, machine, wall time) and ``rollout.pkl``; a task whose folder already holds the
+record of the same task is not run again, so after a failure only the failed tasks run again::
+
+    rows, rollouts = compare_methods(TABLE_METHODS[1], prompts, ctx, "runs/table1", executor=make_executor("ray"))
 """
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
+import platform
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from anyskill.config.hlc import HLCEnvConfig
 from anyskill.config.reward import EarlyTerminationConfig, RewardConfig
+from anyskill.eval.executor import Executor, InProcess, TaskFailure
 from anyskill.eval.kinematic import FPS, KinematicSettings, optimise_kinematic
 from anyskill.eval.kinematic import LABEL as KINEMATIC_LABEL
 from anyskill.eval.ratings import RatingStore, StudyItem
@@ -27,12 +40,13 @@ from anyskill.hlc.rollout import RolloutResult, rollout
 from anyskill.hlc.train import train_hlc
 from anyskill.hlc.variant_goals import FrameScore, VariantGoal
 from anyskill.llc.controller import LowLevelController
+from anyskill.provenance import Provenance, git_commit
 from anyskill.reward.clip_model import ClipModel
 from anyskill.reward.projection import StateProjection
 from anyskill.rl.runner import TrainResult
 from anyskill.sim.render import StateRenderer, write_video
 from anyskill.sim.scene import get_scene
-from anyskill.text.enhancer import TextEnhancer
+from anyskill.text.enhancer import TextEnhancer, enhancer_provenance
 
 
 @dataclass(frozen=True)
@@ -183,19 +197,146 @@ def measure(run: MethodRun, result: RolloutResult, clip: ClipModel, clip_stride:
     return row
 
 
+@dataclass(frozen=True)
+class MethodTask:
+    """One independent training of a table: method ``key`` on ``prompt`` (in interaction ``scene``), trained into
+    ``out_dir``, rolled out for ``seconds`` s and measured on every ``clip_stride``-th frame."""
+
+    key: str
+    prompt: str
+    out_dir: Path
+    seconds: float = 2.0
+    clip_stride: int = 1
+    scene: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.key} on {self.prompt!r}" + (f" in {self.scene}" if self.scene else "") + f" ({self.out_dir})"
+
+
+TASK_RECORD, TASK_ROLLOUT = "task.json", "rollout.pkl"
+"""A finished task's files in its folder: the record (row, inputs, provenance) and the rollout (pickled)."""
+
+
+def method_tasks(keys: tuple[str, ...], prompts: list[str], runs_dir: str | Path, seconds: float = 2.0,
+                 clip_stride: int = 1, scene: str | None = None) -> list[MethodTask]:
+    """Every method of ``keys`` on every prompt, prompt by prompt; runs in ``runs_dir/prompt<i>/<key>``."""
+    return [MethodTask(key, prompt, Path(runs_dir) / f"prompt{i}" / key, seconds, clip_stride, scene)
+            for i, prompt in enumerate(prompts) for key in keys]
+
+
+def task_inputs(task: MethodTask, ctx: MethodContext) -> dict[str, Any]:
+    """What a task's result depends on (a finished task is reused only when all of it is the same): the task, the
+    context's settings, the controller and CLIP weights, the enhancer and the code's commit."""
+    return {"method": task.key, "prompt": task.prompt, "scene": task.scene, "seconds": task.seconds,
+            "clip_stride": task.clip_stride, "scale": ctx.scale, "seed": ctx.seed, "device": ctx.device,
+            "max_epochs": ctx.max_epochs, "num_envs": ctx.num_envs, "reward_source": ctx.reward_source,
+            "render_interval": ctx.render_interval, "llc": str(ctx.llc_checkpoint),
+            "clip_weights": ctx.clip_model.spec.description, **enhancer_provenance(ctx.enhancer),
+            "commit": git_commit()}
+
+
+def run_method_task(task: MethodTask, ctx: MethodContext) -> tuple[dict[str, object], RolloutResult]:
+    """Train, roll out and measure one task (wherever an executor runs it); writes ``task.json`` and
+    ``rollout.pkl`` into ``task.out_dir``. Returns (table row, rollout)."""
+    inputs = task_inputs(task, ctx)
+    prov = Provenance("anyskill.eval.methods.run_method_task", config=inputs, seed=ctx.seed, device=ctx.device,
+                      clip_weights=ctx.clip_model.spec.description)
+    run = train_method(METHODS[task.key], task.prompt, ctx, task.out_dir, task.seconds, task.scene)
+    result = rollout_method(run, ctx, task.seconds)
+    row = measure(run, result, ctx.clip_model, task.clip_stride)
+    task.out_dir.mkdir(parents=True, exist_ok=True)
+    with open(task.out_dir / TASK_ROLLOUT, "wb") as f:
+        pickle.dump(result, f)
+    record = {"provenance": prov.finish().as_dict(), "task": inputs, "row": row,
+              "worker": {"host": platform.node(), "pid": os.getpid()}}
+    tmp = task.out_dir / (TASK_RECORD + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=_json_value) + "\n")
+    tmp.replace(task.out_dir / TASK_RECORD)  # written last: its presence means the task finished
+    return row, result
+
+
+def _json_value(value: object) -> object:
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def finished_task(task: MethodTask, ctx: MethodContext) -> tuple[dict[str, object], RolloutResult] | None:
+    """The row and rollout of ``task`` from its folder when it finished there with the same inputs, else None."""
+    record_path, rollout_path = task.out_dir / TASK_RECORD, task.out_dir / TASK_ROLLOUT
+    if not (record_path.is_file() and rollout_path.is_file()):
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+        if record.get("task") != json.loads(json.dumps(task_inputs(task, ctx), default=_json_value)):
+            return None
+        with open(rollout_path, "rb") as f:
+            return record["row"], pickle.load(f)
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError):
+        return None
+
+
+class TasksFailed(RuntimeError):
+    """Trainings of a table that failed (after their reruns); the others finished and are kept in their folders."""
+
+    def __init__(self, failures: list[TaskFailure], total: int):
+        self.failures = failures
+        lines = "\n".join(f"  - {f.name}: {f.error}" for f in failures)
+        super().__init__(f"{len(failures)} of {total} trainings failed:\n{lines}\nThe others finished and are kept in "
+                         "their folders: run the same again to redo only the failed ones (tracebacks: "
+                         "the failures' .traceback, or the log above).")
+
+
+def run_method_tasks(tasks: list[MethodTask], ctx: MethodContext, executor: Executor | None = None,
+                     retries: int = 1, reuse: bool = True
+                     ) -> tuple[list[dict[str, object]], dict[tuple[str, str], RolloutResult]]:
+    """Run ``tasks`` with ``executor`` (default: in this process): the rows in the order of the tasks and the
+    rollouts by (method key, prompt). ``reuse``: tasks whose folders hold their finished record are not run again.
+    A failed task is reported and rerun up to ``retries`` times, the others kept; if some still fail,
+    :class:`TasksFailed` lists them after all the others have finished."""
+    executor = executor or InProcess()
+    outcomes: dict[MethodTask, tuple[dict[str, object], RolloutResult]] = {}
+    if reuse:
+        for task in tasks:
+            found = finished_task(task, ctx)
+            if found is not None:
+                outcomes[task] = found
+        if outcomes:
+            print(f"{len(outcomes)} of {len(tasks)} trainings finished before (task.json in their folders): reused",
+                  flush=True)
+    todo = [t for t in tasks if t not in outcomes]
+    failures: list[TaskFailure] = []
+    for attempt in range(retries + 1):
+        if not todo:
+            break
+        results = executor.map(run_method_task, todo, ctx, [t.name for t in todo])
+        failed: list[MethodTask] = []
+        failures = []
+        for task, result in zip(todo, results, strict=True):
+            if isinstance(result, TaskFailure):
+                failed.append(task)
+                failures.append(result)
+                print(f"training failed (attempt {attempt + 1} of {retries + 1}): {result.name}: {result.error}",
+                      flush=True)
+            else:
+                outcomes[task] = result
+        todo = failed
+        if todo and attempt < retries:
+            print(f"rerunning {len(todo)} failed training(s); the {len(outcomes)} finished are kept", flush=True)
+    if todo:
+        raise TasksFailed(failures, len(tasks))
+    rows = [outcomes[t][0] for t in tasks]
+    return rows, {(t.key, t.prompt): outcomes[t][1] for t in tasks}
+
+
 def compare_methods(keys: tuple[str, ...], prompts: list[str], ctx: MethodContext, runs_dir: str | Path,
-                    seconds: float = 2.0, clip_stride: int = 1,
-                    scene: str | None = None) -> tuple[list[dict[str, object]], dict[tuple[str, str], RolloutResult]]:
+                    seconds: float = 2.0, clip_stride: int = 1, scene: str | None = None,
+                    executor: Executor | None = None
+                    ) -> tuple[list[dict[str, object]], dict[tuple[str, str], RolloutResult]]:
     """Train, roll out and measure every method of ``keys`` on every prompt (in ``scene``, if given): the rows of
-    :func:`measure` and the rollouts by (method key, prompt). Runs go to ``runs_dir/<prompt index>/<key>``."""
-    rows: list[dict[str, object]] = []
-    results: dict[tuple[str, str], RolloutResult] = {}
-    for i, prompt in enumerate(prompts):
-        for key in keys:
-            run = train_method(METHODS[key], prompt, ctx, Path(runs_dir) / f"prompt{i}" / key, seconds, scene)
-            results[key, prompt] = rollout_method(run, ctx, seconds)
-            rows.append(measure(run, results[key, prompt], ctx.clip_model, clip_stride))
-    return rows, results
+    :func:`measure` and the rollouts by (method key, prompt). Runs go to ``runs_dir/prompt<i>/<key>``; the
+    trainings are independent tasks run by ``executor`` (default: one after the other in this process; see
+    :func:`run_method_tasks`)."""
+    return run_method_tasks(method_tasks(keys, prompts, runs_dir, seconds, clip_stride, scene), ctx, executor)
 
 
 def register_study(store: RatingStore, rollouts: dict[tuple[str, str], RolloutResult], video_dir: str | Path,
