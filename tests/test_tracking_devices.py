@@ -121,3 +121,16 @@ def test_one_shot_gpu_training_dry_run_and_resume(tmp_path):
     assert second["tracker"]["samples"] > first["tracker"]["samples"]
     assert second["distill"]["samples"] > first["distill"]["samples"]
     assert Path(tmp_path / "b" / "llc.pth").is_file()
+
+    # the returned files recorded as a repository would commit them (no shipped controller there to compare with)
+    from anyskill.viz.gpu_training import record_gpu_training
+
+    repo = tmp_path / "repo"
+    rec = record_gpu_training([tmp_path / "a", tmp_path / "b"], tmp_path / "wb" / "eval", "llc_test", root=repo)
+    assert rec["tracker_samples"] == second["tracker"]["samples"] and not rec["shipped_as_default"]
+    for rel in ("anyskill/checkpoints/llc_test.pth", "anyskill/checkpoints/llc_test_tracker.pth",
+                "anyskill/checkpoints/llc_test.md", "results/llc_test_training.json",
+                "figures/llc_test_route_curves.png"):
+        assert (repo / rel).is_file(), rel
+    assert "optimizer" not in torch.load(repo / "anyskill/checkpoints/llc_test.pth", weights_only=False)
+    load_llc(repo / "anyskill/checkpoints/llc_test.pth")

@@ -67,6 +67,8 @@ def record_gpu_training(runs: list[Path], eval_dir: Path, name: str = "llc_gpu",
 
     root, last = Path(root), Path(runs[-1])
     ck, results, figures = root / "anyskill" / "checkpoints", root / "results", root / "figures"
+    for d in (ck, results, figures):
+        d.mkdir(parents=True, exist_ok=True)
     prov = Provenance("anyskill record-gpu-llc", config={"runs": [str(r) for r in runs], "eval": str(eval_dir),
                                                           "name": name}, device="cuda:0 (training), cpu (evaluation)")
     joined = last / "llc.pth"
