@@ -12,6 +12,7 @@ and :mod:`anyskill.reproduce`; the rl-games configs are generated from them.
 * :mod:`anyskill.config.domain` — the domain text–image model: towers (:class:`DomainModelConfig`), training
   (:class:`DomainTrainSettings`), the end-to-end check (:class:`E2ESettings`);
 * :mod:`anyskill.config.llm` — the LLM text enhancer (:class:`LLMSettings`, the ``ANYSKILL_LLM_*`` variables);
+* :mod:`anyskill.config.sim` — the simulated humanoid task (:class:`EnvConfig`);
 * :mod:`anyskill.config.eval` — the kinematic CEM baseline (:class:`KinematicSettings`);
 * :mod:`anyskill.config.profiles` — :func:`profile` and :data:`SCALES`.
 
@@ -28,6 +29,7 @@ from anyskill.config.llm import LLMSettings
 from anyskill.config.ppo import PPOSettings
 from anyskill.config.profiles import SCALES, HLCProfile, LLCProfile, NotebookSizes, ScaleProfile, check_scale, profile
 from anyskill.config.reward import EarlyTerminationConfig, RewardConfig
+from anyskill.config.sim import STATE_INITS, EnvConfig
 from anyskill.config.tracking import DistillConfig, RouteProfile, TrackerPPOConfig, TrackingConfig, route_profile
 
 __all__ = [
@@ -35,5 +37,5 @@ __all__ = [
     "NotebookSizes", "PPOSettings", "SCALES", "ScaleProfile", "check_scale", "profile", "DistillConfig", "RouteProfile",
     "TrackerPPOConfig", "TrackingConfig", "route_profile", "CALIBRATION_SIZES", "CalibrationSizes", "DomainModelConfig",
     "DomainTrainSettings", "E2ESettings", "EarlyTerminationConfig", "HLCEnvConfig", "KinematicSettings", "LLMSettings",
-    "RewardConfig",
+    "RewardConfig", "EnvConfig", "STATE_INITS",
 ]
