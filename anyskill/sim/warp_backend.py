@@ -10,13 +10,8 @@ then ``rne_postconstraint`` (per-body contact forces ``cfrc_ext`` of the last so
 backend) and ``kinematics``/``com_pos``/``com_vel`` for the new state, which the readers return. On
 CUDA that sequence is captured once per ``n`` into a CUDA graph and replayed.
 
-Contact buffers (see :func:`contact_buffer_sizes`). MuJoCo Warp preallocates ``nconmax`` contacts per
-world (one pool of ``nconmax * N`` shared by all worlds) and ``njmax`` constraint rows per world;
-contacts or rows beyond them are dropped, which silently changes the physics, and oversized buffers
-cost time (kernels launch over them). The defaults are the model's worst case, computed pair by pair
-(223 contacts and 920 rows for the bundled humanoid with self-collision), so they cannot overflow; pass
-smaller ``nconmax``/``njmax`` to trade safety for speed (64 worlds on Warp's CPU device: 1,610 physics
-steps/s with the defaults, 2,070 with 64/256). Worlds whose buffers overflowed count as
+Contact buffers: :mod:`anyskill.sim.warp_buffers` sizes them for the model's worst case (223 contacts, 920 rows
+per world for the bundled humanoid), so they cannot overflow; worlds whose buffers overflowed anyway count as
 :meth:`~WarpBackend.diverged`, with a warning saying which size to raise.
 
 Parity with the CPU backend (``tests/test_warp_backend.py``, Warp's CPU device). MuJoCo Warp computes
@@ -66,39 +61,13 @@ from anyskill.sim.mujoco_backend import (
     name_id,
     object_coordinates,
 )
+from anyskill.sim.warp_buffers import BUFFER_OVERFLOWS, ContactBufferSizes, contact_buffer_sizes
 
 wp.config.quiet = True  # type: ignore[attr-defined]  # no start-up banner (set at run time; not in warp's stubs)
 if hasattr(wp, "LOG_WARNING"):  # Warp >= 1.19 logs each kernel module load at INFO level
     wp.config.log_level = wp.LOG_WARNING
 
 Tensor = torch.Tensor
-
-BUFFER_OVERFLOWS = (
-    mjw.OverflowType.NEFC
-    | mjw.OverflowType.NJMAX_NNZ
-    | mjw.OverflowType.BROADPHASE
-    | mjw.OverflowType.NARROWPHASE
-    | mjw.OverflowType.CCD
-)
-"""Overflow bits of ``Data.overflow`` that mean dropped contacts or constraint rows."""
-
-_G = mjw.GeomType
-_MAX_CONTACTS_PER_PAIR = {
-    frozenset({_G.PLANE, _G.SPHERE}): 1,
-    frozenset({_G.PLANE, _G.CAPSULE}): 2,
-    frozenset({_G.PLANE, _G.ELLIPSOID}): 1,
-    frozenset({_G.PLANE, _G.CYLINDER}): 4,
-    frozenset({_G.PLANE, _G.BOX}): 8,  # every corner below the plane (MuJoCo C keeps at most 4)
-    frozenset({_G.SPHERE}): 1,
-    frozenset({_G.SPHERE, _G.CAPSULE}): 1,
-    frozenset({_G.SPHERE, _G.CYLINDER}): 1,
-    frozenset({_G.SPHERE, _G.BOX}): 1,
-    frozenset({_G.CAPSULE}): 2,
-    frozenset({_G.CAPSULE, _G.BOX}): 2,
-    frozenset({_G.BOX}): 8,
-}
-"""Most contacts MuJoCo Warp's primitive colliders emit for a geom pair; other pairs: ``mjMAXCONPAIR``."""
-
 
 @wp.kernel
 def _note_object_contacts(
@@ -121,42 +90,6 @@ def _note_object_contacts(
         touched[contact_world[c], a] = 1
     if b >= 0 and a == -1:
         touched[contact_world[c], b] = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class ContactBufferSizes:
-    """Per-world buffer sizes of a MuJoCo Warp ``Data``."""
-
-    nconmax: int
-    """contacts per world (the pool holds ``nconmax * num_envs``)."""
-    njmax: int
-    """constraint rows per world (contacts, joint limits, friction loss, equalities, tendon limits)."""
-
-
-def contact_buffer_sizes(mj_model: mujoco.MjModel, mjw_model: mjw.Model) -> ContactBufferSizes:
-    """Worst-case contact and constraint-row counts of one world, pair by pair.
-
-    Contacts: for every geom pair that passes MuJoCo's collision filter (``mjw_model`` holds the
-    filtered pair list), the most contacts its collider emits (:data:`_MAX_CONTACTS_PER_PAIR`).
-    Rows: each contact with contact dimension c takes ``2 (c - 1)`` rows in a pyramidal cone (1 when
-    c = 1), ``c`` in an elliptic one; each limited joint or tendon 1 row, each DoF with friction loss 1,
-    each equality constraint at most 6.
-    """
-    pairs = mjw_model.nxn_geom_pair_filtered.numpy()
-    pair_ids = mjw_model.nxn_pairid_filtered.numpy()[:, 0]  # >= 0: explicit <pair>, -1: filter, -2: sensor only
-    contact = pair_ids >= -1
-    pyramidal = mj_model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
-    ncon = nrows = 0
-    for (g1, g2), pid in zip(pairs[contact], pair_ids[contact], strict=True):
-        kinds = frozenset({int(mj_model.geom_type[g1]), int(mj_model.geom_type[g2])})
-        n = _MAX_CONTACTS_PER_PAIR.get(kinds, mujoco.mjMAXCONPAIR)
-        condim = int(mj_model.pair_dim[pid]) if pid >= 0 else max(mj_model.geom_condim[g1], mj_model.geom_condim[g2])
-        rows = (2 * (condim - 1) if condim > 1 else 1) if pyramidal else condim
-        ncon += n
-        nrows += n * rows
-    nrows += int(mj_model.jnt_limited.sum()) + int(mj_model.tendon_limited.sum())
-    nrows += int((mj_model.dof_frictionloss > 0).sum()) + 6 * mj_model.neq
-    return ContactBufferSizes(nconmax=max(int(ncon), 1), njmax=max(int(nrows), 1))
 
 
 class WarpBackend:
