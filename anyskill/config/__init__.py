@@ -2,8 +2,8 @@
 and :mod:`anyskill.reproduce`; the rl-games configs are generated from them.
 
 * :mod:`anyskill.config.ppo` — :class:`PPOSettings`, shared by both policies;
-* :mod:`anyskill.config.llc` — the LLC's env (:class:`LLCEnvSettings`), networks (:class:`CALMNetworkConfig`) and
-  agent (:class:`CALMSettings`);
+* :mod:`anyskill.config.llc` — the LLC's env (:class:`LLCEnvSettings`), networks (:class:`CALMNetworkConfig`),
+  agent (:class:`CALMSettings`) and latent prior (:class:`LatentPriorSettings`);
 * :mod:`anyskill.config.tracking` — the tracking route: task (:class:`TrackingConfig`), tracker PPO
   (:class:`TrackerPPOConfig`), distillation (:class:`DistillConfig`), sizes per scale (:func:`route_profile`);
 * :mod:`anyskill.config.hlc` — π_H's network (:class:`HLCNetworkSettings`), its environment (:class:`HLCEnvConfig`)
@@ -24,7 +24,7 @@ import them from here. This package imports nothing above it.
 from anyskill.config.domain import DomainModelConfig, DomainTrainSettings, E2ESettings
 from anyskill.config.eval import KinematicSettings
 from anyskill.config.hlc import CALIBRATION_SIZES, CalibrationSizes, HLCEnvConfig, HLCNetworkSettings
-from anyskill.config.llc import CALMNetworkConfig, CALMSettings, LLCEnvSettings
+from anyskill.config.llc import CALMNetworkConfig, CALMSettings, LatentPriorSettings, LLCEnvSettings
 from anyskill.config.llm import LLMSettings
 from anyskill.config.ppo import PPOSettings
 from anyskill.config.profiles import SCALES, HLCProfile, LLCProfile, NotebookSizes, ScaleProfile, check_scale, profile
@@ -37,5 +37,5 @@ __all__ = [
     "NotebookSizes", "PPOSettings", "SCALES", "ScaleProfile", "check_scale", "profile", "DistillConfig", "RouteProfile",
     "TrackerPPOConfig", "TrackingConfig", "route_profile", "CALIBRATION_SIZES", "CalibrationSizes", "DomainModelConfig",
     "DomainTrainSettings", "E2ESettings", "EarlyTerminationConfig", "HLCEnvConfig", "KinematicSettings", "LLMSettings",
-    "RewardConfig", "EnvConfig", "STATE_INITS",
+    "RewardConfig", "EnvConfig", "STATE_INITS", "LatentPriorSettings",
 ]

@@ -16,6 +16,14 @@ from anyskill.config.reward import EarlyTerminationConfig, RewardConfig
 INIT_LOG_STD = -2.3
 """The reference's fixed log-std of π_H (facts §3.1)."""
 
+LATENT_ACTIONS = ("free", "anchored", "anchored_previous")
+"""How π_H's action a becomes the latent z (:func:`anyskill.llc.prior.latent_from_action`): "free" normalize(a)
+(the paper's), "anchored" normalize(μ_p(s) + σ a) around the controller's latent prior, "anchored_previous"
+normalize(z_prev + σ a) around the env's previous latent (the first from the prior)."""
+ANCHOR_SCALE = 0.3
+"""σ of the anchored actions: an untrained π_H (|a| ≈ 1.1) stays within cos ≈ 0.95 of its anchor, a trained one
+reaches any latent (|σ a| up to 2.4)."""
+
 
 @dataclass(frozen=True)
 class HLCNetworkSettings:
@@ -72,6 +80,11 @@ class HLCEnvConfig:
     """an interaction scene of :data:`anyskill.sim.scene.SCENES` ("ball", "door"); None: the humanoid alone."""
     scene_jitter: float = 0.0
     """randomisation of the scene's object placement at resets, in [0, 1] (:class:`anyskill.sim.scene.Scene`)."""
+    latent_action: str = "free"
+    """how the policy's action becomes the latent, one of :data:`LATENT_ACTIONS` ("free": the paper's; "anchored":
+    around the controller's latent prior, :mod:`anyskill.llc.prior`)."""
+    anchor_scale: float = ANCHOR_SCALE
+    """σ of the anchored actions."""
     seed: int = 0
     device: str = "cpu"
     num_threads: int = 1
@@ -80,6 +93,10 @@ class HLCEnvConfig:
         for name in ("num_envs", "llc_steps", "episode_length", "num_reference_latents"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"HLCEnvConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.latent_action not in LATENT_ACTIONS:
+            raise ValueError(f"HLCEnvConfig.latent_action must be one of {LATENT_ACTIONS}, got {self.latent_action!r}")
+        if self.anchor_scale <= 0:
+            raise ValueError(f"HLCEnvConfig.anchor_scale must be > 0, got {self.anchor_scale}")
 
 
 @dataclass(frozen=True)

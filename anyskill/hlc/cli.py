@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from anyskill.config import SCALES, profile
+from anyskill.config.hlc import ANCHOR_SCALE, LATENT_ACTIONS, HLCEnvConfig
 
 
 def _clip_and_renderer(weights: str | None, device: str = "cpu", scene: str | None = None):
@@ -66,7 +67,6 @@ def _goal_from_args(args: argparse.Namespace, motion_lib):
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from anyskill.config.hlc import HLCEnvConfig
     from anyskill.config.reward import EarlyTerminationConfig
     from anyskill.data import default_library
     from anyskill.hlc.train import train_hlc
@@ -75,7 +75,8 @@ def _train(args: argparse.Namespace) -> int:
     goal = _goal_from_args(args, motion_lib)
     et = EarlyTerminationConfig(mode="off" if args.no_early_termination else "successive",
                                 head_rule=not args.no_head_rule)
-    env_cfg = HLCEnvConfig(early_termination=et, scene=args.scene)
+    env_cfg = HLCEnvConfig(early_termination=et, scene=args.scene, latent_action=args.latent_action,
+                           anchor_scale=args.anchor_scale)
     if args.episode_length is not None:
         env_cfg = replace(env_cfg, episode_length=args.episode_length)
     out = args.out or f"runs/hlc_{args.scale}"
@@ -177,6 +178,13 @@ def add_hlc_commands(sub) -> None:
     t.add_argument("--no-early-termination", action="store_true",
                    help="ablation: no reset after 8 successive similarity decreases")
     t.add_argument("--no-head-rule", action="store_true", help="ablation: no reset when the head is below 0.15 m")
+    t.add_argument("--latent-action", choices=LATENT_ACTIONS, default=HLCEnvConfig.latent_action,
+                   help="how the policy's action becomes the latent: free normalize(a) (the paper's), anchored "
+                        "normalize(prior(s) + sigma a) around the controller's latent prior (fitted once per "
+                        "controller and cached in $ANYSKILL_CACHE/prior), anchored_previous around the previous latent "
+                        "(default: %(default)s)")
+    t.add_argument("--anchor-scale", type=float, default=ANCHOR_SCALE,
+                   help="sigma of the anchored latent actions (default: %(default)s)")
     t.add_argument("--render-interval", type=int, default=1,
                    help="render + encode every k-th LLC step and hold the similarity in between (render source)")
     t.add_argument("--render-envs", type=int, help="render only this many envs per step, a window rotating over all")

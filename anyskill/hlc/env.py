@@ -2,7 +2,12 @@
 
 One step of the high-level policy π_H (6 Hz):
 
-1. its 64-D action (rl-games: tanh'd mean + noise, clamped to [-1, 1]) is L2-normalised to a latent z on S^63;
+1. its 64-D action a (rl-games: tanh'd mean + noise, clamped to [-1, 1]) becomes a latent z on S^63 as
+   ``HLCEnvConfig.latent_action`` says (:func:`anyskill.llc.prior.latent_from_action`): "free" (the paper's)
+   z = normalize(a); "anchored" z = normalize(μ_p(s) + σ a) around the controller's latent prior μ_p
+   (:mod:`anyskill.llc.prior`) at the state s where the step starts, so that an untrained π_H already sends latents
+   of real motions (issue 27); "anchored_previous" z = normalize(z_prev + σ a) around the env's previous latent
+   (from the prior at an episode's first step; π_H does not observe z_prev);
 2. z is held for ``llc_steps`` (5) steps of the frozen low-level controller (30 Hz), which acts deterministically,
    ``a = π_L(s, z)`` (its own observation normaliser applied inside);
 3. after every LLC step the goal scores the frame (``goal.similarity``, the cos(f_I, f_d) of Eq. 3) and the
@@ -28,11 +33,11 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from anyskill.config.hlc import HLCEnvConfig
 from anyskill.hlc.goal import Goal, HumanoidStates
 from anyskill.llc.controller import LowLevelController
+from anyskill.llc.prior import LatentPrior, latent_from_action, latent_prior
 from anyskill.motion.library import MotionLibrary
 from anyskill.reward.early_termination import EarlyTermination
 from anyskill.reward.similarity import hlc_reward
@@ -51,10 +56,12 @@ class HighLevelEnv:
         goal: what the frames are scored against (:mod:`anyskill.hlc.goal`).
         motion_lib: reference motions for the reference latents and reference state init (default: bundled).
         backend: the physics (default: MuJoCo, ``cfg.num_envs`` worlds of the humanoid or of ``cfg.scene``).
+        prior: the latent prior of an anchored latent action (default: the controller's on ``motion_lib``, fitted
+            once and cached, :func:`anyskill.llc.prior.latent_prior`); unused with ``latent_action="free"``.
     """
 
     def __init__(self, cfg: HLCEnvConfig, llc: LowLevelController, goal: Goal,
-                 motion_lib: MotionLibrary | None = None, backend=None):
+                 motion_lib: MotionLibrary | None = None, backend=None, prior: LatentPrior | None = None):
         if motion_lib is None:
             from anyskill.data import default_library
 
@@ -94,6 +101,11 @@ class HighLevelEnv:
             generator=torch.Generator(self.device).manual_seed(cfg.seed + 1))
         self.progress = torch.zeros(cfg.num_envs, dtype=torch.long, device=self.device)
         self._obs = torch.zeros(cfg.num_envs, env.num_obs, device=self.device)
+        self.prior: LatentPrior | None = None
+        if cfg.latent_action != "free":
+            self.prior = (prior if prior is not None else latent_prior(self.llc, motion_lib)).to(self.device)
+        self._z_prev = torch.zeros(cfg.num_envs, self.latent_dim, device=self.device)
+        self._fresh = torch.ones(cfg.num_envs, dtype=torch.bool, device=self.device)
 
     # ------------------------------------------------------------------ API
     def reset(self) -> dict[str, Tensor]:
@@ -106,6 +118,7 @@ class HighLevelEnv:
             start = torch.randint(0, self.cfg.episode_length, (self.num_envs,), generator=self._gen)
             self.progress.copy_(start.to(self.device))
         all_ids = torch.arange(self.num_envs, device=self.device)
+        self._fresh.fill_(True)
         self.early_termination.reset(all_ids)
         self._reset_goal(all_ids)
         return {"obs": self._obs}
@@ -126,7 +139,7 @@ class HighLevelEnv:
         actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
         if actions.shape != (n, self.latent_dim):
             raise ValueError(f"actions must have shape ({n}, {self.latent_dim}), got {tuple(actions.shape)}")
-        z = F.normalize(actions.clamp(-1.0, 1.0), dim=-1)
+        z = self.latents(actions)
 
         sims = torch.zeros(n, t_max, device=self.device)
         scored = torch.zeros(n, t_max, dtype=torch.bool, device=self.device)
@@ -175,6 +188,7 @@ class HighLevelEnv:
         if done_ids.numel():
             self.env.reset_envs(done_ids, torch.zeros_like(done_ids, dtype=torch.bool))
             self.progress[done_ids] = 0
+            self._fresh[done_ids] = True
             self.early_termination.reset(done_ids)
             self._reset_goal(done_ids)
             obs = self.env.policy_observation()
@@ -200,6 +214,20 @@ class HighLevelEnv:
         if self.cfg.record_states:
             infos.update({k: torch.stack(v, dim=1) for k, v in record.items()})
         return {"obs": obs}, terms["reward"], ended, infos
+
+    def latents(self, actions: Tensor) -> Tensor:
+        """Unit latents (N, 64) for this step's actions (N, 64), by ``cfg.latent_action`` at the current state (the
+        module docstring); remembers them as the envs' previous latents."""
+        mode, anchor = self.cfg.latent_action, None
+        if self.prior is not None:
+            if mode == "anchored":
+                anchor = self.prior(self._obs)
+            else:  # anchored_previous: the prior's latent where an episode starts
+                anchor = torch.where(self._fresh[:, None], self.prior(self._obs), self._z_prev)
+        z = latent_from_action(actions, mode, self.cfg.anchor_scale, anchor)
+        self._z_prev = z
+        self._fresh.fill_(False)
+        return z
 
     # ------------------------------------------------------------------ helpers
     def _reset_goal(self, env_ids: Tensor) -> None:

@@ -103,12 +103,13 @@ class PromptSetGoal(ClipFeatureGoal):
 
 class GeneralHighLevelEnv:
     """N humanoids, each pursuing its own prompt of ``goal.prompt_set``; the observation is (policy obs (223),
-    text feature (E)) per env (module docstring). Same API as :class:`HighLevelEnv`; ``infos["prompt_ids"]`` (N,)
-    are the prompts the step was scored against."""
+    text feature (E)) per env (module docstring). Same API as :class:`HighLevelEnv` (the latent action of
+    ``cfg.latent_action`` included, anchored on the policy observation alone); ``infos["prompt_ids"]`` (N,) are the
+    prompts the step was scored against."""
 
     def __init__(self, cfg: HLCEnvConfig, llc: LowLevelController, goal: PromptSetGoal, motion_lib=None,
-                 backend=None):
-        self.inner = HighLevelEnv(cfg, llc, goal, motion_lib, backend)
+                 backend=None, prior=None):
+        self.inner = HighLevelEnv(cfg, llc, goal, motion_lib, backend, prior)
         self.goal = goal
         self.cfg = cfg
         self.num_envs = cfg.num_envs

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from rl_games.algos_torch.model_builder import ModelBuilder
 from torch import Tensor, nn
 
+from anyskill.config.hlc import ANCHOR_SCALE
 from anyskill.rl.runner import load_frozen
 
 
@@ -91,13 +92,28 @@ class HighLevelPolicy(nn.Module):
         mu, log_std, _, _ = self.model.a2c_network({"obs": self.model.norm_obs(self._inputs(obs))})
         return mu, torch.exp(log_std)
 
+    @property
+    def latent_action(self) -> str:
+        """How the env turns this policy's actions into latents (``HLCEnvConfig.latent_action`` at training;
+        checkpoints from before the option: "free")."""
+        return str((self.config.get("env") or {}).get("latent_action", "free"))
+
+    @property
+    def anchor_scale(self) -> float:
+        """σ of an anchored latent action (``HLCEnvConfig.anchor_scale`` at training)."""
+        return float((self.config.get("env") or {}).get("anchor_scale", ANCHOR_SCALE))
+
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True, generator: torch.Generator | None = None) -> Tensor:
-        """Unit latents z (N, 64): the mean action (``deterministic``) or mean + sigma * noise, clamped to [-1, 1],
-        L2-normalised as in :class:`anyskill.hlc.env.HighLevelEnv`."""
+        """The env action (N, 64) for :meth:`anyskill.hlc.env.HighLevelEnv.step`: the mean action
+        (``deterministic``) or mean + sigma * noise, clamped to [-1, 1]. For a policy with free latent actions
+        (:attr:`latent_action` "free") it is L2-normalised, so it is the unit latent z itself; for an anchored
+        policy it is the residual a, which the env (built with the policy's ``latent_action`` and ``anchor_scale``)
+        turns into z around its anchor (the env's ``infos["z"]``)."""
         mu, sigma = self.mean_action(obs)
         a = mu if deterministic else mu + sigma * torch.randn(mu.shape, generator=generator, device=mu.device)
-        return F.normalize(a.clamp(-1.0, 1.0), dim=-1)
+        a = a.clamp(-1.0, 1.0)
+        return F.normalize(a, dim=-1) if self.latent_action == "free" else a
 
     @torch.no_grad()
     def value(self, obs: Tensor) -> Tensor:

@@ -109,7 +109,8 @@ def rollout(
     scene = scene or trained_scene(policy)
     cfg = HLCEnvConfig(num_envs=1, episode_length=None, state_init=state_init,
                        early_termination=NO_EARLY_TERMINATION, stagger_episodes=False, record_states=True,
-                       seed=seed, scene=scene)
+                       seed=seed, scene=scene, latent_action=policy.latent_action,
+                       anchor_scale=policy.anchor_scale)
     env = HighLevelEnv(cfg, controller, goal, motion_lib)
     num_hlc_steps = max(1, math.ceil(seconds / env.dt - 1e-9))
     gen = torch.Generator().manual_seed(seed)
@@ -120,13 +121,12 @@ def rollout(
         record.update(object_qvel=[env.env.backend.object_qvel()], object_contacts=[env.env.backend.object_contacts()])
     sims, latents = [goal.similarity(start)], []
     for _ in range(num_hlc_steps):
-        z = policy.act(obs, deterministic=deterministic, generator=gen)
-        obs_dict, _, _, info = env.step(z)
+        obs_dict, _, _, info = env.step(policy.act(obs, deterministic=deterministic, generator=gen))
         obs = obs_dict["obs"]
         for key in record:
             record[key].append(info[f"llc_{key}"][0])
         sims.append(info["similarities"][0])
-        latents.append(z[0])
+        latents.append(info["z"][0])
     qpos_t, body_pos_t, body_rot_t = (torch.cat(record[k]).cpu() for k in ("qpos", "body_pos", "body_rot"))
     states = HumanoidStates(body_pos_t, body_rot_t, qpos_t)
     error = getattr(goal, "error", None)  # PoseGoal: the pose error, m
@@ -254,7 +254,8 @@ def evaluate(
     scene = scene or trained_scene(policy)
     cfg = HLCEnvConfig(num_envs=num_envs, episode_length=None, state_init=state_init,
                        early_termination=NO_EARLY_TERMINATION, stagger_episodes=False,
-                       record_states=pose_error is not None or scene is not None, seed=seed, scene=scene)
+                       record_states=pose_error is not None or scene is not None, seed=seed, scene=scene,
+                       latent_action=policy.latent_action, anchor_scale=policy.anchor_scale)
     env = HighLevelEnv(cfg, controller, goal, motion_lib)
     gen = torch.Generator().manual_seed(seed)
     obs = env.reset()["obs"]
