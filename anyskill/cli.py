@@ -11,7 +11,8 @@ from anyskill.config import SCALES, profile
 def _reproduce(args: argparse.Namespace) -> int:
     from anyskill.reproduce import reproduce
 
-    return reproduce(scale=args.scale, out=args.out, only=args.only, seed=args.seed, device=args.device)
+    return reproduce(scale=args.scale, out=args.out, only=args.only, seed=args.seed, device=args.device,
+                     executor=args.executor, ray_address=args.ray_address)
 
 
 def _build_data(args: argparse.Namespace) -> int:
@@ -177,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 03")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", help="device for every notebook (default: cuda:0 for paper when available, else cpu)")
+    r.add_argument("--executor", choices=["inprocess", "ray"], default="inprocess",
+                   help="where the table notebooks (07-09) run their trainings: one after the other in the notebook "
+                   "(default), or all at once as Ray tasks")
+    r.add_argument("--ray-address", help="with --executor ray: the Ray cluster ('auto': the one this node belongs "
+                   "to; ray://host:10001); default a local Ray on this machine")
     r.set_defaults(func=_reproduce)
 
     c = sub.add_parser("convert", help="convert a motion file (.npy poselib, .bvh, .npz) to the project's .npz format")

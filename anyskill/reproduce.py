@@ -4,6 +4,11 @@
 writing the executed notebooks to ``OUT/executed/`` and their figures and tables to ``OUT/figures/`` and
 ``OUT/results/``. ``--out .`` regenerates the repository's own ``figures/`` and ``results/``.
 
+``--executor ray`` hands the independent high-level trainings of the table notebooks (07-09: prompts x methods) to
+Ray (:mod:`anyskill.eval.executor`): a local Ray on this machine, or the cluster at ``--ray-address``; each training
+writes into its run folder with its record (``task.json``), and a rerun redoes only the trainings that did not
+finish. Notebooks without an ``executor`` parameter run as before.
+
 ``anyskill notebook-times OUT`` gathers the measured wall time of the executed notebooks from papermill's own records
 into ``results/notebook_times_<scale>.json`` (the README's compute table quotes it): run the notebooks one at a
 time, alone on the machine, e.g. ``anyskill reproduce --scale laptop --only 06 --out outputs/laptop``, then
@@ -63,24 +68,29 @@ def run_notebook(nb: Path, out: Path, scale: str, seed: int = 0, extra: dict | N
 
 
 def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: list[str] | None = None,
-              seed: int = 0, device: str | None = None) -> int:
+              seed: int = 0, device: str | None = None, executor: str = "inprocess",
+              ray_address: str | None = None) -> int:
     """Run the notebooks; print a line per notebook; return a process exit code (0 = all passed).
 
     ``device``: passed to every notebook (default: the scale's, i.e. ``cuda:0`` for ``paper`` where CUDA is
-    available, else ``cpu``)."""
+    available, else ``cpu``). ``executor`` ("inprocess" | "ray") and ``ray_address``: where the notebooks that take
+    an ``executor`` parameter run their trainings (module docstring)."""
     from anyskill.rl.runner import resolve_device
 
     check_scale(scale)
     out = Path(out)
     books = list_notebooks(only)
     device = resolve_device(device, scale)
-    print(f"anyskill reproduce: {len(books)} notebook(s) at scale '{scale}' on {device} -> {out}/", flush=True)
+    fan_out = {} if executor == "inprocess" else {"executor": executor, "ray_address": ray_address or ""}
+    where = f", trainings by {executor}" + (f" at {ray_address}" if ray_address else "") if fan_out else ""
+    print(f"anyskill reproduce: {len(books)} notebook(s) at scale '{scale}' on {device}{where} -> {out}/", flush=True)
     start = time.perf_counter()
     for nb in books:
         t0 = time.perf_counter()
         print(f"  {nb.name} ...", end=" ", flush=True)
         try:
-            run_notebook(nb, out, scale, seed, extra={"device": device})
+            extra = {"device": device, **(fan_out if fan_out and "executor" in notebook_parameters(nb) else {})}
+            run_notebook(nb, out, scale, seed, extra=extra)
         except NotebookFailed as e:
             print("FAILED", flush=True)
             print(f"error: {e}\n  executed copy with the traceback: {out / 'executed' / nb.name}", file=sys.stderr)
@@ -88,6 +98,13 @@ def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: lis
         print(f"ok ({time.perf_counter() - t0:.0f} s)", flush=True)
     print(f"all {len(books)} notebook(s) passed in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
     return 0
+
+
+def notebook_parameters(nb: Path) -> set[str]:
+    """The names the notebook's ``parameters`` cell defines."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(nb)))
 
 
 def _cell_times(nb: dict) -> list[dict]:

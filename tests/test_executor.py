@@ -147,3 +147,18 @@ def test_two_trainings_as_ray_tasks_assemble_one_table(ctx, tmp_path, local_ray)
     for key in ("ours_full", "ours_no_et"):
         assert table.loc[key, "prompts"] == 1 and np.isfinite(float(table.loc[key, "ours: CLIP_S"]))
     assert table.loc["ours_full", "method"] == "Ours (full)" and table.loc["ours_no_et", "method"] == "Ours (w/o ET)"
+
+
+def test_reproduce_hands_the_executor_to_the_notebooks_that_take_one(tmp_path, monkeypatch):
+    import anyskill.reproduce as rep
+    from anyskill.reproduce import list_notebooks
+
+    calls = []
+    monkeypatch.setattr(rep, "run_notebook", lambda nb, out, scale, seed, extra: calls.append((nb.name, extra)))
+    assert rep.reproduce("smoke", tmp_path, only=["06", "07", "08", "09"], executor="ray", ray_address="auto") == 0
+    fan_out = {"device": "cpu", "executor": "ray", "ray_address": "auto"}
+    assert calls == [(n.name, fan_out if n.name[:2] in ("07", "08", "09") else {"device": "cpu"})
+                     for n in list_notebooks(["06", "07", "08", "09"])]
+    calls.clear()
+    assert rep.reproduce("smoke", tmp_path, only=["07"]) == 0  # the default: the notebook's own (in process)
+    assert calls == [("07_table1.ipynb", {"device": "cpu"})]

@@ -85,7 +85,9 @@ class RayExecutor(Executor):
     """The tasks as Ray tasks, all submitted at once; Ray runs as many at a time as the resources allow.
 
     ``address``: None starts (or reuses) a local Ray on this machine; "auto" joins the cluster of this node; a
-    ``ray://host:10001`` address connects a client. ``init_options`` go to ``ray.init`` (e.g. ``num_cpus``)."""
+    ``ray://host:10001`` address connects a client. ``init_options`` go to ``ray.init`` (e.g. ``num_cpus``). A Ray
+    that :meth:`map` started it also stops at its end (a local Ray's processes do not outlive the call); one that
+    was running before stays."""
 
     kind = "ray"
 
@@ -106,10 +108,6 @@ class RayExecutor(Executor):
             import ray
         except ImportError as e:  # pragma: no cover - ray is a dependency of the package
             raise ImportError("the ray executor needs Ray: pip install -e '.[cluster]' (or 'ray>=2.9')") from e
-        if not ray.is_initialized():
-            options = {"include_dashboard": False, "log_to_driver": True, **self.init_options}
-            ray.init(address=self.address, **options)
-        register_serializers(ray)
         return ray
 
     def map(self, fn: Callable[[T, C], R], tasks: Sequence[T], shared: C,
@@ -118,6 +116,18 @@ class RayExecutor(Executor):
         if not tasks:
             return []
         ray = self._ray()
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.address, **{"include_dashboard": False, "log_to_driver": True, **self.init_options})
+        try:
+            register_serializers(ray)
+            return self._map(ray, fn, tasks, shared, names)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _map(self, ray, fn: Callable[[T, C], R], tasks: Sequence[T], shared: C,
+             names: Sequence[str]) -> list[R | TaskFailure]:
         shared_ref = ray.put(shared)
         remote = ray.remote(_run_task).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
                                                max_retries=self.max_retries)
