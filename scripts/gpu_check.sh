@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# One-shot GPU verification (issue 21): install what is missing, then run scripts/gpu_check.py.
+# One-shot GPU verification (issue 21): install what is missing, then run `anyskill gpu-check` (anyskill/gpu/check.py).
 #
-#   scripts/gpu_check.sh OUT_DIR [--dry-run] [--wheels DIR] [--gl-debs DIR] [gpu_check.py options]
+#   scripts/gpu_check.sh OUT_DIR [--dry-run] [--wheels DIR] [--gl-debs DIR] [gpu-check options]
 #
 # Python: .venv/bin/python when it exists, else a new .venv that sees the system's packages (a GPU image's torch).
 # Install (only when anyskill, mujoco_warp, open_clip or rl_games cannot be imported):
 #   default        pip install -e ".[gpu]" from the package registries;
-#   --wheels DIR   offline: every wheel in DIR (files split as NAME.whl.partNN are joined first), --no-deps,
-#                  then the project itself with --no-deps (make DIR with scripts/gpu_wheels.sh).
+#   --wheels DIR   offline, from the folder scripts/gpu_wheels.sh makes (the one scripts/gpu_train_llc.sh --stage
+#                  takes): source scripts/gpu_install.sh DIR (wheels, Warp, its kernel cache; PYTHONPATH).
 # Headless rendering: --gl-debs DIR unpacks the EGL/GL .deb files of DIR into / when no EGL library is found (a
 # machine without a registry); else scripts/system_deps.sh (apt). NVIDIA's EGL vendor file is used where present.
 # --work DIR: where runs, checkpoints and logs go (default: a new folder under $TMPDIR). Everything else after
-# OUT_DIR goes to gpu_check.py (--dry-run, --only, --timeout STEP=S, --train-seconds STEP=S, --total, --slack, ...).
+# OUT_DIR goes to anyskill gpu-check (--dry-run, --only, --timeout STEP=S, --train-seconds STEP=S, --total, ...).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
@@ -59,15 +59,8 @@ status=present; method=none
 if ! "$PY" -c "import anyskill, mujoco_warp, open_clip, rl_games" >/dev/null 2>&1; then
   if [ -n "$WHEELS" ]; then
     method=wheels
-    JOINED="$WORK/wheels"; mkdir -p "$JOINED"
-    cp "$WHEELS"/*.whl "$JOINED"/ 2>/dev/null
-    for first in "$WHEELS"/*.whl.part00; do
-      [ -e "$first" ] || continue
-      name="$(basename "${first%.part00}")"
-      cat "${first%.part00}".part[0-9][0-9] > "$JOINED/$name"
-    done
-    { "$PY" -m pip install -q --no-index --no-deps --no-compile "$JOINED"/*.whl &&
-      "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e . ; } >"$WORK/install.log" 2>&1
+    # shellcheck source=scripts/gpu_install.sh
+    { source scripts/gpu_install.sh "$WHEELS" "$PY"; } >"$WORK/install.log" 2>&1
   else
     method=registry
     "$PY" -m pip install -q -e ".[gpu]" >"$WORK/install.log" 2>&1
@@ -85,4 +78,4 @@ if [ "$status" = failed ]; then
   echo "gpu_check: install failed (log: $WORK/install.log)" >&2
   tail -20 "$WORK/install.log" >&2
 fi
-exec "$PY" scripts/gpu_check.py "$OUT" --work "$WORK" --install-record "$WORK/install.json" ${PASS[@]+"${PASS[@]}"}
+exec "$PY" -m anyskill.cli gpu-check "$OUT" --work "$WORK" --install-record "$WORK/install.json" ${PASS[@]+"${PASS[@]}"}

@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("domain",),  # the domain text-image model: captions, data, model, training, evaluation, build, end-to-end check
     ("eval",),  # rollout metrics, human-rating protocol
     ("viz",),  # figures
-    ("reproduce",),  # the notebooks through papermill
+    ("reproduce", "gpu"),  # the notebooks through papermill; the one-shot GPU check and its ingest
     ("cli",),  # the anyskill command
 )
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}

@@ -13,7 +13,8 @@ import yaml
 from anyskill.cli import main
 
 NEW_COMMANDS = {"ship-llc": "--calm", "compare-llc-pose": "--controller", "notebook-times": "--results",
-                "calibration-times": "cache_dirs", "domain-e2e": "--random-floor"}
+                "calibration-times": "cache_dirs", "domain-e2e": "--random-floor", "gpu-check": "--train-seconds",
+                "gpu-ingest": "--allow-dry-run"}
 
 
 @pytest.mark.parametrize("command", sorted(NEW_COMMANDS))

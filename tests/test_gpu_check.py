@@ -1,5 +1,6 @@
-"""The one-shot GPU verification (issue 21): its step runner, file packing, the wall-clock training budget, the
-ingest rules, and the whole script as a dry run on the CPU followed by an ingest into temporary copies."""
+"""The one-shot GPU verification (issue 21; ``anyskill gpu-check`` / ``gpu-ingest``, package ``anyskill.gpu``): its
+step runner, file packing, the wall-clock training budget, the ingest rules, and ``scripts/gpu_check.sh`` as a dry
+run on the CPU followed by an ingest into temporary copies."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import gpu_check  # noqa: E402
-import gpu_files  # noqa: E402
-import gpu_ingest  # noqa: E402
+from anyskill.gpu import check as gpu_check
+from anyskill.gpu import files as gpu_files
+from anyskill.gpu import ingest as gpu_ingest
+from anyskill.gpu.steps import Step, run_steps
+from anyskill.rl.budget import WallClockBudget
 
-from anyskill.rl.budget import WallClockBudget  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 PY = sys.executable
 
@@ -28,16 +29,16 @@ PY = sys.executable
 # ---------------------------------------------------------------------------------------------- step runner
 def test_a_timeout_and_a_failure_cost_only_their_own_steps():
     steps = [
-        gpu_check.Step("slow", [PY, "-c", "import time; time.sleep(60)"], timeout=1.0),
-        gpu_check.Step("after_slow", [PY, "-c", "print('x')"], timeout=30, needs=("slow",)),
-        gpu_check.Step("boom", [PY, "-c", "import sys; sys.stderr.write('boom 42'); sys.exit(3)"], timeout=30),
-        gpu_check.Step("fine", [PY, "-c", "print(6 * 7)"], timeout=30,
+        Step("slow", [PY, "-c", "import time; time.sleep(60)"], timeout=1.0),
+        Step("after_slow", [PY, "-c", "print('x')"], timeout=30, needs=("slow",)),
+        Step("boom", [PY, "-c", "import sys; sys.stderr.write('boom 42'); sys.exit(3)"], timeout=30),
+        Step("fine", [PY, "-c", "print(6 * 7)"], timeout=30,
                        collect=lambda r, c: {"answer": int(r["stdout"])}),
-        gpu_check.Step("bad_output", [PY, "-c", "print('no number')"], timeout=30,
+        Step("bad_output", [PY, "-c", "print('no number')"], timeout=30,
                        collect=lambda r, c: {"answer": int(r["stdout"])}),
     ]
     t0 = time.perf_counter()
-    rec = {r["name"]: r for r in gpu_check.run_steps(steps, total=120)}
+    rec = {r["name"]: r for r in run_steps(steps, total=120)}
     assert time.perf_counter() - t0 < 30  # the sleeping process group was killed, not waited for
     assert rec["slow"]["status"] == "timed_out" and rec["slow"]["wall_s"] < 15
     assert rec["after_slow"]["status"] == "skipped" and "slow" in rec["after_slow"]["reason"]
@@ -48,9 +49,9 @@ def test_a_timeout_and_a_failure_cost_only_their_own_steps():
 
 
 def test_the_total_budget_bounds_the_run():
-    steps = [gpu_check.Step(f"s{i}", [PY, "-c", "import time; time.sleep(60)"], timeout=60) for i in range(3)]
+    steps = [Step(f"s{i}", [PY, "-c", "import time; time.sleep(60)"], timeout=60) for i in range(3)]
     t0 = time.perf_counter()
-    rec = gpu_check.run_steps(steps, total=8)
+    rec = run_steps(steps, total=8)
     assert time.perf_counter() - t0 < 30
     assert rec[0]["status"] == "timed_out"
     assert [r["status"] for r in rec[1:]] == ["skipped", "skipped"]
@@ -187,11 +188,7 @@ def test_the_dry_run_runs_every_step_and_respects_the_file_limits(dry_run):
     status = {s["name"]: s for s in summary["steps"]}
     assert summary["dry_run"] and summary["kind"] == "gpu_check" and summary["error"] is None
     assert list(status) == list(gpu_check.STEPS)
-    has_route = "--route" in gpu_check.train_llc_options()
     for name, rec in status.items():
-        if not has_route and name in ("llc_default", "eval_default"):  # the tracking route is not merged yet
-            assert rec["status"] == "skipped", name
-            continue
         assert rec["status"] == "ok", (name, rec.get("stderr_tail"), rec.get("collect_error"))
     assert proc.returncode == 0
     files = {f.name: f.stat().st_size for f in out.iterdir()}
@@ -206,12 +203,20 @@ def test_the_dry_run_runs_every_step_and_respects_the_file_limits(dry_run):
     assert calm["samples"] > 0 and calm["samples_per_s"] > 0 and calm["scale"] == "paper"
     assert calm["packed"]["dtype"] == "float16" and len(calm["packed"]["files"]) >= 2  # 62 MB of fp32 weights
     assert status["eval_calm"]["numbers"]["skills"]["clips"] == 18
+    default = status["llc_default"]  # the one-shot trainer of the tracking route (smoke sizes on Warp's CPU device)
+    assert "anyskill.llc.tracking.oneshot" in default["command"] and "--dry-run" in default["command"]
+    numbers = default["numbers"]
+    assert numbers["scale"] == "smoke" and numbers["samples"] > 0 and numbers["samples_per_s"] > 0
+    assert set(numbers["stages"]) == {"tracker", "distill"} and numbers["env_alone"]["env_control_steps_per_s"] > 0
+    assert numbers["checkpoint"] == "llc.pth" and numbers["packed"]["files"] == ["llc_default.pth"]
+    assert status["eval_default"]["numbers"]["skills"]["clips"] == 18
     assert status["hlc_text"]["numbers"]["hlc_steps"] > 0 and summary["clip_weights_text"] in ("random",
                                                                                                  "laion2b_s34b_b79k")
     assert "env_overhead" in summary["goals"] and "llc_calm_samples_per_s" in summary["goals"]
     names = set(tarfile.open(out / "results.tar.gz").getnames())
     assert {"bench.json", "bench_reward.json", "warp_parity.xml", "eval_calm/llc_skills.json",
-            "hlc_pose/epoch_stats.csv", "llc_calm/train_info.json"} <= names
+            "hlc_pose/epoch_stats.csv", "llc_calm/train_info.json", "llc_default/train_info.json",
+            "llc_default/summary.json", "eval_default/llc_skills.json"} <= names
 
 
 @pytest.mark.slow
@@ -247,6 +252,9 @@ def test_the_dry_run_checkpoint_loads_and_ingests_into_copies(dry_run, tmp_path)
     assert "Not shipped" in card and "DRY RUN" in card  # the untrained toy controller does not beat the shipped one
     assert not (checkpoints / "llc_paper.pth").exists() and done["controllers"]["llc_calm"]["beats_shipped"] is False
     assert (results / "llc_gpu_calm_skills.csv").is_file() and (results / "gpu_check.json").is_file()
+    assert done["controllers"]["llc_default"]["beats_shipped"] is False  # 0.5-s latents: not comparable
+    assert "Not shipped" in (checkpoints / "llc_gpu_default.md").read_text()
+    assert json.loads((results / "bench_llc.json").read_text())["gpu_training"]["llc_default"]["scale"] == "smoke"
     text = readme.read_text()
     block = text.split(gpu_ingest.BEGIN)[1].split(gpu_ingest.END)[0]
     assert "`bench_env`" in block and "`eval_calm`" in block and "Not run on a GPU yet" not in block

@@ -1,15 +1,17 @@
-"""One-shot GPU verification: every GPU path of the project in one call, each step under its own time limit.
+"""``anyskill gpu-check OUT_DIR``: every GPU path of the project in one call, each step under its own time limit.
 
 Run through ``scripts/gpu_check.sh OUT_DIR [--dry-run] [options]`` (which first makes sure the environment is
-installed), or directly with the project's Python once it is. Steps, in order (``--only``/``--skip`` choose):
+installed), or directly as ``anyskill gpu-check`` once it is. Steps, in order (``--only``/``--skip`` choose):
 
 =================== ====================================================================================
 ``warp_parity``     ``tests/test_warp_backend.py`` with ``ANYSKILL_WARP_DEVICE=cuda:0`` (Warp vs MuJoCo C)
 ``bench_env``       ``bench/run.py``: HumanoidEnv vs raw MuJoCo Warp stepping at 1k-8k worlds
 ``bench_reward``    ``bench/bench_reward.py --device cuda:0``: rendered + CLIP-encoded (fp16) frames/s
-``llc_default``     the default low-level route (``train-llc --route tracking``) for a wall-clock budget
-``llc_calm``        ``train-llc --scale paper`` (CALM) for a wall-clock budget, a checkpoint every minute
-``eval_default``    ``anyskill eval-llc`` on the packed ``llc_default`` checkpoint (held-out skills too)
+``llc_default``     the default low-level route through its one-shot GPU trainer (``python -m
+                    anyskill.llc.tracking.oneshot``: the tracking env alone, then tracker + student on MuJoCo Warp
+                    at the ``gpu`` sizes) for a wall-clock budget; its evaluation is ``eval_default``'s
+``llc_calm``        ``train-llc --route calm --scale paper`` for a wall-clock budget, a checkpoint every minute
+``eval_default``    ``anyskill eval-llc`` on the packed ``llc_default`` checkpoint (held-out skills, the tracker)
 ``eval_calm``       the same on ``llc_calm``
 ``hlc_pose``        a high-level policy on a pose goal (the shipped LLC), timed
 ``hlc_text``        one on a text prompt, CLIP on rendered frames (random weights unless cached ones exist)
@@ -24,7 +26,7 @@ suite; its outputs have the same names and formats. OUT_DIR receives at most 8 f
 * ``results.tar.gz``: the benchmark JSONs, parity report, training records, eval CSV/JSON/PNG, HLC statistics;
 * ``llc_default.pth``, ``llc_calm.pth`` (weights only; fp16 and split into ``.partNN`` when over 16 MiB).
 
-``scripts/gpu_ingest.py OUT_DIR`` turns them into committed results.
+``anyskill gpu-ingest OUT_DIR`` turns them into committed results.
 """
 
 from __future__ import annotations
@@ -35,121 +37,38 @@ import json
 import os
 import platform
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_files import MAX_FILE_BYTES, MAX_FILES, bundle, join_parts, pack_checkpoint  # noqa: E402
+from anyskill.gpu.files import MAX_FILE_BYTES, MAX_FILES, bundle, join_parts, pack_checkpoint
+from anyskill.gpu.steps import Step, run_steps
+from anyskill.provenance import REPO_ROOT, git_commit
 
 STEPS = ("warp_parity", "bench_env", "bench_reward", "llc_default", "llc_calm", "eval_default", "eval_calm",
          "hlc_pose", "hlc_text")
-GPU_TIMEOUTS = {"warp_parity": 120, "bench_env": 60, "bench_reward": 40, "llc_default": 80, "llc_calm": 95,
-                "eval_default": 40, "eval_calm": 40, "hlc_pose": 45, "hlc_text": 60}
-"""Seconds each step may take on the GPU machine (its process is killed after them); sum 580 s, but the ``total``
-limit (480 s) bounds the run and most steps end well before their limit."""
+GPU_TIMEOUTS = {"warp_parity": 120, "bench_env": 60, "bench_reward": 40, "llc_default": 130, "llc_calm": 95,
+                "eval_default": 60, "eval_calm": 40, "hlc_pose": 45, "hlc_text": 60}
+"""Seconds each step may take on the GPU machine (its process is killed after them); sum 650 s, but the ``total``
+limit (480 s) bounds the run and most steps end well before their limit. ``llc_default``: about 45 s from Python's
+start to the first training iteration on an H200 (imports, the tracking env alone measured, Warp kernels compiled or
+read from the ahead-of-time cache), then its 50-s training budget, a last iteration and the checkpoints;
+``eval_default`` (the student, and the tracker with its reference) took 39.8 s of its former 40."""
 DRY_TIMEOUTS = {"warp_parity": 120, "bench_env": 60, "bench_reward": 60, "llc_default": 90, "llc_calm": 100,
                 "eval_default": 60, "eval_calm": 60, "hlc_pose": 45, "hlc_text": 60}
 TRAIN_SECONDS = {"gpu": {"llc_default": 50.0, "llc_calm": 60.0}, "dry": {"llc_default": 10.0, "llc_calm": 5.0}}
-"""Wall-clock training budgets (``--time-budget``) of the two low-level routes."""
+"""Wall-clock training budgets of the two low-level routes (the one-shot trainer's ``--budget``, ``train-llc
+--time-budget``)."""
 TOTAL = {"gpu": 480.0, "dry": 180.0}
 """Seconds for all steps: on the GPU 8 minutes, so that the install (about a minute from local wheels) and the
 transfers fit one 10-minute device command; the dry run 3 minutes on an idle 2-core machine."""
 GOALS = {"env_over_backend_max": 1.25, "physics_steps_per_s_min": 2e6, "render_and_encode_fps_min": 1e4}
 TEXT_PROMPT = "raise both arms"
 POSE_CLIP = "squat"
-
-
-@dataclass
-class Step:
-    """One command of the check. ``argv`` may be a function of the results so far (checkpoint paths);
-    ``collect(result, ctx)`` returns the step's key numbers after it ran; ``needs``: steps that must be ok first."""
-
-    name: str
-    argv: list[str] | Callable[[dict[str, Any]], list[str]]
-    timeout: float
-    env: dict[str, str] = field(default_factory=dict)
-    collect: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
-    needs: tuple[str, ...] = ()
-    skip_reason: str | None = None
-
-
-def tail(text: str, chars: int = 2000) -> str:
-    return text[-chars:]
-
-
-def run_command(argv: list[str], timeout: float, env: dict[str, str] | None = None, log=None) -> dict[str, Any]:
-    """Run ``argv`` in its own process group for at most ``timeout`` s; returns status ("ok", "failed",
-    "timed_out"), returncode, wall_s, stdout, stderr. On timeout the whole group gets SIGTERM, then SIGKILL."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
-    timed_out = False
-    try:
-        out, err = proc.communicate(timeout=max(timeout, 0.1))
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                out, err = proc.communicate(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        else:
-            out, err = "", ""
-    wall = time.perf_counter() - t0
-    status = "timed_out" if timed_out else ("ok" if proc.returncode == 0 else "failed")
-    if log is not None:
-        log.write(f"\n===== $ {' '.join(argv)}\n===== {status} (rc {proc.returncode}) in {wall:.1f} s\n"
-                  f"----- stdout\n{out}\n----- stderr\n{err}\n")
-        log.flush()
-    return {"status": status, "returncode": proc.returncode, "wall_s": round(wall, 2), "stdout": out or "",
-            "stderr": err or ""}
-
-
-def run_steps(steps: list[Step], total: float, log=None, ctx: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Run ``steps`` in order; each gets min(its timeout, what is left of ``total``). A step whose ``needs`` did not
-    end ok, or for which less than 5 s are left, is skipped. A failing ``collect`` marks its step failed."""
-    ctx = {} if ctx is None else ctx
-    t0 = time.perf_counter()
-    records = []
-    for step in steps:
-        left = total - (time.perf_counter() - t0)
-        rec: dict[str, Any] = {"name": step.name, "timeout_s": step.timeout, "numbers": {}}
-        missing = [n for n in step.needs if ctx.get(n, {}).get("status") != "ok"]
-        reason = step.skip_reason or (f"needs {', '.join(missing)}" if missing else None)
-        if reason is None and left < 5:
-            reason = f"total budget of {total:.0f} s spent"
-        if reason is not None:
-            rec.update(status="skipped", reason=reason, wall_s=0.0)
-        else:
-            argv = step.argv(ctx) if callable(step.argv) else step.argv
-            result = run_command(argv, min(step.timeout, left), step.env, log)
-            rec.update(command=argv, status=result["status"], returncode=result["returncode"],
-                       wall_s=result["wall_s"], stderr_tail=tail(result["stderr"]), stdout_tail=tail(result["stdout"],
-                                                                                                     800))
-            if step.collect is not None and result["status"] != "timed_out":
-                try:
-                    rec["numbers"] = step.collect(result, ctx)
-                except Exception as e:  # noqa: BLE001 - a broken output is this step's failure, not the run's
-                    rec.update(status="failed", collect_error=f"{type(e).__name__}: {e}")
-        ctx[step.name] = rec
-        records.append(rec)
-        print(f"[gpu_check] {step.name}: {rec['status']} in {rec['wall_s']:.1f} s "
-              + json.dumps(rec["numbers"])[:300], flush=True)
-    return records
 
 
 # ------------------------------------------------------------------------------------------- collectors
@@ -191,6 +110,28 @@ def train_numbers(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def oneshot_numbers(out_dir: Path) -> dict[str, Any]:
+    """samples, wall time and samples/s of a one-shot training (its ``summary.json``), per stage too, beside the
+    tracking env alone on the same worlds and the time from Python's start to the first iteration."""
+    s = json.loads((out_dir / "summary.json").read_text())
+    stages = {k: {"samples": int(s[k]["samples"]), "wall_s": round(float(s[k].get("wall_s") or 0), 2),
+                  "samples_per_s": s[k].get("samples_per_s")}
+              for k in ("tracker", "distill") if isinstance(s.get(k), dict) and "samples" in s[k]}
+    samples, wall = sum(v["samples"] for v in stages.values()), sum(v["wall_s"] for v in stages.values())
+    env = s.get("env_alone", {})
+    return {"scale": s.get("sizes"), "num_envs": env.get("worlds"), "stages": stages, "samples": samples,
+            "wall_time_s": round(wall, 2), "samples_per_s": round(samples / wall, 1) if wall else None,
+            "tracker_over_env_alone": s.get("tracker", {}).get("over_env_alone"),
+            "env_alone": {k: env.get(k) for k in ("env_control_steps_per_s", "env_over_backend", "first_steps_s")},
+            "python_start_to_first_iteration_s": s.get("python_start_to_first_iteration_s"),
+            "train_wall_s": s.get("train_wall_s")}
+
+
+def run_dir_of(work: Path, name: str) -> Path:
+    """Where training step ``name`` leaves its checkpoints: the one-shot trainer's run folder for ``llc_default``."""
+    return work / f"{name}_work" / "run" if name == "llc_default" else work / name
+
+
 def final_checkpoint(run_dir: Path) -> Path:
     """``run_dir/llc.pth`` (the tracking route's), else the newest rl-games checkpoint of ``run_dir/nn``."""
     if (run_dir / "llc.pth").is_file():
@@ -221,19 +162,6 @@ def hlc_numbers(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- the plan
-def cli_options(command: str) -> set[str]:
-    """The option strings ``anyskill <command>`` accepts (to wire what exists in this checkout)."""
-    from anyskill.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {s for a in sub.choices[command]._actions for s in a.option_strings}
-
-
-def train_llc_options() -> set[str]:
-    """The option strings of ``anyskill train-llc`` (``--route`` once the tracking route is there)."""
-    return cli_options("train-llc")
-
-
 def clip_weights_for_text() -> str:
     """The authors' pretrained tag when its weights are cached here, else "random" (a pipeline check only)."""
     from anyskill.reward.clip_model import DEFAULT_PRETRAINED, cached_weights_file
@@ -247,47 +175,45 @@ def build_plan(work: Path, out: Path, dry: bool, timeouts: dict[str, float], tra
     what :func:`pack_checkpoint` did per route."""
     py, cli = sys.executable, [sys.executable, "-m", "anyskill.cli"]
     dev = "cpu" if dry else "cuda:0"
-    options = train_llc_options()
-    has_route = "--route" in options
-    every = ["--checkpoint-every", "2" if dry else "60"] if "--checkpoint-every" in options else []
 
-    def train_step(name: str, route: str, scale: str, extra: list[str], skip: str | None) -> Step:
-        run_dir = work / name
-        argv = [*cli, "train-llc", *(["--route", route] if has_route else []), "--scale", scale, "--out",
-                str(run_dir), "--time-budget", str(train_s[name]), *every, "--device", dev, "--seed", "0",
-                "--no-progress", *extra]
+    def pack(name: str, numbers: dict[str, Any]) -> dict[str, Any]:
+        run_dir = run_dir_of(work, name)
+        ckpt = final_checkpoint(run_dir)
+        packed[name] = pack_checkpoint(ckpt, out / f"{name}.pth")
+        join_parts(out / f"{name}.pth", work / f"{name}_packed.pth")  # eval reads exactly what comes back
+        numbers.update(checkpoint=ckpt.name, packed=packed[name],
+                       checkpoints_written=len(list((run_dir / "nn").glob("*.pth"))) if (run_dir / "nn").is_dir()
+                       else 1)
+        return numbers
 
-        def collect(result: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
-            numbers = train_numbers(run_dir, result)
-            ckpt = final_checkpoint(run_dir)
-            packed[name] = pack_checkpoint(ckpt, out / f"{name}.pth")
-            join_parts(out / f"{name}.pth", work / f"{name}_packed.pth")  # eval reads exactly what comes back
-            numbers.update(checkpoint=ckpt.name, packed=packed[name],
-                           checkpoints_written=len(list((run_dir / "nn").glob("*.pth"))) if (run_dir / "nn").is_dir()
-                           else 1)
-            return numbers
-
-        return Step(name, argv, timeouts[name], collect=collect, skip_reason=skip)
-
-    eval_options = cli_options("eval-llc")
+    # the default route through its one-shot GPU trainer (gpu sizes on MuJoCo Warp; --dry-run: smoke sizes on Warp's
+    # CPU device); its evaluation is eval_default's, so the trainer's own is left out
+    default = Step("llc_default", [py, "-m", "anyskill.llc.tracking.oneshot", str(work / "llc_default"), "--budget",
+                                   str(train_s["llc_default"]), "--eval-timeout", "0", "--work",
+                                   str(work / "llc_default_work"), "--seed", "0", *(["--dry-run"] if dry else [])],
+                   timeouts["llc_default"],
+                   collect=lambda r, c: pack("llc_default", oneshot_numbers(work / "llc_default")))
+    calm_dir = run_dir_of(work, "llc_calm")
+    calm = Step("llc_calm", [*cli, "train-llc", "--route", "calm", "--scale", "paper", "--out", str(calm_dir),
+                             "--time-budget", str(train_s["llc_calm"]), "--checkpoint-every", "2" if dry else "60",
+                             "--device", dev, "--seed", "0", "--no-progress",
+                             *(["--envs", "8", "--backend", "warp", "--epochs", "2"] if dry else [])],
+                timeouts["llc_calm"], collect=lambda r, c: pack("llc_calm", train_numbers(calm_dir, r)))
 
     def eval_step(name: str, route: str) -> Step:
         eval_dir = work / name
-        seconds = ["--seconds", "0.5", "--skill-seconds", "0.5", "--idle-seconds", "1"] if dry else []
-        if dry:  # the interface checks have no size options: the GPU run makes them, the dry run leaves them out
-            seconds += [o for o in ("--no-sliding", "--no-random-latents") if o in eval_options]
+        # the interface checks have no size options: the GPU run makes them, the dry run leaves them out
+        seconds = ["--seconds", "0.5", "--skill-seconds", "0.5", "--idle-seconds", "1", "--no-sliding",
+                   "--no-random-latents"] if dry else []
 
         def argv(ctx: dict[str, Any]) -> list[str]:
-            tracker = work / route / "tracker.pth"  # the tracking route's tracker, evaluated with the reference
-            extra = ["--tracker", str(tracker)] if "--tracker" in eval_options and tracker.is_file() and not dry else []
+            tracker = run_dir_of(work, route) / "tracker.pth"  # the tracking route's, evaluated with the reference
+            extra = ["--tracker", str(tracker)] if tracker.is_file() and not dry else []
             return [*cli, "eval-llc", str(work / f"{route}_packed.pth"), "--out", str(eval_dir), "--no-baseline",
                     *seconds, *extra]
 
         return Step(name, argv, timeouts[name], collect=lambda r, c: skill_numbers(eval_dir), needs=(route,))
 
-    default_skip = None if has_route else ("anyskill train-llc has no --route yet: the tracking route (the default "
-                                           "for smoke/laptop) is not in this checkout")
-    calm_extra = ["--envs", "8", "--backend", "warp", "--epochs", "2"] if dry else []
     llc = shipped_llc_path()
     hlc_common = ["--llc", str(llc), "--device", dev, "--seed", "0", "--no-progress"]
     hlc_size = ["--scale", "smoke", "--epochs", "1", "--num-envs", "4"] if dry else ["--scale", "paper"]
@@ -308,8 +234,8 @@ def build_plan(work: Path, out: Path, dry: bool, timeouts: dict[str, float], tra
              collect=lambda r, c: bench_env_numbers(work / "bench.json")),
         Step("bench_reward", bench_reward, timeouts["bench_reward"],
              collect=lambda r, c: json.loads((work / "bench_reward.json").read_text())["results"]),
-        train_step("llc_default", "tracking", "smoke" if dry else "laptop", [], default_skip),
-        train_step("llc_calm", "calm", "paper", calm_extra, None),
+        default,
+        calm,
         eval_step("eval_default", "llc_default"),
         eval_step("eval_calm", "llc_calm"),
         Step("hlc_pose", [*cli, "train-hlc", "--pose-clip", POSE_CLIP, *hlc_size, *hlc_common,
@@ -330,7 +256,7 @@ def shipped_llc_path() -> Path:
 
 
 # ------------------------------------------------------------------------------------------- machine, goals
-def versions(py: str = sys.executable) -> dict[str, Any]:
+def versions() -> dict[str, Any]:
     """Python, platform and the versions of the packages the GPU paths use, and ``nvidia-smi``'s report."""
     from importlib import metadata
 
@@ -360,7 +286,7 @@ def versions(py: str = sys.executable) -> dict[str, Any]:
 
 def cpu_llc_samples_per_s() -> float | None:
     """The committed CPU rate of CALM training (``results/bench_llc.json``, laptop 64 envs, 1 thread)."""
-    path = ROOT / "results" / "bench_llc.json"
+    path = REPO_ROOT / "results" / "bench_llc.json"
     if not path.is_file():
         return None
     rows = json.loads(path.read_text()).get("results", [])
@@ -398,8 +324,11 @@ def goals(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_gpu_check_command(sub) -> None:
+    """Register ``gpu-check`` on the ``anyskill`` parser's sub-parsers."""
+    p = sub.add_parser("gpu-check", help="one-shot GPU verification: every GPU path, each step under its own time "
+                       "limit, at most 8 result files (scripts/gpu_check.sh installs first)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="folder for the (at most 8) result files")
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU (Warp's CPU device)")
     p.add_argument("--work", type=Path, help="folder for everything else (default: a new temporary folder)")
@@ -413,7 +342,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="multiply every step's time limit and the total (a loaded machine; not the training budgets)")
     p.add_argument("--install-record", type=Path, help="JSON written by gpu_check.sh about the install")
     p.add_argument("--commit", help="the commit being checked (where the copy has no .git)")
-    args = p.parse_args(argv)
+    p.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """The check with the options of ``anyskill gpu-check``; 0 when every chosen step ended ok (or was skipped)."""
     mode = "dry" if args.dry_run else "gpu"
     timeouts = {k: v * args.slack for k, v in (dict(DRY_TIMEOUTS if args.dry_run else GPU_TIMEOUTS)
                                                 | _pairs(args.timeout)).items()}
@@ -434,9 +367,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     packed: dict[str, Any] = {}
     error, text_weights, commit, plan = None, "random", args.commit or "unknown", []
-    try:  # a failed install leaves no anyskill: the summary still says so
-        from anyskill.provenance import git_commit
-
+    try:  # a failed install leaves the steps without their packages: the summary still says so
         commit = args.commit or git_commit()
         text_weights = clip_weights_for_text()
         plan = build_plan(work, out, args.dry_run, timeouts, train_s, packed, text_weights)
@@ -480,7 +411,10 @@ def write_outputs(out: Path, work: Path, log_path: Path, summary: dict[str, Any]
     members = {"bench.json": work / "bench.json", "bench_reward.json": work / "bench_reward.json",
                "bench_env_scaling.png": work / "bench_env_scaling.png", "warp_parity.xml": work / "warp_parity.xml"}
     for name in ("llc_default", "llc_calm"):
-        members[f"{name}/train_info.json"] = work / name / "train_info.json"
+        members[f"{name}/train_info.json"] = run_dir_of(work, name) / "train_info.json"
+    members["llc_default/summary.json"] = work / "llc_default" / "summary.json"  # the one-shot trainer's numbers
+    for stem in ("tracker_curve.csv", "distill_curve.csv"):
+        members[f"llc_default/{stem}"] = run_dir_of(work, "llc_default") / stem
     for name in ("eval_default", "eval_calm"):
         for f in sorted((work / name).glob("*")) if (work / name).is_dir() else []:
             members[f"{name}/{f.name}"] = f
@@ -502,6 +436,3 @@ def write_outputs(out: Path, work: Path, log_path: Path, summary: dict[str, Any]
     summary["limit_problems"] = problems
     return files
 
-
-if __name__ == "__main__":
-    sys.exit(main())

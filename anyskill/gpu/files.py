@@ -1,6 +1,7 @@
 """Files that come back from a GPU machine: at most 8, each at most 16 MiB (the device tool's limits).
 
-Shared by ``scripts/gpu_check.py`` (which writes them) and ``scripts/gpu_ingest.py`` (which reads them):
+Shared by :mod:`anyskill.gpu.check` (``anyskill gpu-check``, which writes them) and :mod:`anyskill.gpu.ingest`
+(``anyskill gpu-ingest``, which reads them):
 
 * :func:`pack_checkpoint`: an LLC checkpoint (CALM's rl-games file or the tracking route's student) without what only
   continues training (optimiser state), float weights in fp16 when the fp32 file would exceed the limit (the

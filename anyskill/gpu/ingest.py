@@ -1,6 +1,7 @@
-"""Turn the outputs of one ``scripts/gpu_check.sh`` run into committed results.
+"""``anyskill gpu-ingest OUT_DIR``: turn the outputs of one ``scripts/gpu_check.sh`` run (``anyskill gpu-check``)
+into committed results.
 
-    .venv/bin/python scripts/gpu_ingest.py OUT_DIR            # then review `git diff` and commit
+    .venv/bin/anyskill gpu-ingest OUT_DIR            # then review `git diff` and commit
 
 What it writes (every target a parameter, so the tests ingest into temporary copies):
 
@@ -26,14 +27,12 @@ import argparse
 import json
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_files import join_parts, parts_of, unbundle  # noqa: E402
+from anyskill.gpu.files import join_parts, parts_of, unbundle
+from anyskill.provenance import REPO_ROOT
 
 ROUTES = {"llc_default": ("eval_default", "default route (tracking + distillation)"),
           "llc_calm": ("eval_calm", "CALM, `paper` scale")}
@@ -159,7 +158,7 @@ Every clip's latent held {s.get('seconds')} s from standing, the idle latent {s.
 {table}
 
 Shipped as the default only if it identifies more skills than the shipped one, survives no more than
-{SURVIVAL_SLACK:.0%} less often and keeps the idle latent standing (`scripts/gpu_ingest.py:beats`).
+{SURVIVAL_SLACK:.0%} less often and keeps the idle latent standing (`anyskill.gpu.ingest.beats`).
 """
 
 
@@ -265,20 +264,22 @@ def ingest(out_dir: Path, results: Path, checkpoints: Path, readme: Path, shippe
     return done
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_gpu_ingest_command(sub) -> None:
+    """Register ``gpu-ingest`` on the ``anyskill`` parser's sub-parsers."""
+    p = sub.add_parser("gpu-ingest", help="turn the outputs of a gpu-check run into committed results (benchmark "
+                       "rows, model cards, the README's table)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="the OUT_DIR of a scripts/gpu_check.sh run")
-    p.add_argument("--results", type=Path, default=ROOT / "results")
-    p.add_argument("--checkpoints", type=Path, default=ROOT / "anyskill" / "checkpoints")
-    p.add_argument("--readme", type=Path, default=ROOT / "README.md")
-    p.add_argument("--shipped-skills", type=Path, default=ROOT / "results" / "llc_laptop_skills.json",
+    p.add_argument("--results", type=Path, default=REPO_ROOT / "results")
+    p.add_argument("--checkpoints", type=Path, default=REPO_ROOT / "anyskill" / "checkpoints")
+    p.add_argument("--readme", type=Path, default=REPO_ROOT / "README.md")
+    p.add_argument("--shipped-skills", type=Path, default=REPO_ROOT / "results" / "llc_laptop_skills.json",
                    help="held-out skill summary of the shipped default controller")
-    p.add_argument("--allow-dry-run", action="store_true")
-    args = p.parse_args(argv)
+    p.add_argument("--allow-dry-run", action="store_true", help="ingest a dry run's CPU numbers too (the tests)")
+    p.set_defaults(func=_ingest)
+
+
+def _ingest(args: argparse.Namespace) -> int:
     done = ingest(args.out, args.results, args.checkpoints, args.readme, args.shipped_skills, args.allow_dry_run)
     print(json.dumps(done, indent=1, default=str))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
