@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_eval_llc)
 
     from anyskill.domain.cli import add_domain_commands
+    from anyskill.eval.table_runs import add_table_task_command
     from anyskill.gpu.check import add_gpu_check_command
     from anyskill.gpu.ingest import add_gpu_ingest_command
     from anyskill.hlc.calibrate_cli import add_calibrate_command
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_command(sub)
     add_calibrate_command(sub)
     add_notebook_times_command(sub)
+    add_table_task_command(sub)
     add_gpu_check_command(sub)
     add_gpu_ingest_command(sub)
     return p

@@ -162,3 +162,41 @@ def test_reproduce_hands_the_executor_to_the_notebooks_that_take_one(tmp_path, m
     calls.clear()
     assert rep.reproduce("smoke", tmp_path, only=["07"]) == 0  # the default: the notebook's own (in process)
     assert calls == [("07_table1.ipynb", {"device": "cpu"})]
+
+
+def test_table_task_lists_the_notebooks_trainings(capsys):
+    from anyskill.cli import main
+    from anyskill.eval.table_runs import notebook_defaults, table_tasks
+
+    defaults = notebook_defaults(1)
+    assert defaults["executor"] == "inprocess" and isinstance(defaults["prompts"], list)
+    assert main(["table-task", "--table", "1", "--scale", "laptop", "--out", "OUT", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    tasks = table_tasks(1, defaults["prompts"], "OUT/runs", "laptop")
+    assert len(lines) == len(tasks) == 3 * 5  # laptop: 3 prompts x the 5 methods of Table 1
+    assert lines[4] == f"4\t{tasks[4].name}" and "OUT/runs/table1_laptop/prompt0/ours_full" in lines[4]
+    with pytest.raises(ValueError, match="--index must be in 0..1"):
+        main(["table-task", "--table", "2", "--scale", "smoke", "--out", "OUT", "--index", "7"])
+
+
+@pytest.mark.slow
+def test_trainings_of_a_slurm_array_are_reused_by_the_notebook(tmp_path):
+    """The SLURM recipe (README, "A cluster"): one `anyskill table-task` per array index, then the notebook only
+    assembles the table from their records."""
+    import subprocess
+    import sys
+
+    from anyskill.reproduce import list_notebooks, run_notebook
+
+    for index in ("0", "1"):
+        done = subprocess.run([sys.executable, "-m", "anyskill.cli", "table-task", "--table", "2", "--scale", "smoke",
+                               "--out", str(tmp_path), "--index", index], capture_output=True, text=True,
+                              env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+        assert done.returncode == 0, done.stderr[-3000:]
+    records = sorted(tmp_path.glob("runs/table2_smoke/*/prompt0/ours_full/task.json"))
+    assert [r.parts[-4] for r in records] == ["ball", "door"]
+    executed = run_notebook(list_notebooks(["08"])[0], tmp_path, scale="smoke")
+    outputs = "".join("".join(o.get("text", "")) for c in json.loads(executed.read_text())["cells"]
+                      for o in c.get("outputs", []))
+    assert "2 of 2 trainings finished before (task.json in their folders): reused" in outputs
+    assert (tmp_path / "results" / "table2.md").is_file()
