@@ -125,7 +125,8 @@ def _eval_llc(args: argparse.Namespace) -> int:
 
 
 def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
-    """The sliding-latent, random-latent and tracker checks of ``eval-llc`` (anyskill.llc.latent_checks)."""
+    """The sliding-latent, random-latent (with an untrained high-level policy's latents, free and anchored) and
+    tracker checks of ``eval-llc`` (anyskill.llc.latent_checks)."""
     import json
     from pathlib import Path
 
@@ -148,8 +149,21 @@ def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
     if args.random_latents:
         r = evaluate_random_latents(llc, lib, seed=args.seed)
         summary["random_latents"] = r
-        print(f"random unit latents from standing, {r['seconds']:g} s: held stay up {r['held_survival']:.0%}, "
-              f"switched every 5 steps stay up {r['switched_survival']:.0%}")
+        print(f"random unit latents from standing, {r['seconds']:g} s: held stay up {r['held_survival']:.0%} "
+              f"(pose spread {r['held_pose_spread_m']:.3f} m), switched every 5 steps stay up "
+              f"{r['switched_survival']:.0%} ({r['switched_pose_spread_m']:.3f} m)")
+        from anyskill.llc.latent_checks import evaluate_untrained_hlc
+        from anyskill.llc.prior import latent_prior
+
+        prior = latent_prior(llc, lib, on_status=print)
+        h = evaluate_untrained_hlc(llc, lib, prior, seed=args.seed)
+        h["prior"] = {k: v for k, v in prior.record.items() if k != "curve"}
+        summary["untrained_hlc"] = h
+        print(f"an untrained high-level policy's latents from standing, {h['seconds']:g} s (its initial mean and std, "
+              f"every {h['cadence']} steps): free actions stay up {h['free_survival']:.0%} (pose spread "
+              f"{h['free_pose_spread_m']:.3f} m), anchored on the latent prior (sigma {h['anchor_scale']:g}) stay up "
+              f"{h['anchored_survival']:.0%} ({h['anchored_pose_spread_m']:.3f} m); the clips' own pose spread "
+              f"{h['library_pose_spread_m']:.3f} m")
     if args.tracker:
         import pandas as pd
 
@@ -234,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sliding", action=argparse.BooleanOptionalAction, default=True,
                    help="also replay every clip with latents re-encoded every 5 steps from its first frame")
     e.add_argument("--random-latents", action=argparse.BooleanOptionalAction, default=True,
-                   help="also hold / switch random unit latents from standing for 10 s")
+                   help="also hold / switch random unit latents from standing for 10 s, and send the latents of an "
+                        "untrained high-level policy through the free and the anchored latent action (the controller's "
+                        "latent prior, fitted once and cached in $ANYSKILL_CACHE/prior)")
     e.add_argument("--tracker", help="a tracker checkpoint (tracking route) to evaluate with the reference")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval_llc)

@@ -254,26 +254,40 @@ def untrained_hlc_draw(num: int, latent_dim: int, mode: str, prior: Any = None, 
 
 
 @torch.no_grad()
-def evaluate_untrained_hlc(llc: Any, lib: MotionLibrary, prior: Any = None, num: int = 32, seconds: float = 10.0,
+def untrained_hlc_rollouts(llc: Any, lib: MotionLibrary, prior: Any = None, num: int = 32, seconds: float = 10.0,
                            llc_steps: int = 5, seed: int = 0, anchor_scale: float | None = None,
                            modes: tuple[str, ...] = ("free", "anchored"), policies: int = 4,
-                           units: tuple[int, ...] | None = None) -> dict[str, Any]:
-    """An untrained high-level policy's latents from standing (module docstring), per latent action of ``modes``:
-    "<mode>_survival" (fraction that stays up) and "<mode>_pose_spread_m" (with its _time/_envs parts); beside them
-    "library_pose_spread_m", the clips' own spread. ``prior``: the controller's latent prior (default: fitted or read
-    from the cache, :func:`anyskill.llc.prior.latent_prior`); ``anchor_scale`` default
-    :data:`~anyskill.config.hlc.ANCHOR_SCALE`."""
-    from anyskill.config.hlc import ANCHOR_SCALE, INIT_LOG_STD
+                           units: tuple[int, ...] | None = None) -> dict[str, LatentRollout]:
+    """One :func:`rollout_latents` per latent action of ``modes``, on the latents ``policies`` freshly initialised
+    π_H draw (:func:`untrained_hlc_draw`, the same policies and noise for every mode). ``prior``: the controller's
+    latent prior (default: fitted or read from the cache, :func:`anyskill.llc.prior.latent_prior`);
+    ``anchor_scale`` default :data:`~anyskill.config.hlc.ANCHOR_SCALE`."""
+    from anyskill.config.hlc import ANCHOR_SCALE
 
     scale = ANCHOR_SCALE if anchor_scale is None else anchor_scale
     if prior is None and any(m != "free" for m in modes):
         from anyskill.llc.prior import latent_prior
 
         prior = latent_prior(llc, lib)
+    return {mode: rollout_latents(llc, lib, untrained_hlc_draw(num, llc.latent_dim, mode, prior, scale, policies,
+                                                               seed, units), num, seconds, llc_steps, seed)
+            for mode in modes}
+
+
+@torch.no_grad()
+def evaluate_untrained_hlc(llc: Any, lib: MotionLibrary, prior: Any = None, num: int = 32, seconds: float = 10.0,
+                           llc_steps: int = 5, seed: int = 0, anchor_scale: float | None = None,
+                           modes: tuple[str, ...] = ("free", "anchored"), policies: int = 4,
+                           units: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """An untrained high-level policy's latents from standing (module docstring, :func:`untrained_hlc_rollouts`),
+    per latent action of ``modes``: "<mode>_survival" (fraction that stays up) and "<mode>_pose_spread_m" (with its
+    _time/_envs parts); beside them "library_pose_spread_m", the clips' own spread, and the settings."""
+    from anyskill.config.hlc import ANCHOR_SCALE, INIT_LOG_STD
+
+    scale = ANCHOR_SCALE if anchor_scale is None else anchor_scale
     out: dict[str, Any] = {}
-    for mode in modes:
-        draw = untrained_hlc_draw(num, llc.latent_dim, mode, prior, scale, policies, seed, units)
-        r = rollout_latents(llc, lib, draw, num, seconds, llc_steps, seed)
+    for mode, r in untrained_hlc_rollouts(llc, lib, prior, num, seconds, llc_steps, seed, scale, modes, policies,
+                                          units).items():
         out[f"{mode}_survival"] = r.survival
         out.update({f"{mode}_{k}": v for k, v in r.spread().items()})
     out.update({"library_pose_spread_m": library_pose_spread(lib), "num": float(num), "seconds": float(seconds),
