@@ -18,11 +18,12 @@ can still reach any latent (|σ a| up to 8σ = 2.4 > 1). The option ``"anchored_
 previous latent instead (z_t = normalize(z_{t-1} + σ a), z_0 from the prior): a random walk that π_H does not
 observe.
 
-Measured with the shipped student (``llc_laptop.pth``; 32 envs of 4 untrained π_H, from standing, 10 s,
-``anyskill eval-llc --random-latents``): free actions keep 0 % up; anchored on the nearest-state prior, σ 0.3,
-100 % up with a pose spread of 0.11 m (the clips' own: 0.25 m); an MLP prior blends the latents of the clips that
-start from standing into one the student stands still under (σ ≤ 0.1: 100 % up, spread 0.01 m) or falls under
-(σ 0.3: 50 % up).
+Measured with the shipped student (``llc_laptop.pth``; 32 envs of 4 untrained π_H, from standing, 10 s, 5 seeds,
+``anyskill eval-llc --random-latents``): free actions keep 0-3 % up; anchored on the nearest-state prior, σ 0.3,
+97-100 % up with a pose spread of 0.07-0.11 m (the clips' own: 0.25 m; σ 0.1: 100 %, 0.08 m; σ 0.5: 81-97 %,
+0.13 m). An MLP prior blends the latents of the clips that start from standing into one the student stands still
+under (σ 0.1: 100 % up, spread 0.01 m) or falls under (σ 0.3: 50-91 % up). The CALM controller stays up either way
+but stands still on its prior's latents (spread 0.004 m; free: 0.05 m).
 
 The prior depends only on the controller and the motions, so it is fitted once per (controller, motion library,
 settings) and cached like the state projection (:mod:`anyskill.hlc.projection_cache`): ``$ANYSKILL_CACHE/prior``

@@ -174,3 +174,41 @@ def plot_sliding(df: pd.DataFrame, title: str = ""):
     plt.setp(ax.get_xticklabels(), ha="right")
     fig.tight_layout()
     return fig
+
+
+def plot_anchored_rollouts(rollouts: dict, library_spread_m: float | None = None, title: str = ""):
+    """One column per latent action (``rollouts``: mode -> :class:`LatentRollout` of
+    :func:`anyskill.llc.latent_checks.untrained_hlc_rollouts`), one line per env: the root (pelvis) height over time
+    (top) and how far the pose has moved from the first one (bottom: mean distance of the 15 root-relative body
+    positions, heading frame, m); a line turns grey after its env's fall (×, the env's fall rule). Each column's
+    title gives the stay-up fraction and the pose spread (m)."""
+    modes = list(rollouts)
+    fig, axes = plt.subplots(2, len(modes), figsize=(5.2 * len(modes), 5.6), sharey="row", sharex=True,
+                             squeeze=False)
+    names = {"free": "free action: z = normalize(a)", "anchored": "anchored: z = normalize(μ_p(s) + σ a)",
+             "anchored_previous": "anchored on the previous z"}
+    for col, mode in enumerate(modes):
+        r = rollouts[mode]
+        h = r.root_height.numpy()[1:]
+        moved = np.linalg.norm(r.poses.numpy() - r.poses.numpy()[:1], axis=-1).mean(-1)  # (T, N)
+        t = np.arange(1, len(h) + 1) * r.dt
+        fallen_at = np.where(r.fell.numpy(), (~r.alive.numpy()).argmax(0), len(h) - 1)
+        for ax, y in ((axes[0][col], h), (axes[1][col], moved)):
+            for i in range(y.shape[1]):
+                k = int(fallen_at[i])
+                ax.plot(t[:k + 1], y[:k + 1, i], lw=1.2, color=plt.cm.tab10(i % 10))
+                if k < len(y) - 1:
+                    ax.plot(t[k:], y[k:, i], lw=0.8, color="0.7")
+                    ax.plot(t[k], y[k, i], "x", color="k", ms=4)
+            ax.grid(alpha=0.3)
+        spread = r.spread()["pose_spread_m"]
+        axes[0][col].set_title(f"{names.get(mode, mode)}\nstay up {r.survival:.0%}, pose spread {spread:.3f} m",
+                               fontsize=9)
+        axes[1][col].set_xlabel("time (s)")
+    axes[0][0].set_ylabel("root (pelvis) height (m)")
+    axes[1][0].set_ylabel("pose moved from the start (m)")
+    sub = f" (the clips' own pose spread: {library_spread_m:.3f} m)" if library_spread_m is not None else ""
+    fig.suptitle((title + "\n" if title else "") + "latents of an untrained high-level policy, from standing" + sub,
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
