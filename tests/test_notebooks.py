@@ -106,7 +106,8 @@ def test_notebook_04_high_level_training(tmp_path):
     assert proj["speedup"]["speedup"] > 1 and _names_scoring_model(proj["provenance"]["clip_weights"])
     _, text_meta = read_csv(tmp_path / "results" / "04_text_rollout.csv")
     assert _names_scoring_model(text_meta["clip_weights"])
-    for name in ("04_pose_goal_curves", "04_projection_fit", "04_text_goal_curves", "04_text_filmstrip"):
+    for name in ("04_pose_goal_curves", "04_projection_fit", "04_text_goal_curves", "04_text_filmstrip",
+                 "04_anchored_action"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
 
 
