@@ -48,8 +48,10 @@ def main() -> None:
 
     lib = default_library()
     states: list[dict[str, torch.Tensor]] = []
+    cpu_s: list[float] = [time.process_time()]  # this process's CPU time at the end of every iteration
 
     def keep(net, row) -> None:
+        cpu_s.append(time.process_time())
         if args.keep_weights:
             states.append({k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
 
@@ -58,11 +60,16 @@ def main() -> None:
     wall = time.perf_counter() - t0
     if args.keep_weights:
         torch.save(states, args.out / f"weights_rank{ddp.rank()}{'_resumed' if resume else ''}.pt")
+    # CPU seconds of every process over the counted iterations (after the first), summed over the processes
+    steady = cpu_s[-1] - cpu_s[-args.iterations] if args.iterations > 1 else cpu_s[-1] - cpu_s[0]
+    cpu_total = float(ddp.all_reduce_mean(torch.tensor([steady], dtype=torch.float64))) * ddp.world_size()
     if ddp.is_main():
         (args.out / "run.json").write_text(json.dumps({
             "processes": ddp.world_size(), "samples": run.samples, "wall_s": wall,
             "iterations": len(run.curve), "num_envs_per_process": track.num_envs,
-            "samples_per_s_steady": _steady(run.curve[len(run.curve) - args.iterations:])}))
+            "samples_per_s_steady": _steady(run.curve[len(run.curve) - args.iterations:]),
+            "cpu_s_steady": cpu_total, "samples_steady": run.curve[-1]["samples"] - (
+                run.curve[-args.iterations]["samples"] if args.iterations > 1 else 0)}))
     ddp.shutdown()
 
 

@@ -171,3 +171,18 @@ def test_calm_trains_on_two_cpu_processes_in_rl_games_multi_gpu_loop(tmp_path):
     info = json.loads((run / "train_info.json").read_text())
     assert info["processes"] == 2 and info["epochs"] == 3
     assert info["samples"] == 2 * 3 * info["num_envs"] * info["config"]["horizon_length"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="NCCL needs CUDA GPUs (run where a GPU is lent)")
+def test_nccl_collectives_on_the_gpus(tmp_path):
+    """One process per GPU (NCCL refuses two on one GPU): the same weights, gradients and normaliser everywhere."""
+    gpus = torch.cuda.device_count()
+    launcher = [sys.executable] if gpus == 1 else [*TORCHRUN[:-1], str(gpus)]
+    _run([*launcher, str(REPO / "tests" / "ddp_nccl_worker.py"), str(tmp_path)])
+    records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(gpus)]
+    assert all(r["backend"] == "nccl" and r["world"] == gpus and r["flag"] for r in records)
+    assert [r["device"] for r in records] == [f"cuda:{r}" for r in range(gpus)]
+    for key in ("weights", "grads", "norm_mean", "count", "mean_rank"):
+        assert all(r[key] == records[0][key] for r in records), key
+    assert records[0]["count"] == pytest.approx(32 * gpus, abs=1e-3)
+    assert records[0]["mean_rank"] == pytest.approx((gpus - 1) / 2)

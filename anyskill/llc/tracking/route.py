@@ -20,6 +20,7 @@ processes of ``num_envs`` worlds each, sample counts over all of them; rank 0 wr
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -51,6 +52,11 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
     ppo = replace(prof.ppo, total_samples=tracker_samples or prof.ppo.total_samples)
     dcfg = replace(prof.distill, **envs)
     dcfg = replace(dcfg, total_samples=distill_samples or dcfg.total_samples)
+    if ddp.world_size() > 1 and torch.device(track.device).type == "cpu":  # data-parallel: the cores are shared
+        share = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", ddp.world_size())))
+        track = replace(track, num_threads=num_threads or min(track.num_threads, share))
+        ppo = replace(ppo, learn_threads=min(ppo.learn_threads, share))
+        dcfg = replace(dcfg, learn_threads=min(dcfg.learn_threads, share))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     info_path = out / "train_info.json"
