@@ -16,8 +16,8 @@ With torch.distributed not initialised (a plain ``python`` / ``anyskill`` run) e
 process, rank 0 of 1, the single-process code path unchanged. :func:`init_from_env` starts the process group from
 the variables torchrun sets (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``)::
 
-    torchrun --standalone --nproc-per-node 2 -m anyskill train-llc --route tracking --scale laptop   # 2 CPU procs
-    torchrun --standalone --nproc-per-node 4 -m anyskill train-llc --route tracking --device cuda     # 4 GPUs
+    torchrun --standalone --nproc-per-node 2 -m anyskill.cli train-llc --route tracking --scale laptop   # 2 CPU procs
+    torchrun --standalone --nproc-per-node 4 -m anyskill.cli train-llc --route tracking --device cuda   # 4 GPUs
 
 ``ANYSKILL_DDP_MIRROR=1`` gives every process rank 0's seed (the same worlds everywhere): the data-parallel update
 then equals the single-process one, which the tests use to check the averaging; it is a check, not a training mode.
