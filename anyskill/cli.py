@@ -68,7 +68,7 @@ def _train_llc_route(args: argparse.Namespace, route: str) -> int:
                                     tracker_samples=args.tracker_samples, distill_samples=args.distill_samples,
                                     num_envs=args.envs, num_threads=args.threads, seed=args.seed,
                                     progress=not args.no_progress, device=args.device or "cpu",
-                                    backend=args.backend)
+                                    backend=args.backend, tracker=args.tracker)
         if ddp.is_main():
             print(f"tracker: {info['tracker']['samples'] if 'tracker' in info else 'done before'} samples; "
                   f"student: {info['distill']['samples']} samples")
@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tracker-samples", type=int, help="tracking route: tracker samples (default: the scale's)")
     t.add_argument("--distill-samples", type=int, help="tracking route: distillation samples (default: the scale's)")
     t.add_argument("--threads", type=int, help="tracking route: MuJoCo stepping threads (default: the scale's)")
+    t.add_argument("--tracker", choices=["ppo", "model_based"], default="ppo",
+                   help="tracking route: the tracker's training, PPO (default) or through a learnt world model (an "
+                   "option: docs/model_based_tracker.md)")
     t.set_defaults(func=_train_llc)
 
     e = sub.add_parser("eval-llc", help="per-clip imitation metrics of an LLC checkpoint, beside an untrained baseline")

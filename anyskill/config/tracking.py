@@ -3,7 +3,7 @@ distillation, and their sizes per scale (:func:`route_profile`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -93,6 +93,68 @@ class TrackerPPOConfig:
 
 
 @dataclass
+class ModelBasedConfig:
+    """The model-based tracker (:mod:`anyskill.llc.tracking.model_based`, SuperTrack-style; LLC-ROUTES.md,
+    "Model-based trackers"): a world model learnt from the simulator's transitions, the policy trained by
+    backpropagating a tracking loss through it over short windows that start in real states."""
+
+    total_samples: int = 2_000_000
+    """real control steps (all worlds)."""
+    collect_steps: int = 8
+    """control steps per world between learning phases."""
+    buffer_steps: int = 256
+    """control steps per world kept (the newest): 256 x 256 worlds is 65 k transitions."""
+    warmup_samples: int = 16_384
+    """real samples before the policy starts learning (the model learns first)."""
+    model_window: int = 8
+    """control steps the model rolls out from a real state against the real transitions."""
+    policy_window: int = 8
+    """control steps the policy acts inside the model from a real state."""
+    policy_rollout: str = "corrected"
+    """"model": the policy's window is the model's own rollout (SuperTrack); "corrected": each step is the real next
+    state plus the model's predicted effect of the policy's action change, model(s~, a) - model(real, a_logged), so
+    model error cannot compound (the value is the real trajectory's wherever the actions agree)."""
+    model_updates: int = 12
+    policy_updates: int = 2
+    model_batch: int = 512
+    policy_batch: int = 128
+    model_units: tuple[int, ...] = (256, 256)
+    actor_units: tuple[int, ...] = (512, 256)
+    critic_units: tuple[int, ...] = (512, 256)
+    """the critic is not trained here; it is kept so that PPO can fine-tune the same :class:`Tracker`."""
+    model_lr: float = 1e-3
+    policy_lr: float = 3e-4
+    max_grad_norm: float = 1.0
+    action_std: float = 0.1
+    """exploration noise of the collecting policy (residual action units)."""
+    w_pos: float = 1.0
+    """tracking loss weights: world body positions (m),"""
+    w_local: float = 1.0
+    """root-relative body positions (m),"""
+    w_rot: float = 0.3
+    """body rotations (rad),"""
+    w_vel: float = 0.1
+    """root-relative body velocities (m/s),"""
+    w_action: float = 0.01
+    """squared residual actions."""
+    learn_threads: int = 1
+    checkpoint_every_s: float = 300.0
+    eval_every_samples: int = 0
+    """0: no periodic evaluation; else evaluate the tracker on every clip every this many real samples."""
+
+    def __post_init__(self) -> None:
+        for name in ("collect_steps", "buffer_steps", "model_window", "policy_window", "model_batch", "policy_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelBasedConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.policy_rollout not in ("model", "corrected"):
+            raise ValueError("ModelBasedConfig.policy_rollout must be 'model' or 'corrected', "
+                             f"got {self.policy_rollout!r}")
+        if self.buffer_steps <= max(self.model_window, self.policy_window, self.collect_steps):
+            raise ValueError(f"ModelBasedConfig.buffer_steps ({self.buffer_steps}) must exceed the windows "
+                             f"({self.model_window}, {self.policy_window}) and collect_steps ({self.collect_steps})")
+
+
+@dataclass
 class DistillConfig:
     """DAgger settings and student sizes."""
 
@@ -154,6 +216,8 @@ class RouteProfile:
     distill: DistillConfig
     tracker_share: float = 0.6
     """fraction of a wall-clock budget given to the tracker."""
+    model_based: ModelBasedConfig = field(default_factory=ModelBasedConfig)
+    """the model-based tracker's settings (``train-llc --tracker model_based``; its samples are ``ppo``'s)."""
 
 
 ROUTE_PROFILES = ("smoke", "laptop", "paper", "gpu")
@@ -177,6 +241,10 @@ def route_profile(scale: str) -> RouteProfile:
             distill=DistillConfig(num_envs=8, horizon=8, total_samples=128, replay_size=1024, updates=2,
                                   minibatch=32, reg_batch=16, enc_units=(64,), policy_units=(64, 64),
                                   checkpoint_every_s=1e9),
+            model_based=ModelBasedConfig(collect_steps=4, buffer_steps=16, warmup_samples=32, model_window=4,
+                                         policy_window=4, model_updates=2, policy_updates=2, model_batch=16,
+                                         policy_batch=8, model_units=(64,), actor_units=(64, 64),
+                                         critic_units=(64, 64), checkpoint_every_s=1e9),
         )
     if scale == "gpu":
         return RouteProfile(
@@ -194,4 +262,5 @@ def route_profile(scale: str) -> RouteProfile:
         track=TrackingConfig(num_envs=envs, num_threads=2),
         ppo=TrackerPPOConfig(total_samples=12_000_000, learn_threads=2),
         distill=DistillConfig(num_envs=envs, total_samples=4_000_000, learn_threads=2),
+        model_based=ModelBasedConfig(learn_threads=2),
     )

@@ -212,3 +212,31 @@ def plot_anchored_rollouts(rollouts: dict, library_spread_m: float | None = None
                  fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_tracker_comparison(runs: list[dict], title: str = ""):
+    """Trackers compared over real samples (``bench/bench_model_based.py``'s ``runs``: per clip and method, the
+    evaluations from the first frame and from standing): root-relative body error before a fall; dots where the clip
+    was finished."""
+    clips = list(dict.fromkeys(r["clip"] for r in runs))
+    fig, axes = plt.subplots(1, len(clips), figsize=(5.2 * len(clips), 3.8), squeeze=False)
+    colors = {"ppo": "tab:blue", "model_based": "tab:red"}
+    for ax, clip in zip(axes[0], clips, strict=True):
+        for r in (r for r in runs if r["clip"] == clip):
+            ev = r["evaluations"]
+            x = [e["samples"] / 1e6 for e in ev]
+            for start, style in (("first", "-"), ("standing", "--")):
+                y = [e[f"error_{start}_m"] for e in ev]
+                label = f"{r['method']}, from the {'first frame' if start == 'first' else 'standing pose'}"
+                ax.plot(x, y, style, color=colors.get(r["method"], "gray"), label=label)
+                done = [(xi, yi) for xi, yi, e in zip(x, y, ev, strict=True) if e[f"finished_{start}"] == 1.0]
+                if done:
+                    ax.scatter(*zip(*done, strict=True), color=colors.get(r["method"], "gray"), s=18, zorder=3)
+        ax.set(title=f"{clip} (dots: clip finished)", xlabel="real samples (millions)",
+               ylabel="body error before a fall (m)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,4 +1,5 @@
-"""The tracking route to the low-level interface: a tracker by PPO, then DAgger distillation (``train-llc --route
+"""The tracking route to the low-level interface: a tracker by PPO (or, as an option, through a learnt world model:
+:mod:`~anyskill.llc.tracking.model_based`), then DAgger distillation (``train-llc --route
 tracking``, the default at ``smoke`` and ``laptop``, and on a GPU with the ``gpu`` sizes; CALM stays the ``paper``
 route). It runs on the device it is given: MuJoCo C on the CPU, MuJoCo Warp on a GPU.
 
@@ -31,6 +32,7 @@ import torch
 from anyskill.config.tracking import route_profile
 from anyskill.llc import distributed as ddp
 from anyskill.llc.tracking.distill import distill
+from anyskill.llc.tracking.model_based import train_model_based_tracker
 from anyskill.llc.tracking.tracker import load_tracker, train_tracker
 
 
@@ -38,10 +40,14 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
                          tracker_samples: int | None = None, distill_samples: int | None = None,
                          num_envs: int | None = None, num_threads: int | None = None, seed: int = 0,
                          progress: bool = True, log_every: int = 0, device: str | None = None,
-                         backend: str | None = None) -> dict:
+                         backend: str | None = None, tracker: str = "ppo") -> dict:
     """Both stages of the route into ``out_dir`` (module docstring), resuming whatever is there. Returns the
     ``train_info.json`` dict. ``scale``: a :data:`~anyskill.config.tracking.ROUTE_PROFILES` name; ``device``
-    (default: the profile's) and ``backend`` ("mujoco" | "warp" | "auto") override the profile's."""
+    (default: the profile's) and ``backend`` ("mujoco" | "warp" | "auto") override the profile's. ``tracker``:
+    "ppo" (the default) or "model_based" (:mod:`anyskill.llc.tracking.model_based`, an option measured in
+    ``docs/model_based_tracker.md``; same samples, same checkpoint, same distillation)."""
+    if tracker not in ("ppo", "model_based"):
+        raise ValueError(f"tracker must be 'ppo' or 'model_based', got {tracker!r}")
     torch.set_num_threads(1)
     prof = route_profile(scale)
     envs: dict[str, Any] = {"num_envs": num_envs} if num_envs else {}
@@ -50,6 +56,7 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
     where.update({"backend": backend} if backend else {})
     track = replace(prof.track, seed=seed, **envs, **threads, **where)
     ppo = replace(prof.ppo, total_samples=tracker_samples or prof.ppo.total_samples)
+    mb = replace(prof.model_based, total_samples=ppo.total_samples)
     dcfg = replace(prof.distill, **envs)
     dcfg = replace(dcfg, total_samples=distill_samples or dcfg.total_samples)
     if ddp.world_size() > 1 and torch.device(track.device).type == "cpu":  # data-parallel: the cores are shared
@@ -61,20 +68,32 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
     out.mkdir(parents=True, exist_ok=True)
     info_path = out / "train_info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    info.update({"route": "tracking", "scale": scale, "seed": seed, "clips": lib.clip_names,
+    info.update({"route": "tracking", "scale": scale, "seed": seed, "clips": lib.clip_names, "tracker_method": tracker,
                  "tracking": asdict(track), "ppo": asdict(ppo), "distill": asdict(dcfg)})
+    if tracker == "model_based":
+        if ddp.world_size() > 1:
+            raise ValueError("the model-based tracker trains in one process (no torchrun)")
+        info["model_based"] = asdict(mb)
     start = time.time()
     tracker_path = out / "tracker.pth"
-    done_tracker = tracker_path.is_file() and torch.load(tracker_path, map_location="cpu",
-                                                         weights_only=False)["samples"] >= ppo.total_samples
+    before = torch.load(tracker_path, map_location="cpu", weights_only=False) if tracker_path.is_file() else None
+    if before is not None and before.get("method", "ppo") != tracker:
+        raise ValueError(f"{tracker_path} was trained by the {before.get('method', 'ppo')} tracker, not {tracker}: "
+                         "use another --out")
+    done_tracker = before is not None and before["samples"] >= ppo.total_samples
     main = ddp.is_main()  # data-parallel (issue 29): rank 0 writes train_info.json and logs
     if log_every and main:
         print(f"tracking route: scale {scale}, device {track.device}, backend {track.backend}, "
               f"{track.num_envs} humanoids x {ddp.world_size()} process(es)", flush=True)
     if not done_tracker:
         budget = None if time_budget_s is None else time_budget_s * prof.tracker_share
-        run = train_tracker(lib, out, track, ppo, resume=tracker_path if tracker_path.is_file() else None,
-                            time_budget_s=budget, seed=seed, progress=progress, log_every=log_every)
+        resume = tracker_path if tracker_path.is_file() else None
+        if tracker == "model_based":
+            run = train_model_based_tracker(lib, out, track, mb, resume=resume, time_budget_s=budget, seed=seed,
+                                            progress=progress, log_every=log_every)
+        else:
+            run = train_tracker(lib, out, track, ppo, resume=resume, time_budget_s=budget, seed=seed,
+                                progress=progress, log_every=log_every)
         info["tracker"] = {"samples": run.samples, "wall_s": info.get("tracker", {}).get("wall_s", 0.0) + run.wall_s}
         if main:
             info_path.write_text(json.dumps(info, indent=1))
