@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +31,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("ppo", "model_based")
+
+
+def _seconds(t: float) -> float | None:
+    """A fall time, or None where the clip was finished (JSON has no NaN)."""
+    return None if math.isnan(t) else round(t, 3)
 
 
 def train_one(method: str, clip: str, samples: int, eval_every: int, seed: int, rollout: str) -> dict:
@@ -56,7 +62,7 @@ def train_one(method: str, clip: str, samples: int, eval_every: int, seed: int, 
         for start, standing in (("first", False), ("standing", True)):
             r = evaluate_tracker(net, lib, track, standing=standing)
             row.update({f"finished_{start}": r["finished"], f"error_{start}_m": r["local_error_m"],
-                        f"fall_{start}_s": r["per_clip"][0]["fall_time_s"]})
+                        f"fall_{start}_s": _seconds(r["per_clip"][0]["fall_time_s"])})
         evals.append(row)
         return {}
 

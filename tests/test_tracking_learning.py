@@ -1,5 +1,6 @@
 """Learning signals of the tracking route, for 5 seeds, single-threaded: the tracker learns to finish a clip that the
-plain PD replay falls on, with a smaller tracking error; the distilled student's action error falls."""
+plain PD replay falls on, with a smaller tracking error, by PPO and through a learnt world model; the distilled
+student's action error falls."""
 
 from __future__ import annotations
 
@@ -60,3 +61,38 @@ def test_tracker_learns_to_finish_a_kick_that_pd_replay_falls_on(motion_lib, tmp
         assert before["finished"] == 0.0
         assert after["finished"] == 1.0, (standing, after)
         assert after["local_error_m"] < 0.6 * before["local_error_m"], (standing, before, after)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(2))
+def test_model_based_tracker_learns_a_squat_that_pd_replay_falls_on(motion_lib, tmp_path, seed):
+    """The model-based tracker (issue 28) on the squat clip (64 humanoids, 12 k real samples of which the first 8 k
+    train only the world model, ~1 min on one core): the model's one-step error on transitions it has not yet learnt
+    from must fall by 40 % (measured 0.51 -> 0.23), and the tracker, deterministic, from the clip's first frame and
+    from standing, must finish the squat that the zero-residual replay falls on, with 25 % less root-relative body
+    error (measured 35-56 % less).
+
+    Seeds: 0-4 pass (measured 2026-12-05 on the 2-core VM); the suite runs 0-1 to keep CI short. Longer runs are not
+    stable: at 40 k samples 4 of 5 seeds had lost the squat again (docs/model_based_tracker.md)."""
+    from anyskill.config.tracking import ModelBasedConfig
+    from anyskill.llc.tracking.model_based import train_model_based_tracker
+
+    torch.set_num_threads(1)
+    lib = MotionLibrary([motion_lib.clips[motion_lib.clip_names.index("squat")]])
+    track = TrackingConfig(num_envs=64, episode_length=120, seed=seed)
+    cfg = ModelBasedConfig(total_samples=12_288, warmup_samples=8192, actor_units=(128, 128), critic_units=(32,),
+                           model_units=(128, 128), model_batch=256, policy_batch=64)
+    run = train_model_based_tracker(lib, tmp_path, track, cfg, seed=seed, progress=False)
+    first = sum(r["model_error"] for r in run.curve[:3]) / 3
+    last = sum(r["model_error"] for r in run.curve[-5:]) / 5
+    assert last < 0.6 * first, (first, last)
+    trained, _ = load_tracker(run.checkpoint)
+    replay = Tracker(trained.obs_dim, trained.act_dim, trained.actor_units, trained.critic_units).eval()
+    torch.nn.init.zeros_(replay.actor[-1].weight)
+    torch.nn.init.zeros_(replay.actor[-1].bias)
+    for standing in (False, True):
+        before = evaluate_tracker(replay, lib, track, standing=standing)
+        after = evaluate_tracker(trained, lib, track, standing=standing)
+        assert before["finished"] == 0.0
+        assert after["finished"] == 1.0, (standing, after)
+        assert after["local_error_m"] < 0.75 * before["local_error_m"], (standing, before, after)
