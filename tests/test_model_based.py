@@ -125,7 +125,7 @@ def test_tiny_run_writes_a_tracker_the_ppo_loader_takes_and_resumes(motion_lib, 
     tracker, settings = load_tracker(run.checkpoint)
     assert settings.num_envs == 4
     assert evaluate_tracker(tracker, lib, track)["per_clip"][0]["clip"] == "wave_right_hand"
-    more = ModelBasedConfig(**{**cfg.__dict__, "total_samples": 256})
+    more = ModelBasedConfig(**{**cfg.__dict__, "total_samples": 256, "policy_rollout": "model"})  # the other rollout
     again = train_model_based_tracker(lib, tmp_path, track, more, resume=run.checkpoint, progress=False)
     assert again.samples == 256 and len(again.curve) == 8
     assert (tmp_path / "tracker_curve.csv").is_file()
