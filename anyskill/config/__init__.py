@@ -5,7 +5,8 @@ and :mod:`anyskill.reproduce`; the rl-games configs are generated from them.
 * :mod:`anyskill.config.llc` — the LLC's env (:class:`LLCEnvSettings`), networks (:class:`CALMNetworkConfig`),
   agent (:class:`CALMSettings`) and latent prior (:class:`LatentPriorSettings`);
 * :mod:`anyskill.config.tracking` — the tracking route: task (:class:`TrackingConfig`), tracker PPO
-  (:class:`TrackerPPOConfig`), distillation (:class:`DistillConfig`), sizes per scale (:func:`route_profile`);
+  (:class:`TrackerPPOConfig`), the model-based tracker (:class:`ModelBasedConfig`), distillation
+  (:class:`DistillConfig`), sizes per scale (:func:`route_profile`);
 * :mod:`anyskill.config.hlc` — π_H's network (:class:`HLCNetworkSettings`), its environment (:class:`HLCEnvConfig`)
   and the state projection's calibration per scale (:class:`CalibrationSizes`, :data:`CALIBRATION_SIZES`);
 * :mod:`anyskill.config.reward` — Eq. 3 (:class:`RewardConfig`) and early termination (:class:`EarlyTerminationConfig`);
@@ -30,12 +31,19 @@ from anyskill.config.ppo import PPOSettings
 from anyskill.config.profiles import SCALES, HLCProfile, LLCProfile, NotebookSizes, ScaleProfile, check_scale, profile
 from anyskill.config.reward import EarlyTerminationConfig, RewardConfig
 from anyskill.config.sim import STATE_INITS, EnvConfig
-from anyskill.config.tracking import DistillConfig, RouteProfile, TrackerPPOConfig, TrackingConfig, route_profile
+from anyskill.config.tracking import (
+    DistillConfig,
+    ModelBasedConfig,
+    RouteProfile,
+    TrackerPPOConfig,
+    TrackingConfig,
+    route_profile,
+)
 
 __all__ = [
     "CALMNetworkConfig", "CALMSettings", "HLCNetworkSettings", "HLCProfile", "LLCEnvSettings", "LLCProfile",
     "NotebookSizes", "PPOSettings", "SCALES", "ScaleProfile", "check_scale", "profile", "DistillConfig", "RouteProfile",
     "TrackerPPOConfig", "TrackingConfig", "route_profile", "CALIBRATION_SIZES", "CalibrationSizes", "DomainModelConfig",
     "DomainTrainSettings", "E2ESettings", "EarlyTerminationConfig", "HLCEnvConfig", "KinematicSettings", "LLMSettings",
-    "RewardConfig", "EnvConfig", "STATE_INITS", "LatentPriorSettings",
+    "RewardConfig", "EnvConfig", "STATE_INITS", "LatentPriorSettings", "ModelBasedConfig",
 ]

@@ -50,6 +50,7 @@ from typing import Any
 import torch
 from rl_games.algos_torch import torch_ext
 from rl_games.algos_torch.a2c_continuous import A2CAgent
+from rl_games.common import a2c_common
 from torch import Tensor
 
 from anyskill.config.llc import CALMNetworkConfig, CALMSettings
@@ -75,7 +76,8 @@ class CALMAgent(A2CAgent):
 
     def __init__(self, base_name: str, params: dict[str, Any]):
         self.calm = CALMSettings.from_config(params["config"].get("calm"))
-        super().__init__(base_name, params)
+        with _no_writer_off_rank_zero():
+            super().__init__(base_name, params)
         self.net_cfg: CALMNetworkConfig = self.model.calm.cfg
         self.env: Any = getattr(self.vec_env, "env", self.vec_env)
         env_dt = getattr(self.env, "dt", None)
@@ -120,15 +122,8 @@ class CALMAgent(A2CAgent):
         self.multi_gpu = True
         self.global_rank, self.world_size = ddp.rank(), ddp.world_size()
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if self.global_rank != 0:  # rl-games made a TensorBoard writer on every process: rank 0 alone writes
+        if self.global_rank != 0:  # rank 0 alone prints and writes (no TensorBoard writer here: see __init__)
             self.print_stats = False
-            if self.writer is not None:
-                events = getattr(getattr(self.writer, "file_writer", None), "event_writer", None)
-                self.writer.close()
-                name = getattr(events, "_file_name", None)
-                if name is not None:
-                    Path(name).unlink(missing_ok=True)
-            self.writer = None
 
     def train(self):
         """rl-games' training loop; on several CPU processes (gloo) without its CUDA device selection."""
@@ -454,6 +449,22 @@ class CALMAgent(A2CAgent):
         # data-parallel: the exact-resume state (worlds, generators, replay) is one process's; the others start
         # their own worlds from the restored weights
         self._pending_resume = read_resume_file(fn) if ddp.is_main() else None
+
+
+@contextmanager
+def _no_writer_off_rank_zero() -> Iterator[None]:
+    """rl-games opens a TensorBoard event file in its constructor on every process (it learns its rank later, from
+    ``multi_gpu``); under torchrun the ranks above 0 open none. Two processes starting in the same second would
+    otherwise share one file name (``events.out.tfevents.<second>.<host>``) and write over each other."""
+    if not ddp.is_distributed() or ddp.rank() == 0:
+        yield
+        return
+    make = a2c_common.SummaryWriter
+    a2c_common.SummaryWriter = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        a2c_common.SummaryWriter = make
 
 
 @contextmanager
