@@ -68,6 +68,26 @@ def test_helpers_are_the_identity_in_one_process():
     assert n == 5 and torch.allclose(mean, x.mean(0)) and torch.allclose(var, x.var(0, unbiased=False))
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_rank_zero_opens_a_tensorboard_event_file(tmp_path, monkeypatch, rank):
+    """rl-games' constructor opens an event file on every process, named by the second and the host only: ranks
+    above 0 must open none, or two ranks starting in the same second write one file over each other."""
+    from rl_games.common import a2c_common
+
+    from anyskill.llc.calm import agent
+
+    monkeypatch.setattr(ddp, "is_distributed", lambda: True)
+    monkeypatch.setattr(ddp, "rank", lambda: rank)
+    make = a2c_common.SummaryWriter
+    with agent._no_writer_off_rank_zero():
+        writer = a2c_common.SummaryWriter(str(tmp_path))
+    assert a2c_common.SummaryWriter is make
+    if writer is not None:
+        writer.close()
+    assert (writer is None) == (rank != 0)
+    assert len(list(tmp_path.glob("events.*"))) == (1 if rank == 0 else 0)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """The tracker at smoke sizes for 4 iterations: one process; two processes on one seed (mirror); two processes
