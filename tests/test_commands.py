@@ -68,8 +68,10 @@ def test_compare_llc_pose_trains_and_keeps_other_rows(llc_path, tmp_path):
             "--out", str(out)]
     assert main([*args, "--controller", f"arm={llc_path}"]) == 0
     assert main([*args, "--controller", f"arm again={llc_path}"]) == 0
+    assert main([*args, "--controller", f"arm={llc_path}", "--latent-action", "anchored"]) == 0
     df = pd.read_csv(out, comment="#")
-    assert sorted(df["controller"]) == ["arm", "arm again"] and (df["pose_error_untrained_m"] > 0).all()
-    assert "kept_rows_from" in out.read_text()
+    assert sorted(zip(df["controller"], df["latent_action"], strict=True)) == [("arm", "anchored"), ("arm", "free"),
+                                                                  ("arm again", "free")]
+    assert (df["pose_error_untrained_m"] > 0).all() and "kept_rows_from" in out.read_text()
     with pytest.raises(ValueError, match="LABEL=CHECKPOINT"):
         main([*args, "--controller", "no-path"])

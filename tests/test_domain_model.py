@@ -208,7 +208,7 @@ def test_domain_e2e_command(tmp_path, monkeypatch, capsys):
 
     def fake(clip_model, projection, prompt, fact, llc, out_dir, settings, motion_lib=None, reward_source="projection",
              upright=False):
-        calls.append((prompt, fact, settings.num_envs, upright))
+        calls.append((prompt, fact, settings.num_envs, upright, settings.latent_action))
         return {"prompt": prompt, "fact": fact, "model": clip_model.spec.description, "num_envs": settings.num_envs,
                 "epochs": settings.epochs, "train_s": 0.0, **{f"{t}_{k}": 0.5 for t in ("before", "after")
                                                               for k in ("fact_rate", "quantity", "similarity",
@@ -221,9 +221,10 @@ def test_domain_e2e_command(tmp_path, monkeypatch, capsys):
     (ck / "anyskill_domain_e2e.json").write_text(json.dumps({"rows": [], "previous_controller": {"rows": ["old"]}}))
     out = tmp_path / "run"
     assert main(["domain-e2e", "--only", "0", "--opposites", "--upright", "--envs", "4", "--out", str(out),
-                 "--llc", "some_llc.pth", "--card", str(ck / "anyskill_domain_e2e.json")]) == 0
-    assert calls == [("raise both arms above the head", "both_arms_up", 4, True),
-                     ("arms down by the sides", "both_arms_up", 4, True)]
+                 "--llc", "some_llc.pth", "--card", str(ck / "anyskill_domain_e2e.json"),
+                 "--latent-action", "anchored"]) == 0
+    assert calls == [("raise both arms above the head", "both_arms_up", 4, True, "anchored"),
+                     ("arms down by the sides", "both_arms_up", 4, True, "anchored")]
     record = json.loads((out / "e2e.json").read_text())
     assert [r["prompt"] for r in record["rows"]] == [c[0] for c in calls] and record["llc"] == "some_llc.pth"
     kept = json.loads((ck / "anyskill_domain_e2e.json").read_text())

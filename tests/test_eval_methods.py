@@ -203,3 +203,22 @@ def test_every_method_trains_and_is_measured(key, ctx, tmp_path):
     result = rollout_method(run, ctx, seconds=0.4)
     row = measure(run, result, ctx.clip_model, clip_stride=6)
     assert row["method"] == key and -100 <= row["clip_s"] <= 100 and np.isfinite(row["foot_sliding_m_s"])
+
+
+@pytest.mark.slow
+def test_a_tables_latent_action_reaches_each_training_and_its_task_inputs(ctx, tmp_path):
+    """``latent_action`` of the table context (the notebooks' parameter): each π_H trains and rolls out through it, and
+    a finished training of the other latent action is never reused (it is one of the task's inputs)."""
+    from dataclasses import replace
+
+    from anyskill.eval.methods import MethodTask, task_inputs
+    from anyskill.hlc.policy import load_hlc
+
+    anchored = replace(ctx, latent_action="anchored")
+    run = train_method(METHODS["ours_full"], "kick", anchored, tmp_path / "anchored", seconds=0.4)
+    assert run.train is not None and load_hlc(run.train.checkpoint).latent_action == "anchored"
+    result = rollout_method(run, anchored, seconds=0.4)
+    assert np.allclose(np.linalg.norm(np.asarray(result.latents), axis=-1), 1.0, atol=1e-5)
+    task = MethodTask("ours_full", "kick", tmp_path / "t")
+    assert task_inputs(task, ctx)["latent_action"] == "free" and task_inputs(task, anchored)["latent_action"] == \
+        "anchored"

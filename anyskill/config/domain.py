@@ -56,3 +56,5 @@ class E2ESettings:
     eval_seconds: float = 4.0
     eval_envs: int = 8
     seed: int = 0
+    latent_action: str = "free"
+    """how π_H's action becomes a latent (:attr:`anyskill.config.hlc.HLCEnvConfig.latent_action`)."""

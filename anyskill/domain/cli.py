@@ -46,7 +46,8 @@ def _domain_e2e(args: argparse.Namespace) -> int:
         from anyskill.llc.shipped import shipped_llc
 
         args.llc = shipped_llc()
-    settings = E2ESettings(num_envs=args.envs, epochs=args.epochs, learning_rate=args.lr, seed=args.seed)
+    settings = E2ESettings(num_envs=args.envs, epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
+                            latent_action=args.latent_action)
     domain = ClipModel(ClipSpec(weights=args.weights))
     rnd = proj = None
     notes = []
@@ -67,6 +68,8 @@ def _domain_e2e(args: argparse.Namespace) -> int:
 
 def add_domain_commands(sub) -> None:
     """Register ``train-domain-clip`` and ``domain-e2e`` on the ``anyskill`` parser's sub-parsers."""
+    from anyskill.config.hlc import LATENT_ACTIONS
+
     d = sub.add_parser("train-domain-clip", help="render + caption this humanoid and train the project's domain "
                        "text-image model (closed vocabulary, not CLIP; clip_weights='anyskill-domain')")
     d.add_argument("--data", default=DEFAULT_DATA, help="captioned renders (made first if missing)")
@@ -105,6 +108,8 @@ def add_domain_commands(sub) -> None:
     e.add_argument("--upright", action="store_true", help="also the rates on frames not fallen")
     e.add_argument("--card", metavar="E2E_JSON", help="record the table as the model's end-to-end JSON (e.g. "
                    "anyskill/checkpoints/anyskill_domain_e2e.json) and rewrite the model card beside it")
+    e.add_argument("--latent-action", choices=LATENT_ACTIONS, default="free", help="how π_H's action becomes a "
+                   "latent: free (the paper's) or anchored on the latent prior (anyskill.llc.prior)")
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_domain_e2e)

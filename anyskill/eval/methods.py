@@ -124,6 +124,9 @@ class MethodContext:
     """scene name -> its object-aware state projection (:func:`anyskill.hlc.projection_cache.calibrated_projection`
     with ``scene=``); a scene listed here trains on it when ``reward_source`` is "projection"."""
     kinematic: KinematicSettings = field(default_factory=KinematicSettings)
+    latent_action: str = "free"
+    """how each π_H's action becomes a latent (:attr:`anyskill.config.hlc.HLCEnvConfig.latent_action`): "free" is the
+    paper's; "anchored" acts around the latent prior (a named departure, issue 27)."""
 
 
 @dataclass
@@ -169,7 +172,8 @@ def train_method(method: Method, prompt: str, ctx: MethodContext, out_dir: str |
         return MethodRun(method, prompt, text, None, kinematic=result, kinematic_curve=curve)
     goal = method_goal(method, text, ctx, scene)
     env_config = HLCEnvConfig(reward=replace(RewardConfig(), w_velocity=method.w_velocity),
-                              early_termination=method.early_termination, scene=scene)
+                              early_termination=method.early_termination, scene=scene,
+                              latent_action=ctx.latent_action)
     train = train_hlc(goal, ctx.llc_checkpoint, scale=ctx.scale, out_dir=out_dir, seed=ctx.seed,
                       num_envs=ctx.num_envs, max_epochs=ctx.max_epochs, env_config=env_config, device=ctx.device,
                       progress=False)
@@ -231,7 +235,8 @@ def task_inputs(task: MethodTask, ctx: MethodContext) -> dict[str, Any]:
     return {"method": task.key, "prompt": task.prompt, "scene": task.scene, "seconds": task.seconds,
             "clip_stride": task.clip_stride, "scale": ctx.scale, "seed": ctx.seed, "device": ctx.device,
             "max_epochs": ctx.max_epochs, "num_envs": ctx.num_envs, "reward_source": ctx.reward_source,
-            "render_interval": ctx.render_interval, "llc": str(ctx.llc_checkpoint),
+            "render_interval": ctx.render_interval, "latent_action": ctx.latent_action,
+            "llc": str(ctx.llc_checkpoint),
             "clip_weights": ctx.clip_model.spec.description, **enhancer_provenance(ctx.enhancer),
             "commit": git_commit()}
 

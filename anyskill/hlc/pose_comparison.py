@@ -29,12 +29,16 @@ CONTROLLERS = {"tracking route (shipped)": "anyskill/checkpoints/llc_laptop.pth"
 
 def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = None, clips: tuple[str, ...] = CLIPS,
                           epochs: int = 60, envs: int = 32, seed: int = 0, eval_seconds: float = 2.0,
-                          keep_others: bool = False) -> pd.DataFrame:
+                          keep_others: bool = False, latent_action: str = "free",
+                          anchor_scale: float | None = None) -> pd.DataFrame:
     """Pose error of the untrained and the trained π_H per clip and controller (module docstring), written to ``out``
-    with its provenance. ``keep_others``: rows of controllers not run here are kept from an existing ``out``."""
+    with its provenance. ``keep_others``: rows of other (controller, latent action) pairs are kept from an existing
+    ``out`` (rows written before the column existed are "free"); ``anchor_scale``: σ of anchored actions (None: the
+    default, :data:`anyskill.config.hlc.ANCHOR_SCALE`), named in the latent_action column when it is not the default."""
     import pandas as pd
     import torch
 
+    from anyskill.config.hlc import ANCHOR_SCALE, HLCEnvConfig
     from anyskill.hlc.goal_spec import find_clip
     from anyskill.hlc.pose_goal import PoseGoal
     from anyskill.hlc.rollout import evaluate
@@ -44,8 +48,12 @@ def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = 
     torch.set_num_threads(1)
     out = Path(out)
     controllers = dict(controllers or CONTROLLERS)
+    env_config = HLCEnvConfig(latent_action=latent_action, anchor_scale=anchor_scale or ANCHOR_SCALE)
+    if latent_action != "free" and anchor_scale not in (None, ANCHOR_SCALE):
+        latent_action = f"{latent_action} (σ {anchor_scale:g})"
     prov = Provenance("anyskill compare-llc-pose", config={"epochs": epochs, "envs": envs, "clips": clips,
-                                                           "controllers": controllers},
+                                                           "controllers": controllers, "latent_action": latent_action,
+                                                           "anchor_scale": env_config.anchor_scale},
                       seed=seed, clip_weights="none (pose goals)")
     rows = []
     for clip in clips:
@@ -55,20 +63,25 @@ def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = 
             t0 = time.time()
             with tempfile.TemporaryDirectory() as tmp:
                 run = train_hlc(goal, path, scale="laptop", out_dir=tmp, seed=seed, num_envs=envs, max_epochs=epochs,
-                                progress=False)
+                                env_config=env_config, progress=False)
                 assert run.initial_checkpoint is not None  # train_hlc always writes it
                 before = evaluate(run.initial_checkpoint, path, goal, seconds=eval_seconds, seed=seed)
                 after = evaluate(run.checkpoint, path, goal, seconds=eval_seconds, seed=seed)
-            rows.append({"goal_clip": clip, "controller": label, "pose_error_untrained_m": before.mean_pose_error,
+            rows.append({"goal_clip": clip, "controller": label, "latent_action": latent_action,
+                         "pose_error_untrained_m": before.mean_pose_error,
                          "pose_error_trained_m": after.mean_pose_error, "train_s": round(time.time() - t0, 1)})
             print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     if keep_others and out.is_file():
         old = pd.read_csv(out, comment="#")
+        if "latent_action" not in old:
+            old.insert(2, "latent_action", "free")
         header = [ln[2:].strip() for ln in out.read_text().splitlines() if ln.startswith("# ")]
-        prov.config["kept_rows_from"] = {"controllers": sorted(set(old["controller"]) - set(controllers)),
+        kept = old[~(old["controller"].isin(list(controllers)) & (old["latent_action"] == latent_action))]
+        prov.config["kept_rows_from"] = {"rows": sorted({f"{c}, {a}" for c, a in zip(kept["controller"],
+                                                                                 kept["latent_action"], strict=True)}),
                                          "provenance": header}
-        df = pd.concat([old[~old["controller"].isin(list(controllers))], df], ignore_index=True)
+        df = pd.concat([kept, df], ignore_index=True)
     prov.finish().write_csv(df, out)
     return df
 
@@ -81,14 +94,17 @@ def _compare(args: argparse.Namespace) -> int:
             raise ValueError(f"--controller takes LABEL=CHECKPOINT, got {args.controller}")
         controllers = {label: path for label, _, path in pairs}
     df = compare_on_pose_goals(args.out, controllers, tuple(args.clips), args.epochs, args.envs, args.seed,
-                               args.eval_seconds, keep_others=bool(args.only or args.controller))
-    print(df.groupby("controller")[["pose_error_untrained_m", "pose_error_trained_m"]].mean())
+                               args.eval_seconds, keep_others=bool(args.only or args.controller or args.keep),
+                               latent_action=args.latent_action, anchor_scale=args.anchor_scale)
+    print(df.groupby(["controller", "latent_action"])[["pose_error_untrained_m", "pose_error_trained_m"]].mean())
     print(f"-> {args.out}")
     return 0
 
 
 def add_compare_command(sub) -> None:
     """Register ``compare-llc-pose`` on the ``anyskill`` parser's sub-parsers."""
+    from anyskill.config.hlc import LATENT_ACTIONS
+
     c = sub.add_parser("compare-llc-pose", help="train high-level policies on pose goals of 5 clips on each low-level "
                        "controller and compare their pose errors before and after",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,5 +116,9 @@ def add_compare_command(sub) -> None:
     c.add_argument("--controller", action="append", metavar="LABEL=CHECKPOINT",
                    help="compare these controllers instead (repeatable); rows of others in --out are kept")
     c.add_argument("--clips", nargs="+", default=list(CLIPS), help="goal clips (their middle frame)")
+    c.add_argument("--latent-action", choices=LATENT_ACTIONS, default="free",
+                   help="how π_H's action becomes a latent: free (the paper's) or anchored on the latent prior")
+    c.add_argument("--anchor-scale", type=float, help="σ of anchored actions (default: the env's)")
+    c.add_argument("--keep", action="store_true", help="keep the rows of other controllers and latent actions in --out")
     c.add_argument("--eval-seconds", type=float, default=2.0, help="deterministic rollout per evaluation, s")
     c.set_defaults(func=_compare)

@@ -135,11 +135,14 @@ def hlc_section(path: Path) -> list[str]:
     if not path.is_file():
         return []
     df = pd.read_csv(path, comment="#")
-    mean = df.groupby("controller")[["pose_error_untrained_m", "pose_error_trained_m"]].mean().reset_index()
+    keys = ["controller", "latent_action"] if "latent_action" in df else ["controller"]
+    mean = df.groupby(keys)[["pose_error_untrained_m", "pose_error_trained_m"]].mean().reset_index()
     return ["", "## One level up: high-level policies on pose goals",
             "π_H trained on each controller toward the middle frame of 5 clips (`anyskill compare-llc-pose`: "
-            "`laptop` profile, 60 epochs × 32 envs, seed 0); mean pose error (m) of deterministic 2-s rollouts from "
-            f"standing before and after training (`results/{path.name}`):", "",
+            "`laptop` profile, 60 epochs × 32 envs, seed 0; π_H's action a free unit latent, the paper's, or "
+            "anchored on the latent prior, z = normalize(μ_p(s) + σ·a), σ 0.3 unless named); mean pose error (m) of "
+            "deterministic 2-s rollouts from standing"
+            f" before and after training (`results/{path.name}`):", "",
             markdown_table(df.drop(columns=["train_s"])), "", "Mean over the goals:", "", markdown_table(mean)]
 
 
