@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anyskill.config.hlc import ANCHOR_SCALE
+
 
 @dataclass(frozen=True)
 class DomainModelConfig:
@@ -58,3 +60,5 @@ class E2ESettings:
     seed: int = 0
     latent_action: str = "free"
     """how π_H's action becomes a latent (:attr:`anyskill.config.hlc.HLCEnvConfig.latent_action`)."""
+    anchor_scale: float = ANCHOR_SCALE
+    """σ of anchored latent actions."""

@@ -47,7 +47,7 @@ def _domain_e2e(args: argparse.Namespace) -> int:
 
         args.llc = shipped_llc()
     settings = E2ESettings(num_envs=args.envs, epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
-                            latent_action=args.latent_action)
+                            latent_action=args.latent_action, anchor_scale=args.anchor_scale)
     domain = ClipModel(ClipSpec(weights=args.weights))
     rnd = proj = None
     notes = []
@@ -68,7 +68,7 @@ def _domain_e2e(args: argparse.Namespace) -> int:
 
 def add_domain_commands(sub) -> None:
     """Register ``train-domain-clip`` and ``domain-e2e`` on the ``anyskill`` parser's sub-parsers."""
-    from anyskill.config.hlc import LATENT_ACTIONS
+    from anyskill.config.hlc import ANCHOR_SCALE, LATENT_ACTIONS
 
     d = sub.add_parser("train-domain-clip", help="render + caption this humanoid and train the project's domain "
                        "text-image model (closed vocabulary, not CLIP; clip_weights='anyskill-domain')")
@@ -110,6 +110,8 @@ def add_domain_commands(sub) -> None:
                    "anyskill/checkpoints/anyskill_domain_e2e.json) and rewrite the model card beside it")
     e.add_argument("--latent-action", choices=LATENT_ACTIONS, default="free", help="how π_H's action becomes a "
                    "latent: free (the paper's) or anchored on the latent prior (anyskill.llc.prior)")
+    e.add_argument("--anchor-scale", type=float, default=ANCHOR_SCALE, help="σ of anchored latent actions (default: "
+                   "%(default)s)")
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_domain_e2e)

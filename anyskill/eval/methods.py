@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from anyskill.config.hlc import HLCEnvConfig
+from anyskill.config.hlc import ANCHOR_SCALE, HLCEnvConfig
 from anyskill.config.reward import EarlyTerminationConfig, RewardConfig
 from anyskill.eval.executor import Executor, InProcess, TaskFailure
 from anyskill.eval.kinematic import FPS, KinematicSettings, optimise_kinematic
@@ -127,6 +127,8 @@ class MethodContext:
     latent_action: str = "free"
     """how each π_H's action becomes a latent (:attr:`anyskill.config.hlc.HLCEnvConfig.latent_action`): "free" is the
     paper's; "anchored" acts around the latent prior (a named departure, issue 27)."""
+    anchor_scale: float = ANCHOR_SCALE
+    """σ of anchored latent actions (:attr:`anyskill.config.hlc.HLCEnvConfig.anchor_scale`)."""
 
 
 @dataclass
@@ -173,7 +175,7 @@ def train_method(method: Method, prompt: str, ctx: MethodContext, out_dir: str |
     goal = method_goal(method, text, ctx, scene)
     env_config = HLCEnvConfig(reward=replace(RewardConfig(), w_velocity=method.w_velocity),
                               early_termination=method.early_termination, scene=scene,
-                              latent_action=ctx.latent_action)
+                              latent_action=ctx.latent_action, anchor_scale=ctx.anchor_scale)
     train = train_hlc(goal, ctx.llc_checkpoint, scale=ctx.scale, out_dir=out_dir, seed=ctx.seed,
                       num_envs=ctx.num_envs, max_epochs=ctx.max_epochs, env_config=env_config, device=ctx.device,
                       progress=False)
@@ -236,6 +238,7 @@ def task_inputs(task: MethodTask, ctx: MethodContext) -> dict[str, Any]:
             "clip_stride": task.clip_stride, "scale": ctx.scale, "seed": ctx.seed, "device": ctx.device,
             "max_epochs": ctx.max_epochs, "num_envs": ctx.num_envs, "reward_source": ctx.reward_source,
             "render_interval": ctx.render_interval, "latent_action": ctx.latent_action,
+            **({"anchor_scale": ctx.anchor_scale} if ctx.latent_action != "free" else {}),
             "llc": str(ctx.llc_checkpoint),
             "clip_weights": ctx.clip_model.spec.description, **enhancer_provenance(ctx.enhancer),
             "commit": git_commit()}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from anyskill.config import profile
+from anyskill.config.hlc import ANCHOR_SCALE, LATENT_ACTIONS
 from anyskill.eval.kinematic import KinematicSettings
 from anyskill.eval.methods import TABLE_METHODS, MethodContext, MethodTask, method_tasks, run_method_tasks
 from anyskill.hlc.clip_goals import RewardSource
@@ -52,10 +53,11 @@ def table_models(scale: str, seed: int = 0, device: str = "cpu", llc_checkpoint:
 
 def table_context(llc_ckpt: Path, clip_model: Any, renderer: Any, enhancer: Any, scale: str, seed: int = 0,
                   device: str = "cpu", reward_source: str = "projection", scenes: tuple[str, ...] = (),
-                  on_status: Callable[[str], None] | None = print, latent_action: str = "free") -> MethodContext:
+                  on_status: Callable[[str], None] | None = print, latent_action: str = "free",
+                  anchor_scale: float = ANCHOR_SCALE) -> MethodContext:
     """The method context of a table: with ``reward_source`` "projection" the calibrated state projection (from
     the cache, or calibrated now) of the humanoid, or of each of ``scenes`` (Table 2); the scale's sizes; every π_H
-    acting through ``latent_action``."""
+    acting through ``latent_action`` (σ ``anchor_scale`` when anchored)."""
     from anyskill.hlc.projection_cache import calibrated_projection
     from anyskill.llc import load_llc
 
@@ -77,7 +79,7 @@ def table_context(llc_ckpt: Path, clip_model: Any, renderer: Any, enhancer: Any,
                          kinematic=KinematicSettings(population=sizes.kinematic_population,
                                                      elites=max(2, sizes.kinematic_population // 4),
                                                      iterations=sizes.kinematic_iterations),
-                         latent_action=latent_action)
+                         latent_action=latent_action, anchor_scale=anchor_scale)
 
 
 def table_prompts(table: int, prompts: list[str] | dict[str, str], scale: str) -> list[str] | dict[str, str]:
@@ -117,7 +119,8 @@ def notebook_defaults(table: int) -> dict[str, Any]:
 def _table_task(args: argparse.Namespace) -> int:
     defaults = notebook_defaults(args.table)
     given = {"llc_checkpoint": args.llc, "clip_weights": args.clip_weights, "enhance": args.enhance,
-             "reward_source": args.reward_source, "latent_action": args.latent_action}
+             "reward_source": args.reward_source, "latent_action": args.latent_action,
+             "anchor_scale": args.anchor_scale}
     p = {**defaults, **{k: v for k, v in given.items() if v is not None}}
     out = Path(args.out)
     tasks = table_tasks(args.table, p["prompts"], out / "runs", args.scale)
@@ -135,7 +138,8 @@ def _table_task(args: argparse.Namespace) -> int:
                                                             p["clip_weights"], p["enhance"])
     scenes = tuple(p["prompts"]) if args.table == 2 else ()
     ctx = table_context(llc_ckpt, clip_model, renderer, enhancer, args.scale, args.seed, args.device,
-                        p["reward_source"], scenes, latent_action=p.get("latent_action", "free"))
+                        p["reward_source"], scenes, latent_action=p["latent_action"],
+                        anchor_scale=p["anchor_scale"])
     task = tasks[args.index]
     rows, _ = run_method_tasks([task], ctx, retries=0)
     print(f"task {args.index} ({task.name}) finished: {task.out_dir / 'task.json'}")
@@ -145,8 +149,6 @@ def _table_task(args: argparse.Namespace) -> int:
 
 def add_table_task_command(sub) -> None:
     """Register ``table-task`` on the ``anyskill`` parser's sub-parsers."""
-    from anyskill.config.hlc import LATENT_ACTIONS
-
     t = sub.add_parser("table-task", help="run one training of a paper table (07-09) by its index, e.g. one element "
                        "of a SLURM job array; the notebook then reuses it")
     t.add_argument("--table", type=int, choices=sorted(TABLE_NOTEBOOKS), required=True)
@@ -162,6 +164,7 @@ def add_table_task_command(sub) -> None:
     t.add_argument("--clip-weights", help="default: the notebook's")
     t.add_argument("--enhance", choices=("llm", "offline", "none"), help="default: the notebook's")
     t.add_argument("--reward-source", choices=("projection", "render"), help="default: the notebook's")
+    t.add_argument("--anchor-scale", type=float, help="σ of anchored latent actions (default: the notebook's)")
     t.add_argument("--latent-action", choices=LATENT_ACTIONS, help="how π_H's action becomes a latent (default: the "
                    "notebook's)")
     t.set_defaults(func=_table_task)
