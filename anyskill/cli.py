@@ -164,6 +164,21 @@ def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
               f"{h['free_pose_spread_m']:.3f} m), anchored on the latent prior (sigma {h['anchor_scale']:g}) stay up "
               f"{h['anchored_survival']:.0%} ({h['anchored_pose_spread_m']:.3f} m); the clips' own pose spread "
               f"{h['library_pose_spread_m']:.3f} m")
+        if args.anchor_scales:
+            import pandas as pd
+
+            rows = [{"anchor_scale": scale, **{k: r[k] for k in ("anchored_survival", "anchored_pose_spread_m",
+                                                                 "anchored_previous_survival",
+                                                                 "anchored_previous_pose_spread_m")}}
+                    for scale in args.anchor_scales
+                    for r in [evaluate_untrained_hlc(llc, lib, prior, seed=args.seed, anchor_scale=scale,
+                                                     modes=("anchored", "anchored_previous"))]]
+            summary["untrained_hlc_by_anchor_scale"] = rows
+            prov.finish().write_csv(pd.DataFrame(rows), out / "llc_untrained_hlc_anchor_scales.csv")
+            for r in rows:
+                print(f"  sigma {r['anchor_scale']:g}: anchored stay up {r['anchored_survival']:.0%} (pose spread "
+                      f"{r['anchored_pose_spread_m']:.3f} m), anchored on the previous latent "
+                      f"{r['anchored_previous_survival']:.0%} ({r['anchored_previous_pose_spread_m']:.3f} m)")
     if args.tracker:
         import pandas as pd
 
@@ -254,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also hold / switch random unit latents from standing for 10 s, and send the latents of an "
                         "untrained high-level policy through the free and the anchored latent action (the controller's "
                         "latent prior, fitted once and cached in $ANYSKILL_CACHE/prior)")
+    e.add_argument("--anchor-scales", type=float, nargs="+", metavar="SIGMA",
+                   help="with --random-latents: also the untrained policy through anchored actions of each sigma (and "
+                        "anchored on the previous latent), into llc_untrained_hlc_anchor_scales.csv")
     e.add_argument("--tracker", help="a tracker checkpoint (tracking route) to evaluate with the reference")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval_llc)

@@ -5,6 +5,7 @@ and the eval-llc check of what an untrained high-level policy does."""
 import json
 import warnings
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -249,7 +250,7 @@ def test_eval_llc_reports_what_an_untrained_high_level_policy_does(llc_path, mot
     assert list((tmp_path / "cache" / "prior").glob("prior-*.pt"))  # the prior was fitted and cached
     out = tmp_path / "eval"
     assert main(["eval-llc", str(llc_path), "--no-baseline", "--no-skills", "--no-sliding", "--seconds", "0.2",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--anchor-scales", "0.5", "2"]) == 0
     summary = json.loads((out / "llc_interface.json").read_text())
     hlc = summary["untrained_hlc"]
     assert {"free_survival", "anchored_survival", "free_pose_spread_m", "anchored_pose_spread_m",
@@ -257,5 +258,8 @@ def test_eval_llc_reports_what_an_untrained_high_level_policy_does(llc_path, mot
     assert all(0.0 <= hlc[k] <= 1.0 for k in ("free_survival", "anchored_survival", "free_pose_spread_m",
                                                 "anchored_pose_spread_m"))
     assert 0.0 <= summary["random_latents"]["held_pose_spread_m"] <= 1.0
+    sweep = pd.read_csv(out / "llc_untrained_hlc_anchor_scales.csv", comment="#")
+    assert sweep["anchor_scale"].tolist() == [0.5, 2.0] and sweep["anchored_previous_survival"].between(0, 1).all()
+    assert summary["untrained_hlc_by_anchor_scale"] == sweep.to_dict("records")
     printed = capsys.readouterr().out
-    assert "untrained high-level policy" in printed and "anchored" in printed
+    assert "untrained high-level policy" in printed and "anchored" in printed and "sigma 2:" in printed
