@@ -75,3 +75,17 @@ def test_compare_llc_pose_trains_and_keeps_other_rows(llc_path, tmp_path):
     assert (df["pose_error_untrained_m"] > 0).all() and "kept_rows_from" in out.read_text()
     with pytest.raises(ValueError, match="LABEL=CHECKPOINT"):
         main([*args, "--controller", "no-path"])
+
+
+def test_the_cards_high_level_section_shows_each_latent_action_and_the_sigma_sweep(tmp_path):
+    from anyskill.llc.card import ANCHOR_SWEEP, hlc_section
+
+    pose = tmp_path / "llc_hlc_pose_goals.csv"
+    pose.write_text("# commit: x\ngoal_clip,controller,latent_action,pose_error_untrained_m,pose_error_trained_m,"
+                    "train_s\nsquat,shipped,free,0.5,0.2,1\nsquat,shipped,anchored,0.3,0.25,1\n")
+    lines = hlc_section(pose)
+    assert "| shipped | anchored | 0.300 | 0.250 |" in lines[-1] and not any("σ —" in ln for ln in lines)
+    (tmp_path / ANCHOR_SWEEP).write_text("anchor_scale,anchored_survival\n0.3,1.0\n2.0,0.19\n")
+    lines = hlc_section(pose)
+    assert any("untrained π_H" in ln for ln in lines) and "| 2 | 0.190 |" in lines[-1]
+    assert hlc_section(tmp_path / "missing.csv") == []

@@ -129,9 +129,14 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
     return "\n".join(lines) + "\n"
 
 
+ANCHOR_SWEEP = "llc_laptop_untrained_hlc_anchor_scales.csv"
+"""``anyskill eval-llc --anchor-scales`` of the shipped controller, beside the pose comparison in ``results/``."""
+
+
 def hlc_section(path: Path) -> list[str]:
-    """The high-level comparison of ``anyskill compare-llc-pose`` (pose goals of 5 clips, both controllers), from its
-    CSV at ``path`` (nothing when it is missing)."""
+    """The high-level comparison of ``anyskill compare-llc-pose`` (pose goals of 5 clips, both controllers, each
+    latent action), from its CSV at ``path`` (nothing when it is missing), and what an untrained π_H does through
+    anchored actions of each σ when :data:`ANCHOR_SWEEP` lies beside it."""
     if not path.is_file():
         return []
     df = pd.read_csv(path, comment="#")
@@ -143,7 +148,18 @@ def hlc_section(path: Path) -> list[str]:
             "anchored on the latent prior, z = normalize(μ_p(s) + σ·a), σ 0.3 unless named); mean pose error (m) of "
             "deterministic 2-s rollouts from standing"
             f" before and after training (`results/{path.name}`):", "",
-            markdown_table(df.drop(columns=["train_s"])), "", "Mean over the goals:", "", markdown_table(mean)]
+            markdown_table(df.drop(columns=["train_s"])), "", "Mean over the goals:", "", markdown_table(mean),
+            *_anchor_sweep(path.with_name(ANCHOR_SWEEP))]
+
+
+def _anchor_sweep(path: Path) -> list[str]:
+    """The untrained-π_H rows of ``anyskill eval-llc --anchor-scales`` at ``path`` (nothing when it is missing)."""
+    if not path.is_file():
+        return []
+    return ["", "The price of a larger σ: an untrained π_H (its initial mean and std, a new latent every 5 steps, 32 "
+            "characters from standing, 10 s) through anchored actions of each σ — fraction that stays up and pose "
+            f"spread (m) (`anyskill eval-llc --anchor-scales`, `results/{path.name}`):", "",
+            markdown_table(pd.read_csv(path, comment="#"))]
 
 
 def markdown_table(df: pd.DataFrame) -> str:
