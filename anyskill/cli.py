@@ -6,13 +6,15 @@ import argparse
 import sys
 
 from anyskill.config import SCALES, profile
+from anyskill.config.hlc import LATENT_ACTIONS
 
 
 def _reproduce(args: argparse.Namespace) -> int:
     from anyskill.reproduce import reproduce
 
     return reproduce(scale=args.scale, out=args.out, only=args.only, seed=args.seed, device=args.device,
-                     executor=args.executor, ray_address=args.ray_address)
+                     executor=args.executor, ray_address=args.ray_address, latent_action=args.latent_action,
+                     anchor_scale=args.anchor_scale)
 
 
 def _build_data(args: argparse.Namespace) -> int:
@@ -212,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default), or all at once as Ray tasks")
     r.add_argument("--ray-address", help="with --executor ray: the Ray cluster ('auto': the one this node belongs "
                    "to; ray://host:10001); default a local Ray on this machine")
+    r.add_argument("--latent-action", choices=LATENT_ACTIONS, help="how the tables' high-level policies (07-09) act "
+                   "on the latents: free (the paper's) or anchored on the latent prior (default: the notebooks')")
+    r.add_argument("--anchor-scale", type=float, help="σ of anchored latent actions (default: the notebooks')")
     r.set_defaults(func=_reproduce)
 
     c = sub.add_parser("convert", help="convert a motion file (.npy poselib, .bvh, .npz) to the project's .npz format")

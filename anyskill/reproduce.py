@@ -69,12 +69,14 @@ def run_notebook(nb: Path, out: Path, scale: str, seed: int = 0, extra: dict | N
 
 def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: list[str] | None = None,
               seed: int = 0, device: str | None = None, executor: str = "inprocess",
-              ray_address: str | None = None) -> int:
+              ray_address: str | None = None, latent_action: str | None = None,
+              anchor_scale: float | None = None) -> int:
     """Run the notebooks; print a line per notebook; return a process exit code (0 = all passed).
 
     ``device``: passed to every notebook (default: the scale's, i.e. ``cuda:0`` for ``paper`` where CUDA is
     available, else ``cpu``). ``executor`` ("inprocess" | "ray") and ``ray_address``: where the notebooks that take
-    an ``executor`` parameter run their trainings (module docstring)."""
+    an ``executor`` parameter run their trainings (module docstring). ``latent_action`` and ``anchor_scale`` (None:
+    each notebook's own): how the high-level policies of the notebooks that take them (07-09) act on the latents."""
     from anyskill.rl.runner import resolve_device
 
     check_scale(scale)
@@ -82,6 +84,7 @@ def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: lis
     books = list_notebooks(only)
     device = resolve_device(device, scale)
     fan_out = {} if executor == "inprocess" else {"executor": executor, "ray_address": ray_address or ""}
+    action = {k: v for k, v in (("latent_action", latent_action), ("anchor_scale", anchor_scale)) if v is not None}
     where = f", trainings by {executor}" + (f" at {ray_address}" if ray_address else "") if fan_out else ""
     print(f"anyskill reproduce: {len(books)} notebook(s) at scale '{scale}' on {device}{where} -> {out}/", flush=True)
     start = time.perf_counter()
@@ -89,7 +92,9 @@ def reproduce(scale: str = "smoke", out: str | Path = "outputs/smoke", only: lis
         t0 = time.perf_counter()
         print(f"  {nb.name} ...", end=" ", flush=True)
         try:
-            extra = {"device": device, **(fan_out if fan_out and "executor" in notebook_parameters(nb) else {})}
+            names = notebook_parameters(nb) if fan_out or action else set()
+            extra = {"device": device, **(fan_out if "executor" in names else {}),
+                     **{k: v for k, v in action.items() if k in names}}
             run_notebook(nb, out, scale, seed, extra=extra)
         except NotebookFailed as e:
             print("FAILED", flush=True)

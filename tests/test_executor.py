@@ -162,6 +162,10 @@ def test_reproduce_hands_the_executor_to_the_notebooks_that_take_one(tmp_path, m
     calls.clear()
     assert rep.reproduce("smoke", tmp_path, only=["07"]) == 0  # the default: the notebook's own (in process)
     assert calls == [("07_table1.ipynb", {"device": "cpu"})]
+    calls.clear()
+    assert rep.reproduce("smoke", tmp_path, only=["06", "07"], latent_action="anchored", anchor_scale=1.0) == 0
+    assert calls == [("06_interaction_scenes.ipynb", {"device": "cpu"}),
+                     ("07_table1.ipynb", {"device": "cpu", "latent_action": "anchored", "anchor_scale": 1.0})]
 
 
 def test_table_task_lists_the_notebooks_trainings(capsys):
