@@ -98,7 +98,9 @@ def _eval_llc(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     checkpoint = None if args.checkpoint == "untrained" else args.checkpoint
     prov = Provenance("anyskill eval-llc", config={"checkpoint": args.checkpoint, "motions": args.motions,
-                                                    "seconds": args.seconds, "baseline": args.baseline}, seed=args.seed)
+                                                    "seconds": args.seconds, "baseline": args.baseline,
+                                                    **({"anchor_scales": args.anchor_scales} if args.anchor_scales
+                                                       else {})}, seed=args.seed)
     df = evaluate_llc(checkpoint, motions=args.motions, seconds=args.seconds, seed=args.seed, baseline=args.baseline)
     csv, png = write_llc_eval(df, args.out, prov.finish())
     print(summarize(df).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
@@ -169,12 +171,14 @@ def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
         if args.anchor_scales:
             import pandas as pd
 
-            rows = [{"anchor_scale": scale, **{k: r[k] for k in ("anchored_survival", "anchored_pose_spread_m",
-                                                                 "anchored_previous_survival",
-                                                                 "anchored_previous_pose_spread_m")}}
-                    for scale in args.anchor_scales
-                    for r in [evaluate_untrained_hlc(llc, lib, prior, seed=args.seed, anchor_scale=scale,
-                                                     modes=("anchored", "anchored_previous"))]]
+            keys = ("anchored_survival", "anchored_pose_spread_m", "anchored_previous_survival",
+                    "anchored_previous_pose_spread_m")
+            rows = []
+            for scale in args.anchor_scales:
+                r = evaluate_untrained_hlc(llc, lib, prior, seed=args.seed, anchor_scale=scale,
+                                           modes=("anchored", "anchored_previous"))
+                rows.append({"anchor_scale": scale, "free_survival": h["free_survival"],
+                             "free_pose_spread_m": h["free_pose_spread_m"], **{k: r[k] for k in keys}})
             summary["untrained_hlc_by_anchor_scale"] = rows
             prov.finish().write_csv(pd.DataFrame(rows), out / "llc_untrained_hlc_anchor_scales.csv")
             for r in rows:
@@ -282,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_eval_llc)
 
     from anyskill.domain.cli import add_domain_commands
+    from anyskill.eval.anchor_study import add_anchor_study_command
     from anyskill.eval.table_runs import add_table_task_command
     from anyskill.gpu.check import add_gpu_check_command
     from anyskill.gpu.ingest import add_gpu_ingest_command
@@ -293,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     from anyskill.viz.ship_llc import add_ship_command
 
     add_ship_command(sub)
+    add_anchor_study_command(sub)
     add_record_gpu_command(sub)
     add_domain_commands(sub)
     add_hlc_commands(sub)

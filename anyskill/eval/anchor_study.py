@@ -1,0 +1,169 @@
+"""The latent-action study (issue 27): what the anchored high-level action, z = normalize(μ_p(s) + σ·a), buys and
+costs against the paper's free action, z = normalize(a), gathered from the measurements recorded in ``results/``.
+
+Each source is a CSV with its provenance header, written by the command named:
+
+* ``llc_laptop_untrained_hlc_anchor_scales.csv`` — ``anyskill eval-llc --anchor-scales``: an *untrained* π_H's latents
+  from standing (32 characters, 10 s), the fraction that stays up;
+* ``llc_hlc_pose_goals.csv`` — ``anyskill compare-llc-pose --latent-action … --anchor-scale …``: π_H trained toward
+  the middle pose of 5 clips, mean pose error after training (m);
+* ``domain_e2e_latent_action.csv`` — ``anyskill domain-e2e --latent-action … --anchor-scale …`` (:func:`e2e_rows`):
+  5 prompts trained with the domain model's reward, how many reach their fact in at least :data:`REACHED` of the
+  frames, and the fraction of frames fallen;
+* ``table1.csv`` (free) and ``table1_<latent action>_<σ>.csv`` — notebook 07 at ``laptop``: Table 1's fall rate,
+  averaged over the four physics-based methods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from anyskill.config.hlc import ANCHOR_SCALE
+from anyskill.provenance import REPO_ROOT
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+REACHED = 0.2
+"""A prompt "reaches its fact" when the fact holds in at least this fraction of the trained policy's frames."""
+
+UNTRAINED, POSE, E2E_REACHED, E2E_FALLEN, TABLE1_FALLS = (
+    "untrained π_H: stay up", "pose goals: error after training (m)", "domain e2e: prompts reaching their fact (of 5)",
+    "domain e2e: frames fallen after training", "Table 1 (laptop): fall rate")
+MEASURES = (UNTRAINED, POSE, E2E_REACHED, E2E_FALLEN, TABLE1_FALLS)
+"""The study's measures, in the order they are plotted."""
+
+PHYSICS_METHODS = ("ours_no_et", "ours_no_enhance", "ours_videoclip", "ours_full")
+
+
+def action_label(latent_action: str, anchor_scale: float | None) -> tuple[str, float]:
+    """("free", nan) or ("anchored"/"anchored_previous", σ) from a latent action and its σ (None: the default)."""
+    if latent_action == "free":
+        return "free", math.nan
+    return latent_action, ANCHOR_SCALE if anchor_scale is None or math.isnan(anchor_scale) else float(anchor_scale)
+
+
+def parse_pose_label(label: str) -> tuple[str, float]:
+    """``compare-llc-pose``'s latent_action column ("free", "anchored", "anchored (σ 2)") -> (action, σ)."""
+    m = re.fullmatch(r"(\w+)(?: \(σ ([\d.]+)\))?", label.strip())
+    if m is None:
+        raise ValueError(f"not a latent action label: {label!r}")
+    return action_label(m.group(1), float(m.group(2)) if m.group(2) else None)
+
+
+def e2e_rows(e2e_json: str | Path) -> list[dict[str, Any]]:
+    """The rows of one ``anyskill domain-e2e`` run (its ``e2e.json``) with their latent action and σ (runs made before
+    the option existed: free)."""
+    record = json.loads(Path(e2e_json).read_text())
+    rows = []
+    for r in record["rows"]:
+        action, scale = action_label(r.get("latent_action", "free"), r.get("anchor_scale"))
+        rows.append({**r, "latent_action": action, "anchor_scale": scale, "run": str(e2e_json)})
+    return rows
+
+
+def anchor_tradeoff(results: str | Path, controller: str = "tracking route (shipped)") -> pd.DataFrame:
+    """One row per (measure, latent action, σ) found in ``results`` (module docstring): columns measure,
+    latent_action, anchor_scale (nan for free), value, source (the file)."""
+    import pandas as pd
+
+    results = Path(results)
+    rows: list[dict[str, Any]] = []
+
+    def add(measure: str, action: str, scale: float, value: float, source: Path) -> None:
+        rows.append({"measure": measure, "latent_action": action, "anchor_scale": scale, "value": float(value),
+                     "source": source.name})
+
+    sweep = results / "llc_laptop_untrained_hlc_anchor_scales.csv"
+    if sweep.is_file():
+        df = pd.read_csv(sweep, comment="#")
+        add(UNTRAINED, "free", math.nan, df["free_survival"].iloc[0], sweep)
+        for _, r in df.iterrows():
+            add(UNTRAINED, "anchored", r["anchor_scale"], r["anchored_survival"], sweep)
+            add(UNTRAINED, "anchored_previous", r["anchor_scale"], r["anchored_previous_survival"], sweep)
+    pose = results / "llc_hlc_pose_goals.csv"
+    if pose.is_file():
+        df = pd.read_csv(pose, comment="#")
+        df = df[df["controller"] == controller]
+        for label, g in df.groupby(df.get("latent_action", pd.Series("free", index=df.index))):
+            add(POSE, *parse_pose_label(str(label)), g["pose_error_trained_m"].mean(), pose)
+    e2e = results / "domain_e2e_latent_action.csv"
+    if e2e.is_file():
+        from anyskill.domain.e2e import E2E_PROMPTS
+
+
+        df = pd.read_csv(e2e, comment="#")
+        df = df[df["model"].str.startswith("anyskill-domain") & df["prompt"].isin(list(E2E_PROMPTS))]
+        for (action, scale), g in df.groupby(["latent_action", df["anchor_scale"].fillna(-1.0)]):
+            key = action_label(str(action), None if scale < 0 else float(scale))
+            add(E2E_REACHED, *key, (g["after_fact_rate"] >= REACHED).sum(), e2e)
+            add(E2E_FALLEN, *key, g["after_fallen_rate"].mean(), e2e)
+    for table in sorted(results.glob("table1*.csv")):
+        m = re.fullmatch(r"table1(?:_(\w+?)_([\d.]+))?", table.stem)
+        if m is None:
+            continue
+        df = pd.read_csv(table, comment="#")
+        falls = pd.to_numeric(df[df["key"].isin(PHYSICS_METHODS)]["ours: fall rate"], errors="coerce")
+        add(TABLE1_FALLS, *action_label(m.group(1) or "free", float(m.group(2)) if m.group(2) else None),
+            falls.mean(), table)
+    return pd.DataFrame(rows, columns=["measure", "latent_action", "anchor_scale", "value", "source"])
+
+
+E2E_COLUMNS = ("prompt", "fact", "model", "latent_action", "anchor_scale", "num_envs", "epochs", "before_fact_rate",
+               "after_fact_rate", "before_quantity", "after_quantity", "before_fallen_rate", "after_fallen_rate",
+               "after_upright_fact_rate", "train_s", "run")
+
+
+def gather_e2e(runs: list[str | Path], out: str | Path) -> pd.DataFrame:
+    """The domain-model end-to-end rows of the ``e2e.json`` files ``runs`` (each ``anyskill domain-e2e`` run's, or a
+    model's recorded one such as ``anyskill/checkpoints/anyskill_domain_e2e.json``) in one CSV at ``out``, with the
+    provenance of this gathering (the runs' own commits are not in their JSON: name them in the commit message)."""
+    import pandas as pd
+
+    from anyskill.provenance import Provenance
+
+    prov = Provenance("anyskill anchor-study --e2e", config={"runs": [str(r) for r in runs]},
+                      clip_weights="anyskill-domain (domain model of this humanoid, closed vocabulary — not CLIP)")
+    df = pd.DataFrame([r for run in runs for r in e2e_rows(run)])
+    df = df[[c for c in E2E_COLUMNS if c in df]]
+    prov.finish().write_csv(df, out)
+    return df
+
+
+def _anchor_study(args: argparse.Namespace) -> int:
+    from anyskill.provenance import Provenance
+    from anyskill.viz.llc_eval import plot_anchor_tradeoff
+
+    results = Path(args.results)
+    if args.e2e:
+        missing = [p for p in args.e2e if not Path(p).is_file()]
+        if missing:
+            raise FileNotFoundError(f"--e2e: no such e2e.json: {', '.join(map(str, missing))}")
+        gather_e2e(args.e2e, results / "domain_e2e_latent_action.csv")
+    df = anchor_tradeoff(results)
+    if df.empty:
+        raise FileNotFoundError(f"{results} holds none of the study's measurements (anyskill.eval.anchor_study)")
+    prov = Provenance("anyskill anchor-study", config={"results": str(results),
+                                                       "sources": sorted(set(df["source"]))}, clip_weights="none")
+    prov.finish().write_csv(df, results / "anchor_tradeoff.csv")
+    prov.save_figure(plot_anchor_tradeoff(df, title="shipped controller llc_laptop.pth"), Path(args.figure))
+    print(df.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"-> {results / 'anchor_tradeoff.csv'}, {args.figure}")
+    return 0
+
+
+def add_anchor_study_command(sub) -> None:
+    """Register ``anchor-study`` on the ``anyskill`` parser's sub-parsers."""
+    c = sub.add_parser("anchor-study", help="gather the latent-action measurements (free vs anchored over σ) from "
+                       "results/ into results/anchor_tradeoff.csv and a figure", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--results", default=str(REPO_ROOT / "results"))
+    c.add_argument("--e2e", nargs="+", metavar="E2E_JSON", help="first gather these domain-e2e runs into "
+                   "RESULTS/domain_e2e_latent_action.csv (replacing it)")
+    c.add_argument("--figure", default=str(REPO_ROOT / "figures" / "04_anchor_tradeoff.png"))
+    c.set_defaults(func=_anchor_study)
