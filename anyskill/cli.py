@@ -286,7 +286,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_eval_llc)
 
     from anyskill.domain.cli import add_domain_commands
-    from anyskill.eval.anchor_study import add_anchor_study_command
     from anyskill.eval.table_runs import add_table_task_command
     from anyskill.gpu.check import add_gpu_check_command
     from anyskill.gpu.ingest import add_gpu_ingest_command
@@ -294,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     from anyskill.hlc.cli import add_hlc_commands
     from anyskill.hlc.pose_comparison import add_compare_command
     from anyskill.reproduce import add_notebook_times_command
+    from anyskill.viz.anchor_study import add_anchor_study_command
     from anyskill.viz.gpu_training import add_record_gpu_command
     from anyskill.viz.ship_llc import add_ship_command
 

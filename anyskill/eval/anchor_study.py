@@ -16,7 +16,6 @@ Each source is a CSV with its provenance header, written by the command named:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anyskill.config.hlc import ANCHOR_SCALE
-from anyskill.provenance import REPO_ROOT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,36 +132,3 @@ def gather_e2e(runs: list[str | Path], out: str | Path) -> pd.DataFrame:
     prov.finish().write_csv(df, out)
     return df
 
-
-def _anchor_study(args: argparse.Namespace) -> int:
-    from anyskill.provenance import Provenance
-    from anyskill.viz.llc_eval import plot_anchor_tradeoff
-
-    results = Path(args.results)
-    if args.e2e:
-        missing = [p for p in args.e2e if not Path(p).is_file()]
-        if missing:
-            raise FileNotFoundError(f"--e2e: no such e2e.json: {', '.join(map(str, missing))}")
-        gather_e2e(args.e2e, results / "domain_e2e_latent_action.csv")
-    df = anchor_tradeoff(results)
-    if df.empty:
-        raise FileNotFoundError(f"{results} holds none of the study's measurements (anyskill.eval.anchor_study)")
-    prov = Provenance("anyskill anchor-study", config={"results": str(results),
-                                                       "sources": sorted(set(df["source"]))}, clip_weights="none")
-    prov.finish().write_csv(df, results / "anchor_tradeoff.csv")
-    prov.save_figure(plot_anchor_tradeoff(df, title="shipped controller llc_laptop.pth"), Path(args.figure))
-    print(df.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"-> {results / 'anchor_tradeoff.csv'}, {args.figure}")
-    return 0
-
-
-def add_anchor_study_command(sub) -> None:
-    """Register ``anchor-study`` on the ``anyskill`` parser's sub-parsers."""
-    c = sub.add_parser("anchor-study", help="gather the latent-action measurements (free vs anchored over σ) from "
-                       "results/ into results/anchor_tradeoff.csv and a figure", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("--results", default=str(REPO_ROOT / "results"))
-    c.add_argument("--e2e", nargs="+", metavar="E2E_JSON", help="first gather these domain-e2e runs into "
-                   "RESULTS/domain_e2e_latent_action.csv (replacing it)")
-    c.add_argument("--figure", default=str(REPO_ROOT / "figures" / "04_anchor_tradeoff.png"))
-    c.set_defaults(func=_anchor_study)

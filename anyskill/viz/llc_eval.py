@@ -241,37 +241,3 @@ def plot_tracker_comparison(runs: list[dict], title: str = ""):
     fig.tight_layout()
     return fig
 
-
-def plot_anchor_tradeoff(df, title: str = ""):
-    """The latent-action study (:func:`anyskill.eval.anchor_study.anchor_tradeoff`'s rows): one panel per measure,
-    the anchored actions over σ (log axis; on the previous latent dotted) and the free action as a dashed line."""
-    from matplotlib.ticker import NullFormatter
-
-    from anyskill.eval.anchor_study import MEASURES
-
-    measures = [m for m in MEASURES if (df["measure"] == m).any()]
-    fig, axes = plt.subplots(1, len(measures), figsize=(3.4 * len(measures), 3.4), squeeze=False)
-    for ax, measure in zip(axes[0], measures, strict=True):
-        d = df[df["measure"] == measure]
-        for action, style in (("anchored", "o-"), ("anchored_previous", "s:")):
-            a = d[d["latent_action"] == action].sort_values("anchor_scale")
-            if len(a):
-                ax.plot(a["anchor_scale"], a["value"], style, label=f"{action} (σ)", color="C0" if action ==
-                        "anchored" else "C2")
-        free = d[d["latent_action"] == "free"]["value"]
-        if len(free):
-            ax.axhline(float(free.iloc[0]), ls="--", color="C3", label="free (the paper's)")
-        ax.set_xscale("log")
-        sigmas = sorted(set(df["anchor_scale"].dropna()))
-        ax.set_xticks(sigmas, [f"{v:g}" for v in sigmas])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlim(min(sigmas) / 1.3, max(sigmas) * 1.3)
-        ax.set_ylim(bottom=0)
-        ax.set_xlabel("σ of the anchored action")
-        ax.set_title(measure, fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle((title + "\n" if title else "") + "anchored z = normalize(μ_p(s) + σ·a) against free z = normalize(a)",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig

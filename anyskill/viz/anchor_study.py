@@ -1,0 +1,79 @@
+"""``anyskill anchor-study``: the latent-action study's figure and command (the measurements are gathered by
+:mod:`anyskill.eval.anchor_study`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from anyskill.provenance import REPO_ROOT
+
+
+def plot_anchor_tradeoff(df, title: str = ""):
+    """The latent-action study (:func:`anyskill.eval.anchor_study.anchor_tradeoff`'s rows): one panel per measure,
+    the anchored actions over σ (log axis; on the previous latent dotted) and the free action as a dashed line."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    from anyskill.eval.anchor_study import MEASURES
+
+    measures = [m for m in MEASURES if (df["measure"] == m).any()]
+    fig, axes = plt.subplots(1, len(measures), figsize=(3.4 * len(measures), 3.4), squeeze=False)
+    for ax, measure in zip(axes[0], measures, strict=True):
+        d = df[df["measure"] == measure]
+        for action, style in (("anchored", "o-"), ("anchored_previous", "s:")):
+            a = d[d["latent_action"] == action].sort_values("anchor_scale")
+            if len(a):
+                ax.plot(a["anchor_scale"], a["value"], style, label=f"{action} (σ)", color="C0" if action ==
+                        "anchored" else "C2")
+        free = d[d["latent_action"] == "free"]["value"]
+        if len(free):
+            ax.axhline(float(free.iloc[0]), ls="--", color="C3", label="free (the paper's)")
+        ax.set_xscale("log")
+        sigmas = sorted(set(df["anchor_scale"].dropna()))
+        ax.set_xticks(sigmas, [f"{v:g}" for v in sigmas])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(min(sigmas) / 1.3, max(sigmas) * 1.3)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("σ of the anchored action")
+        ax.set_title(measure, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle((title + "\n" if title else "") + "anchored z = normalize(μ_p(s) + σ·a) against free z = normalize(a)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _anchor_study(args: argparse.Namespace) -> int:
+    from anyskill.eval.anchor_study import anchor_tradeoff, gather_e2e
+    from anyskill.provenance import Provenance
+
+    results = Path(args.results)
+    if args.e2e:
+        missing = [p for p in args.e2e if not Path(p).is_file()]
+        if missing:
+            raise FileNotFoundError(f"--e2e: no such e2e.json: {', '.join(map(str, missing))}")
+        gather_e2e(args.e2e, results / "domain_e2e_latent_action.csv")
+    df = anchor_tradeoff(results)
+    if df.empty:
+        raise FileNotFoundError(f"{results} holds none of the study's measurements (anyskill.eval.anchor_study)")
+    prov = Provenance("anyskill anchor-study", config={"results": str(results),
+                                                       "sources": sorted(set(df["source"]))}, clip_weights="none")
+    prov.finish().write_csv(df, results / "anchor_tradeoff.csv")
+    prov.save_figure(plot_anchor_tradeoff(df, title="shipped controller llc_laptop.pth"), Path(args.figure))
+    print(df.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"-> {results / 'anchor_tradeoff.csv'}, {args.figure}")
+    return 0
+
+
+def add_anchor_study_command(sub) -> None:
+    """Register ``anchor-study`` on the ``anyskill`` parser's sub-parsers."""
+    c = sub.add_parser("anchor-study", help="gather the latent-action measurements (free vs anchored over σ) from "
+                       "results/ into results/anchor_tradeoff.csv and a figure", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--results", default=str(REPO_ROOT / "results"))
+    c.add_argument("--e2e", nargs="+", metavar="E2E_JSON", help="first gather these domain-e2e runs into "
+                   "RESULTS/domain_e2e_latent_action.csv (replacing it)")
+    c.add_argument("--figure", default=str(REPO_ROOT / "figures" / "04_anchor_tradeoff.png"))
+    c.set_defaults(func=_anchor_study)
