@@ -94,7 +94,6 @@ def anchor_tradeoff(results: str | Path, controller: str = "tracking route (ship
     if e2e.is_file():
         from anyskill.domain.e2e import E2E_PROMPTS
 
-
         df = pd.read_csv(e2e, comment="#")
         df = df[df["model"].str.startswith("anyskill-domain") & df["prompt"].isin(list(E2E_PROMPTS))]
         for (action, scale), g in df.groupby(["latent_action", df["anchor_scale"].fillna(-1.0)]):
