@@ -70,7 +70,7 @@ def _train_llc_route(args: argparse.Namespace, route: str) -> int:
                                     tracker_samples=args.tracker_samples, distill_samples=args.distill_samples,
                                     num_envs=args.envs, num_threads=args.threads, seed=args.seed,
                                     progress=not args.no_progress, device=args.device or "cpu",
-                                    backend=args.backend, tracker=args.tracker)
+                                    backend=args.backend, tracker=args.tracker, switch_clips=args.switch_clips)
         if ddp.is_main():
             print(f"tracker: {info['tracker']['samples'] if 'tracker' in info else 'done before'} samples; "
                   f"student: {info['distill']['samples']} samples")
@@ -255,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "calm: adversarial CALM (default at paper)")
     t.add_argument("--tracker-samples", type=int, help="tracking route: tracker samples (default: the scale's)")
     t.add_argument("--distill-samples", type=int, help="tracking route: distillation samples (default: the scale's)")
+    t.add_argument("--switch-clips", nargs="+", metavar="CLIP",
+                   help="tracking route: the clips whose windows the student's switched and random latents go to "
+                        "(default: every clip); 'tracked': those the trained tracker finishes from their first frame "
+                        "and from standing")
     t.add_argument("--threads", type=int, help="tracking route: MuJoCo stepping threads (default: the scale's)")
     t.add_argument("--tracker", choices=["ppo", "model_based"], default="ppo",
                    help="tracking route: the tracker's training, PPO (default) or through a learnt world model (an "

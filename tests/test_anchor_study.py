@@ -51,12 +51,15 @@ def results(tmp_path):
         "goal_clip,controller,latent_action,pose_error_untrained_m,pose_error_trained_m,train_s\n"
         "a,tracking route (shipped),free,0.5,0.2,1\nb,tracking route (shipped),free,0.5,0.3,1\n"
         "a,tracking route (shipped),anchored,0.2,0.2,1\na,tracking route (shipped),anchored (σ 2),0.4,0.1,1\n"
-        "a,CALM (previous),free,0.2,0.9,1\n")
+        "a,CALM (previous),free,0.2,0.9,1\na,clip-latent student (previous),free,0.5,0.4,1\n")
     table = ("key,ours: fall rate\nkinematic,0\nours_no_et,{0}\nours_no_enhance,{0}\nours_videoclip,{1}\n"
              "ours_full,{1}\n,not run\n")
     (r / "table1.csv").write_text("# notebook: 07_table1\n" + table.format(1.0, 0.5))
     (r / "table1_anchored_0.3.csv").write_text(table.format(0.5, 0.0))
     (r / "table1_measured.csv").write_text("not,a,table\n")  # another file: ignored
+    previous = r / "previous_controller"  # the controller the shipped one replaced: its own measurements
+    previous.mkdir()
+    (previous / "table1.csv").write_text(table.format(1.0, 1.0))
     return r
 
 
@@ -67,8 +70,8 @@ def test_the_study_gathers_each_measure_per_latent_action_and_sigma(results, tmp
     assert len(gathered) == 8 and math.isnan(gathered["anchor_scale"].iloc[0])
     df = anchor_tradeoff(results)
 
-    def value(measure, action, scale=math.nan):
-        d = df[(df["measure"] == measure) & (df["latent_action"] == action)]
+    def value(measure, action, scale=math.nan, controller="tracking route (shipped)"):
+        d = df[(df["measure"] == measure) & (df["latent_action"] == action) & (df["controller"] == controller)]
         d = d[d["anchor_scale"].isna()] if math.isnan(scale) else d[d["anchor_scale"] == scale]
         assert len(d) == 1, (measure, action, scale, d)
         return float(d["value"].iloc[0])
@@ -81,6 +84,10 @@ def test_the_study_gathers_each_measure_per_latent_action_and_sigma(results, tmp
     assert value(E2E_FALLEN, "anchored", 0.3) == 0.5
     assert value(TABLE1_FALLS, "free") == 0.75 and value(TABLE1_FALLS, "anchored", 0.3) == 0.25
     assert set(df["source"]) >= {"table1.csv", "table1_anchored_0.3.csv", "domain_e2e_latent_action.csv"}
+    previous = "clip-latent student (previous)"  # its own folder and pose rows, nothing of the shipped one's
+    assert value(TABLE1_FALLS, "free", controller=previous) == 1.0 and value(POSE, "free", controller=previous) == 0.4
+    assert set(df[df["controller"] == previous]["measure"]) == {POSE, TABLE1_FALLS}
+    assert "previous_controller/table1.csv" in set(df["source"])
 
 
 def test_pose_labels_name_the_action_and_its_sigma():

@@ -58,8 +58,20 @@ def test_ship_llc_writes_the_controller_its_results_and_card(two_clips, tmp_path
     for name in ("llc_laptop_skills.png", "llc_laptop_route_curves.png", "llc_laptop_sliding.png"):
         assert (root / "figures" / name).stat().st_size > 1000
     card = (ck / "llc_laptop.md").read_text()
-    assert card.startswith("# Model card: `llc_laptop.pth`") and "CALM `laptop` (previous default)" in card
-    assert card in capsys.readouterr().out
+    assert card.startswith("# Model card: `llc_laptop.pth`") and "CALM `laptop` (the default before" in card
+    assert card in capsys.readouterr().out and "previous default" not in card
+    # another run shipped over it: the replaced default's recorded numbers stay on the card, with their commit
+    import shutil
+
+    shutil.copytree(run, tmp_path / "run2")
+    (tmp_path / "history.txt").write_text("It continues the student shipped before.\n")
+    assert main(["ship-llc", str(tmp_path / "run2"), "--root", str(root), "--calm",
+                 str(CHECKPOINTS / "llc_calm_laptop.pth"), "--motions", str(two_clips), "--skill-seconds", "0.5",
+                 "--idle-seconds", "0.5", "--random-seconds", "0.5", "--history", str(tmp_path / "history.txt")]) == 0
+    again = json.loads((root / "results" / "llc_laptop_interface.json").read_text())
+    assert again["previous"]["random_held"] == summary["interface"]["shipped"]["random_held"]
+    card = (ck / "llc_laptop.md").read_text()
+    assert "| previous default (recorded at" in card and "* It continues the student shipped before." in card
 
 
 def test_compare_llc_pose_trains_and_keeps_other_rows(llc_path, tmp_path):
@@ -73,6 +85,16 @@ def test_compare_llc_pose_trains_and_keeps_other_rows(llc_path, tmp_path):
     assert sorted(zip(df["controller"], df["latent_action"], strict=True)) == [("arm", "anchored"), ("arm", "free"),
                                                                   ("arm again", "free")]
     assert (df["pose_error_untrained_m"] > 0).all() and "kept_rows_from" in out.read_text()
+    # a replaced controller's rows renamed; every kept group names the run that wrote it, unnested
+    from anyskill.hlc.pose_comparison import row_sources
+
+    assert main([*args, "--controller", f"new={llc_path}", "--relabel", "arm=arm (previous)"]) == 0
+    df = pd.read_csv(out, comment="#")
+    assert set(df["controller"]) == {"arm (previous)", "arm again", "new"}
+    header = [ln[2:] for ln in out.read_text().splitlines() if ln.startswith("# ")]
+    sources = row_sources(header)
+    assert set(sources) == {"arm (previous), free", "arm (previous), anchored", "arm again, free", "new, free"}
+    assert all(v["commit"] and v["started"] for v in sources.values()) and '\\"' not in out.read_text()
     with pytest.raises(ValueError, match="LABEL=CHECKPOINT"):
         main([*args, "--controller", "no-path"])
 

@@ -1,8 +1,10 @@
 """Learning signals of the tracking route, for 5 seeds, single-threaded: the tracker learns to finish a clip that the
 plain PD replay falls on, with a smaller tracking error, by PPO and through a learnt world model; the distilled
-student's action error falls."""
+student's action error falls, on random and switched latents too."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -33,6 +35,38 @@ def test_student_action_error_falls_under_dagger(motion_lib, tmp_path, seed):
     last = sum(r["rollout_action_mse"] for r in run.curve[-5:]) / 5
     assert last < first / 3, (first, last)
     assert (tmp_path / "llc.pth").is_file() and (tmp_path / "distill_curve.csv").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3))
+def test_robust_student_learns_random_and_switched_latents(motion_lib, tmp_path, seed):
+    """The robust student (issue 27): DAgger on three gestures with a zero-residual teacher, most episodes switching
+    at the high-level cadence or later to random windows or to random unit latents (labelled with the window whose
+    latent is nearest; 31 k samples, ~40 s on one core). The student's action error on random latents, which it first
+    has no motion for, must fall by 2x and end within 3x of its error on the clips' own held latents.
+
+    Seeds 0-4 pass (measured 2026-12-05 on the 2-core VM: the error falls 2.9-4.7x and ends at 0.73-1.9x the held
+    latents'); the suite runs 0-2 to keep CI short. At half the samples the fall was 2.4-6.1x."""
+    torch.set_num_threads(1)
+    lib = MotionLibrary([motion_lib.clips[motion_lib.clip_names.index(n)]
+                         for n in ("wave_right_hand", "squat", "raise_both_arms")])
+    track = TrackingConfig(num_envs=16, episode_length=90, seed=seed)
+    env = TrackingEnv(track, lib)
+    torch.manual_seed(seed)
+    teacher = Tracker(env.num_obs, env.num_actions, (32,), (32,)).eval()
+    torch.nn.init.zeros_(teacher.actor[-1].weight)
+    torch.nn.init.zeros_(teacher.actor[-1].bias)
+    cfg = DistillConfig(num_envs=16, horizon=16, total_samples=16 * 16 * 120, teacher_steps_frac=0.2,
+                        sliding_prob=0.0, switch_prob=0.3, random_latent_prob=0.4, cadence_switch_prob=0.5,
+                        replay_size=20_000, updates=8, minibatch=256, reg_batch=32, enc_units=(64,),
+                        policy_units=(128, 128), lr=1e-3)
+    run = distill(lib, teacher, track, tmp_path, cfg, seed=seed, progress=False)
+    ran = [r for r in run.curve if not math.isnan(r["action_mse_random"])]
+    first = sum(r["action_mse_random"] for r in ran[:3]) / 3
+    last = sum(r["action_mse_random"] for r in ran[-10:]) / 10
+    held = [r["action_mse_held"] for r in run.curve[-10:] if not math.isnan(r["action_mse_held"])]
+    assert last < first / 2, (first, last)
+    assert last < 3 * sum(held) / len(held), (last, held)
 
 
 @pytest.mark.slow

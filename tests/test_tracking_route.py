@@ -138,3 +138,36 @@ def test_route_rejects_calm_only_options(tmp_path):
 
     with pytest.raises(ValueError, match="--route calm"):
         main(["train-llc", "--scale", "smoke", "--out", str(tmp_path), "--epochs", "3"])
+
+
+def test_switch_clips_choose_the_windows_of_switched_and_random_latents(motion_lib):
+    """DistillConfig.switch_clips: the grid rows a switch may go to are the named clips' windows, all of them by
+    default; an unknown name is an error, not an empty repertoire."""
+    import pytest
+
+    from anyskill.config.tracking import DistillConfig
+    from anyskill.llc.tracking.distill import switch_rows
+    from anyskill.motion.frame_grid import AmpFrameGrid
+
+    lib = _lib(motion_lib, "idle_stand", "squat", "amp_humanoid_backflip")
+    grid = AmpFrameGrid.from_library(lib, 1.0 / 30.0)
+    assert switch_rows(grid, lib.clip_names, DistillConfig()).all()
+    rows = switch_rows(grid, lib.clip_names, DistillConfig(switch_clips=("squat", "amp_humanoid_backflip")))
+    assert torch.equal(rows, grid.clip_of >= 1) and rows.sum() == grid.clip_len[1:].sum()
+    with pytest.raises(ValueError, match="not in the motion library"):
+        switch_rows(grid, lib.clip_names, DistillConfig(switch_clips=("moonwalk",)))
+
+
+def test_tracked_clips_are_those_the_tracker_finishes(motion_lib):
+    """``--switch-clips tracked``: a zero-residual tracker (the PD replay) finishes the crossed arms and the wave from
+    their first frame and from standing, and falls in the backflip, which is left out."""
+    from anyskill.llc.tracking.route import tracked_clips
+    from anyskill.llc.tracking.tracker import Tracker
+
+    lib = _lib(motion_lib, "arms_crossed", "amp_humanoid_backflip", "wave_right_hand")
+    track = TrackingConfig(num_envs=3)
+    env = TrackingEnv(track, lib)
+    replay = Tracker(env.num_obs, env.num_actions, (16,), (16,)).eval()
+    torch.nn.init.zeros_(replay.actor[-1].weight)
+    torch.nn.init.zeros_(replay.actor[-1].bias)
+    assert tracked_clips(replay, lib, track) == ["arms_crossed", "wave_right_hand"]

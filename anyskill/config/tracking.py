@@ -169,6 +169,10 @@ class DistillConfig:
     random_latent_prob: float = 0.15
     """episodes that switch to random unit latents, labelled with the window whose latent is nearest; the rest of the
     episodes hold the latent of their first window (CALM's held skill)."""
+    switch_clips: tuple[str, ...] = ()
+    """clips whose windows the switch and random regimes go to (empty: every clip). Naming the clips the teacher
+    performs keeps a switched or random latent from being labelled with a motion the teacher falls in (held and
+    sliding episodes still cover every clip, so every clip keeps its latent)."""
     cadence_switch_prob: float = 0.5
     """switches at the high-level cadence (every ``llc_steps``), else after U[llc_steps, max_switch_steps] steps."""
     max_switch_steps: int = 90

@@ -12,6 +12,10 @@ Each source is a CSV with its provenance header, written by the command named:
   frames, and the fraction of frames fallen;
 * ``table1.csv`` (free) and ``table1_<latent action>_<σ>.csv`` — notebook 07 at ``laptop``: Table 1's fall rate,
   averaged over the four physics-based methods.
+
+The study compares low-level controllers too (:data:`CONTROLLERS`): the shipped one's measurements lie in
+``results/``, those of the controller it replaced in ``results/previous_controller/`` (the pose goals of both in
+``results/llc_hlc_pose_goals.csv``, told apart by their controller column).
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ UNTRAINED, POSE, E2E_REACHED, E2E_FALLEN, TABLE1_FALLS = (
     "domain e2e: frames fallen after training", "Table 1 (laptop): fall rate")
 MEASURES = (UNTRAINED, POSE, E2E_REACHED, E2E_FALLEN, TABLE1_FALLS)
 """The study's measures, in the order they are plotted."""
+
+CONTROLLERS = {"tracking route (shipped)": ".", "clip-latent student (previous)": "previous_controller"}
+"""The study's controllers: label in ``llc_hlc_pose_goals.csv`` -> the folder under ``results/`` with its other
+measurements. The previous one is the clip-latent student (distilled on clip windows only) that the robust student
+(switched and random latents in its distillation) replaced."""
 
 PHYSICS_METHODS = ("ours_no_et", "ours_no_enhance", "ours_videoclip", "ours_full")
 
@@ -65,19 +74,28 @@ def e2e_rows(e2e_json: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def anchor_tradeoff(results: str | Path, controller: str = "tracking route (shipped)") -> pd.DataFrame:
-    """One row per (measure, latent action, σ) found in ``results`` (module docstring): columns measure,
-    latent_action, anchor_scale (nan for free), value, source (the file)."""
+def anchor_tradeoff(results: str | Path, controllers: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per (controller, measure, latent action, σ) found in ``results`` (module docstring): columns
+    controller, measure, latent_action, anchor_scale (nan for free), value, source (the file, relative to
+    ``results``). ``controllers``: label -> folder under ``results`` (default :data:`CONTROLLERS`)."""
     import pandas as pd
 
     results = Path(results)
+    frames = [_tradeoff(results, results / folder, label) for label, folder in (controllers or CONTROLLERS).items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _tradeoff(results: Path, folder: Path, controller: str) -> pd.DataFrame:
+    """The rows of one controller: its measurements in ``folder``, its pose goals in ``results``."""
+    import pandas as pd
+
     rows: list[dict[str, Any]] = []
 
     def add(measure: str, action: str, scale: float, value: float, source: Path) -> None:
-        rows.append({"measure": measure, "latent_action": action, "anchor_scale": scale, "value": float(value),
-                     "source": source.name})
+        rows.append({"controller": controller, "measure": measure, "latent_action": action, "anchor_scale": scale,
+                     "value": float(value), "source": str(source.relative_to(results))})
 
-    sweep = results / "llc_laptop_untrained_hlc_anchor_scales.csv"
+    sweep = folder / "llc_laptop_untrained_hlc_anchor_scales.csv"
     if sweep.is_file():
         df = pd.read_csv(sweep, comment="#")
         add(UNTRAINED, "free", math.nan, df["free_survival"].iloc[0], sweep)
@@ -90,7 +108,7 @@ def anchor_tradeoff(results: str | Path, controller: str = "tracking route (ship
         df = df[df["controller"] == controller]
         for label, g in df.groupby(df.get("latent_action", pd.Series("free", index=df.index))):
             add(POSE, *parse_pose_label(str(label)), g["pose_error_trained_m"].mean(), pose)
-    e2e = results / "domain_e2e_latent_action.csv"
+    e2e = folder / "domain_e2e_latent_action.csv"
     if e2e.is_file():
         from anyskill.domain.e2e import E2E_PROMPTS
 
@@ -100,7 +118,7 @@ def anchor_tradeoff(results: str | Path, controller: str = "tracking route (ship
             key = action_label(str(action), None if scale < 0 else float(scale))
             add(E2E_REACHED, *key, (g["after_fact_rate"] >= REACHED).sum(), e2e)
             add(E2E_FALLEN, *key, g["after_fallen_rate"].mean(), e2e)
-    for table in sorted(results.glob("table1*.csv")):
+    for table in sorted(folder.glob("table1*.csv")):
         m = re.fullmatch(r"table1(?:_(\w+?)_([\d.]+))?", table.stem)
         if m is None:
             continue
@@ -108,7 +126,7 @@ def anchor_tradeoff(results: str | Path, controller: str = "tracking route (ship
         falls = pd.to_numeric(df[df["key"].isin(PHYSICS_METHODS)]["ours: fall rate"], errors="coerce")
         add(TABLE1_FALLS, *action_label(m.group(1) or "free", float(m.group(2)) if m.group(2) else None),
             falls.mean(), table)
-    return pd.DataFrame(rows, columns=["measure", "latent_action", "anchor_scale", "value", "source"])
+    return pd.DataFrame(rows, columns=["controller", "measure", "latent_action", "anchor_scale", "value", "source"])
 
 
 E2E_COLUMNS = ("prompt", "fact", "model", "latent_action", "anchor_scale", "num_envs", "epochs", "before_fact_rate",

@@ -30,11 +30,14 @@ CONTROLLERS = {"tracking route (shipped)": "anyskill/checkpoints/llc_laptop.pth"
 def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = None, clips: tuple[str, ...] = CLIPS,
                           epochs: int = 60, envs: int = 32, seed: int = 0, eval_seconds: float = 2.0,
                           keep_others: bool = False, latent_action: str = "free",
-                          anchor_scale: float | None = None) -> pd.DataFrame:
+                          anchor_scale: float | None = None, relabel: dict[str, str] | None = None) -> pd.DataFrame:
     """Pose error of the untrained and the trained π_H per clip and controller (module docstring), written to ``out``
     with its provenance. ``keep_others``: rows of other (controller, latent action) pairs are kept from an existing
     ``out`` (rows written before the column existed are "free"); ``anchor_scale``: σ of anchored actions (None: the
-    default, :data:`anyskill.config.hlc.ANCHOR_SCALE`), named in the latent_action column when it is not the default."""
+    default, :data:`anyskill.config.hlc.ANCHOR_SCALE`), named in the latent_action column when it is not the default;
+    ``relabel``: old controller label -> new one for the kept rows (e.g. when the shipped controller is replaced).
+    The provenance names, for every kept (controller, latent action) group, the commit and start of the run that
+    wrote it (:func:`row_sources`)."""
     import pandas as pd
     import torch
 
@@ -77,13 +80,43 @@ def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = 
         if "latent_action" not in old:
             old.insert(2, "latent_action", "free")
         header = [ln[2:].strip() for ln in out.read_text().splitlines() if ln.startswith("# ")]
+        sources = row_sources(header)
+        if relabel:
+            old["controller"] = old["controller"].replace(relabel)
+            sources = {_relabel_group(g, relabel): v for g, v in sources.items()}
+            prov.config["relabelled"] = dict(relabel)
         kept = old[~(old["controller"].isin(list(controllers)) & (old["latent_action"] == latent_action))]
-        prov.config["kept_rows_from"] = {"rows": sorted({f"{c}, {a}" for c, a in zip(kept["controller"],
-                                                                                 kept["latent_action"], strict=True)}),
-                                         "provenance": header}
+        groups = sorted({f"{c}, {a}" for c, a in zip(kept["controller"], kept["latent_action"], strict=True)})
+        prov.config["kept_rows_from"] = {g: sources.get(g, {"source": "unknown"}) for g in groups}
         df = pd.concat([kept, df], ignore_index=True)
     prov.finish().write_csv(df, out)
     return df
+
+
+def row_sources(header: list[str]) -> dict[str, dict]:
+    """Where each "controller, latent action" row group of a written comparison came from ({commit, started,
+    checkpoint}), from the file's provenance header lines; the nested headers of older files are unfolded."""
+    import json
+
+    h = dict(line.partition(": ")[::2] for line in header)
+    config = json.loads(h.get("config") or "{}")
+    kept = config.get("kept_rows_from") or {}
+    sources: dict[str, dict] = {}
+    if "provenance" in kept:  # older files: the previous file's whole header, nested
+        rows = kept.get("rows") or [f"{c}, free" for c in kept.get("controllers", [])]
+        older = row_sources(kept["provenance"])
+        sources.update({g: older[g] for g in rows if g in older})
+    else:
+        sources.update(kept)
+    for label, path in config.get("controllers", {}).items():
+        sources[f"{label}, {config.get('latent_action', 'free')}"] = {"commit": h.get("commit"),
+                                                                    "started": h.get("started"), "checkpoint": path}
+    return sources
+
+
+def _relabel_group(group: str, relabel: dict[str, str]) -> str:
+    controller, _, action = group.rpartition(", ")
+    return f"{relabel.get(controller, controller)}, {action}"
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -95,7 +128,8 @@ def _compare(args: argparse.Namespace) -> int:
         controllers = {label: path for label, _, path in pairs}
     df = compare_on_pose_goals(args.out, controllers, tuple(args.clips), args.epochs, args.envs, args.seed,
                                args.eval_seconds, keep_others=bool(args.only or args.controller or args.keep),
-                               latent_action=args.latent_action, anchor_scale=args.anchor_scale)
+                               latent_action=args.latent_action, anchor_scale=args.anchor_scale,
+                               relabel=dict(item.split("=", 1) for item in args.relabel or []))
     print(df.groupby(["controller", "latent_action"])[["pose_error_untrained_m", "pose_error_trained_m"]].mean())
     print(f"-> {args.out}")
     return 0
@@ -120,5 +154,7 @@ def add_compare_command(sub) -> None:
                    help="how π_H's action becomes a latent: free (the paper's) or anchored on the latent prior")
     c.add_argument("--anchor-scale", type=float, help="σ of anchored actions (default: the env's)")
     c.add_argument("--keep", action="store_true", help="keep the rows of other controllers and latent actions in --out")
+    c.add_argument("--relabel", action="append", metavar="OLD=NEW",
+                   help="rename a controller's kept rows (repeatable), e.g. when the shipped controller is replaced")
     c.add_argument("--eval-seconds", type=float, default=2.0, help="deterministic rollout per evaluation, s")
     c.set_defaults(func=_compare)

@@ -37,6 +37,22 @@ def interface_metrics(llc, lib, seed: int, skill_seconds: float = 10.0, idle_sec
              "identified": ",".join(skills.per_clip.loc[skills.per_clip["identified"], "clip"])}, skills, sliding)
 
 
+def regimes(d: dict) -> str:
+    """The latent regimes of a student's distillation settings (a DistillConfig as a dict), in words."""
+    sliding, switch, rand = d.get("sliding_prob", 0.5), d.get("switch_prob", 0.0), d.get("random_latent_prob", 0.0)
+    parts = [f"{sliding:.0%} of episodes with latents re-encoded every {d.get('llc_steps', 5)} steps from the window "
+             "that starts now (sliding)"]
+    if switch or rand:
+        to = (f"windows of the {len(d['switch_clips'])} clips the tracker performs ({', '.join(d['switch_clips'])})"
+              if d.get("switch_clips") else "windows of any clip")
+        parts += [f"{switch:.0%} switching to random {to} at the high-level cadence or after up to "
+                  f"{d.get('max_switch_steps', 90)} steps",
+                  f"{rand:.0%} switching as often to random unit latents, labelled with the tracker following the "
+                  "nearest of those windows"]
+    parts.append(f"{1 - sliding - switch - rand:.0%} with one latent held while the reference plays on and loops")
+    return ", ".join(parts)
+
+
 def _fmt(v) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
@@ -63,16 +79,21 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
         v = d[key]
         return f"{v:.0%}" if kind == "pct" else _fmt(v)
 
-    table = ["| metric | goal | shipped (tracking route) | untrained student | CALM `laptop` (previous default) |",
-             "|---|---|---|---|---|"]
+    prev = m.get("previous")
+    prev_head = f" previous default (recorded at {prev['commit'][:7]}) |" if prev else ""
+    table = ["| metric | goal | shipped (tracking route) |" + prev_head
+             + " untrained student | CALM `laptop` (the default before the tracking route) |",
+             "|---|---|---|" + ("---|" if prev else "") + "---|---|"]
     for label, key, goal, kind in rows:
-        table.append(f"| {label} | {goal} | {cell(m['shipped'], key, kind)} | {cell(m['untrained'], key, kind)} | "
-                     f"{cell(m['calm'], key, kind)} |")
+        prev_cell = f" {cell(prev, key, kind)} |" if prev else ""
+        table.append(f"| {label} | {goal} | {cell(m['shipped'], key, kind)} |{prev_cell} "
+                     f"{cell(m['untrained'], key, kind)} | {cell(m['calm'], key, kind)} |")
     t, z = tracker["trained"], tracker["replay"]
-    table.append(f"| tracker with the reference, first frame: finished (of 18) | ≥ 16 | {t['finished']} | "
+    dash = " — |" if prev else ""
+    table.append(f"| tracker with the reference, first frame: finished (of 18) | ≥ 16 | {t['finished']} |{dash} "
                  f"{z['finished']} (zero residual = PD replay) | — |")
-    table.append(f"| tracker: mean root-relative body error (m) | ≤ 0.05 | {t['error_m']:.3f} | {z['error_m']:.3f} | "
-                 "— |")
+    table.append(f"| tracker: mean root-relative body error (m) | ≤ 0.05 | {t['error_m']:.3f} |{dash} "
+                 f"{z['error_m']:.3f} | — |")
     tr, di = info["tracker"], info["distill"]
     lines = [
         "# Model card: `llc_laptop.pth` — low-level controller, tracking route, `laptop` scale",
@@ -83,7 +104,9 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
         "adversarial imitation, which needs 10^8+ samples (a GPU budget). Load it with "
         "`anyskill.llc.load_llc(\"anyskill/checkpoints/llc_laptop.pth\")` → a `StudentController`; the high-level "
         "policy, `eval-llc` and the notebooks use it unchanged. The previous CALM controller is kept as "
-        f"`{calm_path}` (its card beside it).",
+        f"`{calm_path}` (its card beside it)"
+        + (f"; the default it replaced is in the history (`git show {prev['checkpoint_commit'][:7]}:anyskill/"
+           "checkpoints/llc_laptop.pth`)." if prev else "."),
         "",
         "## How it was made",
         f"* Data: the 18 bundled clips (`anyskill/data/motions.yaml`), {sum(info['durations']):.1f} s in all.",
@@ -97,10 +120,10 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
         f"KL-adaptive lr), {info['tracking']['num_envs']} envs: **{tr['samples']:,} samples, {tr['wall_s'] / 60:.0f} "
         "min**.",
         f"* Stage 2, DAgger distillation into E and π_L(a | s, z, τ) (τ: control steps since the latent changed, "
-        f"counted by the controller; saturates at {info['distill']['timing_horizon']}): half the episodes with "
-        "latents re-encoded every 5 steps from the window that starts now (sliding), half with one latent held "
-        "while the reference plays on and loops; 20 % of latents noised; CALM's align + uniform encoder "
+        f"counted by the controller; saturates at {info['distill']['timing_horizon']}): {regimes(info['distill'])}; "
+        f"{info['distill']['latent_noise_prob']:.0%} of latents noised; CALM's align + uniform encoder "
         f"regulariser: **{di['samples']:,} samples, {di['wall_s'] / 60:.0f} min**.",
+        *(f"* {line}" for line in info.get("history", [])),
         f"* Machine: {info['machine']}; seed {info['seed']}; commit {info['commit']}.",
         "",
         "## Metrics (bundled 18 clips, deterministic actions; `anyskill eval-llc anyskill/checkpoints/llc_laptop.pth "

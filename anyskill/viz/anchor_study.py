@@ -11,26 +11,30 @@ from anyskill.provenance import REPO_ROOT
 
 def plot_anchor_tradeoff(df, title: str = ""):
     """The latent-action study (:func:`anyskill.eval.anchor_study.anchor_tradeoff`'s rows): one panel per measure,
-    the anchored actions over σ (log axis; on the previous latent dotted) and the free action as a dashed line."""
+    for each controller (one colour each) the anchored actions over σ (log axis; on the previous latent dotted) and
+    the free action as a dashed line of the same colour."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
     from anyskill.eval.anchor_study import MEASURES
 
     measures = [m for m in MEASURES if (df["measure"] == m).any()]
-    fig, axes = plt.subplots(1, len(measures), figsize=(3.4 * len(measures), 3.4), squeeze=False)
+    controllers = list(dict.fromkeys(df["controller"]))
+    fig, axes = plt.subplots(1, len(measures), figsize=(3.6 * len(measures), 3.8), squeeze=False)
+    sigmas = sorted(set(df["anchor_scale"].dropna()))
     for ax, measure in zip(axes[0], measures, strict=True):
-        d = df[df["measure"] == measure]
-        for action, style in (("anchored", "o-"), ("anchored_previous", "s:")):
-            a = d[d["latent_action"] == action].sort_values("anchor_scale")
-            if len(a):
-                ax.plot(a["anchor_scale"], a["value"], style, label=f"{action} (σ)", color="C0" if action ==
-                        "anchored" else "C2")
-        free = d[d["latent_action"] == "free"]["value"]
-        if len(free):
-            ax.axhline(float(free.iloc[0]), ls="--", color="C3", label="free (the paper's)")
+        for k, controller in enumerate(controllers):
+            d = df[(df["measure"] == measure) & (df["controller"] == controller)]
+            colour = f"C{k}"
+            for action, style in (("anchored", "o-"), ("anchored_previous", "s:")):
+                a = d[d["latent_action"] == action].sort_values("anchor_scale")
+                if len(a):
+                    ax.plot(a["anchor_scale"], a["value"], style, color=colour, alpha=1.0 if action == "anchored"
+                            else 0.6, label=f"{controller}: {action} (σ)")
+            free = d[d["latent_action"] == "free"]["value"]
+            if len(free):
+                ax.axhline(float(free.iloc[0]), ls="--", color=colour, label=f"{controller}: free (the paper's)")
         ax.set_xscale("log")
-        sigmas = sorted(set(df["anchor_scale"].dropna()))
         ax.set_xticks(sigmas, [f"{v:g}" for v in sigmas])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(min(sigmas) / 1.3, max(sigmas) * 1.3)
@@ -38,10 +42,16 @@ def plot_anchor_tradeoff(df, title: str = ""):
         ax.set_xlabel("σ of the anchored action")
         ax.set_title(measure, fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:  # a panel may hold lines the first lacks
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8)
     fig.suptitle((title + "\n" if title else "") + "anchored z = normalize(μ_p(s) + σ·a) against free z = normalize(a)",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 * (1 + (len(labels) - 1) // 3), 1, 1))
     return fig
 
 
@@ -61,7 +71,8 @@ def _anchor_study(args: argparse.Namespace) -> int:
     prov = Provenance("anyskill anchor-study", config={"results": str(results),
                                                        "sources": sorted(set(df["source"]))}, clip_weights="none")
     prov.finish().write_csv(df, results / "anchor_tradeoff.csv")
-    prov.save_figure(plot_anchor_tradeoff(df, title="shipped controller llc_laptop.pth"), Path(args.figure))
+    title = "low-level controllers: " + "; ".join(dict.fromkeys(df["controller"]))
+    prov.save_figure(plot_anchor_tradeoff(df, title=title), Path(args.figure))
     print(df.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"-> {results / 'anchor_tradeoff.csv'}, {args.figure}")
     return 0

@@ -30,9 +30,12 @@ CALM_LAPTOP = "anyskill/checkpoints/llc_calm_laptop.pth"
 
 def ship_llc(run: str | Path, calm: str | Path = CALM_LAPTOP, root: str | Path = REPO_ROOT, seed: int = 0,
              limits: list[str] | None = None, motions: str | Path | None = None,
-             skill_seconds: float = 10.0, idle_seconds: float = 60.0, random_seconds: float = 10.0) -> str:
+             skill_seconds: float = 10.0, idle_seconds: float = 60.0, random_seconds: float = 10.0,
+             history: list[str] | None = None) -> str:
     """Ship ``run`` into ``root`` (module docstring); ``calm``: the CALM controller compared (relative to ``root``
-    unless absolute); ``limits``: measured limitations listed on the card. Returns the card."""
+    unless absolute); ``limits``: measured limitations listed on the card; ``history``: lines on how the run was
+    made beyond its settings (e.g. which controller it continues). The numbers of the default it replaces (read from
+    ``results/llc_laptop_interface.json`` with their commit) stay beside the new ones on the card. Returns the card."""
     import pandas as pd
     import torch
 
@@ -52,6 +55,14 @@ def ship_llc(run: str | Path, calm: str | Path = CALM_LAPTOP, root: str | Path =
     student_state = torch.load(run / "llc.pth", map_location="cpu", weights_only=False)
     tracker_state = torch.load(run / "tracker.pth", map_location="cpu", weights_only=False)
     shipped = ck / "llc_laptop.pth"
+    before = results / "llc_laptop_interface.json"  # the default being replaced: its recorded numbers, its commit
+    previous = None
+    if before.is_file():
+        rec = json.loads(before.read_text())
+        previous = {**rec["interface"]["shipped"], "commit": rec["provenance"]["commit"],
+                    "checkpoint_commit": git_commit(root).removesuffix("+dirty")}  # HEAD still holds it
+        if rec["provenance"]["config"].get("run") == str(run):  # the same run shipped again: keep its predecessor
+            previous = rec.get("previous")
     torch.save(strip(student_state, STUDENT_KEYS), shipped)
     torch.save(strip(tracker_state, TRACKER_KEYS), ck / "llc_laptop_tracker.pth")
     for name in ("tracker_curve.csv", "distill_curve.csv"):
@@ -77,7 +88,8 @@ def ship_llc(run: str | Path, calm: str | Path = CALM_LAPTOP, root: str | Path =
     prov.write_csv(pd.DataFrame(t_eval["per_clip"]), results / "llc_laptop_tracker.csv")
     tracker = {k: {"finished": sum(r["finished"] for r in e["per_clip"]), "error_m": e["local_error_m"]}
                for k, e in (("trained", t_eval), ("replay", z_eval))}
-    prov.write_json({"interface": metrics, "tracker": tracker, "goals": GOALS}, results / "llc_laptop_interface.json")
+    prov.write_json({"interface": metrics, "tracker": tracker, "goals": GOALS,
+                     **({"previous": previous} if previous else {})}, results / "llc_laptop_interface.json")
     fig = plot_route_curves(pd.read_csv(run / "tracker_curve.csv"), pd.read_csv(run / "distill_curve.csv"),
                             title="llc_laptop.pth: tracking route over samples")
     prov.finish().save_figure(fig, root / "figures" / "llc_laptop_route_curves.png")
@@ -91,16 +103,18 @@ def ship_llc(run: str | Path, calm: str | Path = CALM_LAPTOP, root: str | Path =
                              "wall_s": info.get("tracker_wall_s", float("nan"))},
                  "durations": lib.durations.tolist(), "seed": student_state.get("seed", 0),
                  "commit": git_commit(root), "machine": machine() + " (shared with other work)",
-                 "limits": list(limits or [])})
-    card = model_card(info, metrics, tracker, curve_tables(run), str(calm), results / "llc_hlc_pose_goals.csv")
+                 "limits": list(limits or []), "history": list(history or [])})
+    card = model_card(info, {**metrics, **({"previous": previous} if previous else {})}, tracker, curve_tables(run),
+                      str(calm), results / "llc_hlc_pose_goals.csv")
     (ck / "llc_laptop.md").write_text(card)
     return card
 
 
 def _ship(args: argparse.Namespace) -> int:
     limits = args.limits.read_text().splitlines() if args.limits else []
+    history = args.history.read_text().splitlines() if args.history else []
     card = ship_llc(args.run, args.calm, args.root, args.seed, limits, args.motions, args.skill_seconds,
-                    args.idle_seconds, args.random_seconds)
+                    args.idle_seconds, args.random_seconds, history)
     print(card)
     return 0
 
@@ -116,6 +130,8 @@ def add_ship_command(sub) -> None:
     s.add_argument("--root", type=Path, default=REPO_ROOT, help="where anyskill/checkpoints, results/ and figures/ are "
                    "(default: this repository)")
     s.add_argument("--limits", type=Path, help="a text file of measured limitations for the card (one per line)")
+    s.add_argument("--history", type=Path, help="a text file of lines on how the run was made beyond its settings "
+                   "(one per line), e.g. the controller it continues")
     s.add_argument("--motions", help="motion manifest YAML (default: the bundled one)")
     s.add_argument("--skill-seconds", type=float, default=10.0, help="held latent from standing, s")
     s.add_argument("--idle-seconds", type=float, default=60.0, help="how long the idle latent must keep it standing, s")

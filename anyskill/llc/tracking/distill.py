@@ -4,12 +4,20 @@ The student (:class:`~anyskill.llc.tracking.student.StudentNetworks`: encoder E(
 π_L(a | s, z, τ)) drives the humanoids of a :class:`~anyskill.llc.tracking.TrackingEnv` with its own mean action
 (after ``teacher_steps_frac`` of the run in which the teacher drives; DAgger with β decaying linearly from 1 to 0); the
 frozen tracker labels every visited state with its action, converted to an env action (absolute PD target). Each env
-runs one of two latent regimes per episode:
+runs one of four latent regimes per episode:
 
 * **sliding** (probability ``sliding_prob``): every ``llc_steps`` (5) steps z = E(the reference's window that starts
   now), so τ cycles 0..4 — how a high-level policy replays a clip;
-* **held**: one z = E(the window of the episode's first clip frame) for the whole episode (up to 10 s), while the
-  reference plays on and loops — CALM's semantics, which the skill evaluation from standing tests.
+* **switch** (``switch_prob``): now and then (at the high-level cadence, or after U[llc_steps, max_switch_steps]
+  steps) the reference jumps to a random window, blended in from the character's pose, and z = E(that window) — how a
+  high-level policy changes skill;
+* **random** (``random_latent_prob``): as switch, but z is a random unit vector and the reference is the window whose
+  latent is nearest — what an exploring high-level policy sends;
+* **held** (the rest): one z = E(the window of the episode's first clip frame) for the whole episode (up to 10 s),
+  while the reference plays on and loops — CALM's semantics, which the skill evaluation from standing tests.
+
+Switch and random episodes go only to the windows of ``switch_clips`` when it names clips (those the teacher
+performs: a latent the teacher cannot label with a motion it survives teaches the student to fall).
 
 A fraction ``latent_noise_prob`` of the latents get Gaussian noise (``latent_noise``) before normalisation, so that
 latents between windows also produce a stable motion. Loss = MSE to the teacher's action + ``align_coef`` * align +
@@ -72,6 +80,9 @@ def forward_windows(grid: AmpFrameGrid, start_rows: Tensor, steps: int) -> Tenso
 
 HELD, SLIDING, SWITCH, RANDOM = 0, 1, 2, 3
 """Latent regimes of an episode (module docstring)."""
+REGIMES = ("held", "sliding", "switch", "random")
+"""Their names, in that order (the curve's ``action_mse_<name>``: the student's action error in each regime's
+episodes, NaN where none ran)."""
 
 
 def draw_regimes(cfg: DistillConfig, n: int, gen: torch.Generator, device: torch.device) -> Tensor:
@@ -97,6 +108,17 @@ def encode_bank(net: StudentNetworks, grid: AmpFrameGrid, cfg: DistillConfig, ch
     rows = torch.arange(len(grid.clip_of), device=grid.frames.device)
     return torch.cat([net.encode(forward_windows(grid, rows[i:i + chunk], cfg.enc_steps)).float()
                       for i in range(0, len(rows), chunk)])
+
+
+def switch_rows(grid: AmpFrameGrid, clip_names: list[str], cfg: DistillConfig) -> Tensor:
+    """(G,) bool: the grid rows the switch and random regimes may go to (the windows of ``cfg.switch_clips``)."""
+    if not cfg.switch_clips:
+        return torch.ones(len(grid.clip_of), dtype=torch.bool, device=grid.clip_of.device)
+    unknown = sorted(set(cfg.switch_clips) - set(clip_names))
+    if unknown:
+        raise ValueError(f"DistillConfig.switch_clips names clips not in the motion library: {unknown}")
+    ids = torch.tensor([clip_names.index(c) for c in cfg.switch_clips], device=grid.clip_of.device)
+    return torch.isin(grid.clip_of, ids)
 
 
 def align_uniform(net: StudentNetworks, grid: AmpFrameGrid, cfg: DistillConfig, gen: torch.Generator
@@ -175,7 +197,8 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
     """(N,) the env's latent is a random unit vector (RANDOM regime), not an encoded window plus noise."""
     free_z = torch.zeros(n, cfg.latent_dim, device=dev)
     arange_n = torch.arange(n, device=dev)
-    weights = grid.weights[grid.clip_of] / grid.clip_len[grid.clip_of]  # (G,) rows drawn as the clips are
+    allowed = switch_rows(grid, list(lib.clip_names), cfg)  # (G,) windows a switch may go to
+    weights = grid.weights[grid.clip_of] / grid.clip_len[grid.clip_of] * allowed  # (G,) rows drawn as the clips are
 
     def new_noise(m: int) -> Tensor:
         on = (torch.rand(m, generator=gen, device=dev) < cfg.latent_noise_prob).float()[:, None]
@@ -215,12 +238,14 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
             g["lr"] = lr
         t0 = time.time()
         stats = torch.zeros(4, device=dev)  # local error, terminations, action error, switches: summed on the device
+        by_regime = torch.zeros(2, len(REGIMES), device=dev)  # action error summed per regime, env-steps per regime
         net.eval()
         with torch.no_grad():
             bank = encode_bank(net, grid, cfg) if cfg.random_latent_prob > 0 else None
             z = latents(win_start, noise, torch.ones(n, dtype=torch.bool, device=dev), free_z)
             for _ in range(cfg.horizon):
                 prop = obs[:, :obs_dim]
+                acting = regime
                 teacher_target = env.pd_targets(teacher.act(obs))
                 label = env.env_action(teacher_target)
                 student_a = net.action(prop, z, tau).clamp(-1.0, 1.0)
@@ -244,7 +269,8 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
                 rows = torch.multinomial(weights, n, replacement=True, generator=gen)
                 rand_z = F.normalize(torch.randn(n, cfg.latent_dim, generator=gen, device=dev), dim=-1)
                 if bank is not None:
-                    rows = torch.where(regime == RANDOM, (rand_z @ bank.T).argmax(-1), rows)
+                    nearest = (rand_z @ bank.T).masked_fill(~allowed, -2.0).argmax(-1)
+                    rows = torch.where(regime == RANDOM, nearest, rows)
                 free = torch.where(switch | done, regime == RANDOM, free)
                 free_z = torch.where((switch & (regime == RANDOM))[:, None], rand_z, free_z)
                 env.switch_where(switch, grid.clip_of[rows], rows - grid.clip_start[grid.clip_of[rows]])
@@ -259,8 +285,11 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
                 due = torch.where(switch, switch_intervals(cfg, n, gen, dev), due)
                 if env.maybe(renew):
                     z = latents(win_start, noise, renew, z)
-                stats += torch.stack([info["local_error_m"].mean(), info["terminate"].sum().float(),
-                                      (student_a - label).square().mean(), switch.sum().float()])
+                err = (student_a - label).square().mean(-1)
+                stats += torch.stack([info["local_error_m"].mean(), info["terminate"].sum().float(), err.mean(),
+                                      switch.sum().float()])
+                one_hot = F.one_hot(acting, len(REGIMES)).float()
+                by_regime += torch.stack([err @ one_hot, one_hot.sum(0)])
         t_sim = time.time() - t0
         net.train()
         losses = torch.zeros(3, device=dev)  # behaviour cloning, align, uniform
@@ -284,6 +313,7 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
         torch.set_num_threads(1)
         # data-parallel: statistics and failure rates averaged over the processes, samples counted over all
         st, ls = ddp.all_reduce_mean(stats).tolist(), ddp.all_reduce_mean(losses / cfg.updates).tolist()
+        err_sum, steps = ddp.all_reduce_mean(by_regime).tolist()
         env.fail_rate = ddp.all_reduce_mean(env.fail_rate)
         new = n * cfg.horizon * procs
         samples += new
@@ -292,6 +322,8 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
         row = {"iteration": it, "samples": samples, "beta": beta, "lr": lr, "bc_loss": ls[0], "align": ls[1],
                "uniform": ls[2], "rollout_action_mse": st[2] / cfg.horizon, "local_error_m": st[0] / cfg.horizon,
                "terminations_per_step": st[1] / (cfg.horizon * n), "switches_per_step": st[3] / (cfg.horizon * n),
+               **{f"action_mse_{name}": e / k if k else float("nan")
+                  for name, e, k in zip(REGIMES, err_sum, steps, strict=True)},
                "samples_per_s": new / wall, "sim_fraction": t_sim / wall}
         if main and evaluate is not None and cfg.eval_every_iters and it % cfg.eval_every_iters == 0:
             probe = out / "llc_probe.pth"

@@ -23,29 +23,43 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from anyskill.config.tracking import route_profile
+from anyskill.config.tracking import TrackingConfig, route_profile
 from anyskill.llc import distributed as ddp
 from anyskill.llc.tracking.distill import distill
 from anyskill.llc.tracking.model_based import train_model_based_tracker
-from anyskill.llc.tracking.tracker import load_tracker, train_tracker
+from anyskill.llc.tracking.tracker import Tracker, evaluate_tracker, load_tracker, train_tracker
+from anyskill.motion.library import MotionLibrary
+
+
+def tracked_clips(tracker: Tracker, lib: MotionLibrary, track: TrackingConfig, seed: int = 0) -> list[str]:
+    """The clips ``tracker`` finishes without a fall both from their first frame and from the standing pose
+    (:func:`~anyskill.llc.tracking.tracker.evaluate_tracker`, deterministic), in library order."""
+    first = evaluate_tracker(tracker, lib, track, seed=seed)["per_clip"]
+    standing = evaluate_tracker(tracker, lib, track, standing=True, seed=seed)["per_clip"]
+    return [a["clip"] for a, b in zip(first, standing, strict=True) if a["finished"] and b["finished"]]
 
 
 def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_budget_s: float | None = None,
                          tracker_samples: int | None = None, distill_samples: int | None = None,
                          num_envs: int | None = None, num_threads: int | None = None, seed: int = 0,
                          progress: bool = True, log_every: int = 0, device: str | None = None,
-                         backend: str | None = None, tracker: str = "ppo") -> dict:
+                         backend: str | None = None, tracker: str = "ppo",
+                         switch_clips: Sequence[str] | None = None) -> dict:
     """Both stages of the route into ``out_dir`` (module docstring), resuming whatever is there. Returns the
     ``train_info.json`` dict. ``scale``: a :data:`~anyskill.config.tracking.ROUTE_PROFILES` name; ``device``
     (default: the profile's) and ``backend`` ("mujoco" | "warp" | "auto") override the profile's. ``tracker``:
     "ppo" (the default) or "model_based" (:mod:`anyskill.llc.tracking.model_based`, an option measured in
-    ``docs/model_based_tracker.md``; same samples, same checkpoint, same distillation)."""
+    ``docs/model_based_tracker.md``; same samples, same checkpoint, same distillation). ``switch_clips``: the clips
+    the student's switch and random latent regimes go to (:class:`~anyskill.config.tracking.DistillConfig`); the
+    single name "tracked" picks the clips the trained tracker finishes both from their first frame and from
+    standing (:func:`tracked_clips`)."""
     if tracker not in ("ppo", "model_based"):
         raise ValueError(f"tracker must be 'ppo' or 'model_based', got {tracker!r}")
     torch.set_num_threads(1)
@@ -98,6 +112,16 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
         if main:
             info_path.write_text(json.dumps(info, indent=1))
     teacher, teacher_track = load_tracker(tracker_path)
+    if switch_clips:
+        names = list(switch_clips)
+        if names == ["tracked"]:
+            names = tracked_clips(teacher, lib, teacher_track, seed=seed)
+            if not names:
+                raise ValueError(f"the tracker {tracker_path} finishes no clip: no window for the switch regimes")
+            if log_every and main:
+                print(f"switch and random latents go to the {len(names)} tracked clips: {', '.join(names)}",
+                      flush=True)
+        dcfg = replace(dcfg, switch_clips=tuple(names))
     left = None if time_budget_s is None else max(time_budget_s - (time.time() - start), 1.0)
     llc_path = out / "llc.pth"
     drun = distill(lib, teacher, replace(teacher_track, num_threads=track.num_threads, device=track.device,
