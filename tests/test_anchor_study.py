@@ -17,6 +17,7 @@ from anyskill.eval.anchor_study import (
     TABLE1_FALLS,
     UNTRAINED,
     anchor_tradeoff,
+    e2e_seed_summary,
     gather_e2e,
     parse_pose_label,
 )
@@ -24,7 +25,8 @@ from anyskill.eval.anchor_study import (
 DOMAIN = "anyskill-domain sha256:0 (domain model of this humanoid, closed vocabulary — not CLIP)"
 
 
-def _e2e(path, rates, latent_action=None, anchor_scale=None, prompts=("squat down", "bow")):
+def _e2e(path, rates, latent_action=None, anchor_scale=None, prompts=("squat down", "bow"), llc="llc_laptop.pth",
+         seed=0):
     rows = []
     for prompt, rate in zip(prompts, rates, strict=True):
         row = {"prompt": prompt, "fact": "f", "model": DOMAIN, "after_fact_rate": rate, "after_fallen_rate": 0.5,
@@ -35,7 +37,7 @@ def _e2e(path, rates, latent_action=None, anchor_scale=None, prompts=("squat dow
     rows.append({**rows[0], "model": "ViT-B-32/random", "after_fact_rate": 1.0})  # the random floor: not counted
     rows.append({**rows[0], "prompt": "arms down by the sides", "after_fact_rate": 1.0})  # an opposite: not counted
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"rows": rows}))
+    path.write_text(json.dumps({"rows": rows, "llc": llc, "settings": {"seed": seed}}))
     return path
 
 
@@ -111,3 +113,22 @@ def test_the_command_writes_the_table_and_the_figure(results, tmp_path, capsys):
     assert (results / "domain_e2e_latent_action.csv").is_file()  # the gathered runs are kept
     assert main(["anchor-study", "--results", str(tmp_path), "--figure", str(figure)]) != 0
     assert "none of the study" in capsys.readouterr().err
+
+
+def test_seed_summary_counts_prompts_reached_per_controller_action_and_seed(tmp_path, capsys):
+    runs = [_e2e(tmp_path / "a0" / "e2e.json", [0.9, 0.1], llc="robust.pth", seed=0),
+            _e2e(tmp_path / "a1" / "e2e.json", [0.9, 0.8], llc="robust.pth", seed=1),
+            _e2e(tmp_path / "b0" / "e2e.json", [0.0, 0.1], "anchored", 0.6, llc="clip.pth", seed=0)]
+    summary = e2e_seed_summary(gather_e2e(runs, tmp_path / "seeds.csv"))
+    free = summary[summary["llc"] == "robust.pth"].iloc[0]
+    assert free["latent_action"] == "free" and math.isnan(free["anchor_scale"]) and free["seeds"] == "0,1"
+    assert free["reached_per_seed"] == "1/2" and free["reached_mean"] == 1.5 and free["fallen_mean"] == 0.5
+    anchored = summary[summary["llc"] == "clip.pth"].iloc[0]
+    assert anchored["anchor_scale"] == 0.6 and anchored["reached_per_seed"] == "0"
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "table1.csv").write_text("key,ours: fall rate\nours_full,0.5\n")
+    assert main(["anchor-study", "--results", str(results), "--figure", str(tmp_path / "f.png"), "--seeds",
+                 *map(str, runs)]) == 0
+    assert (results / "domain_e2e_seeds_summary.csv").read_text().startswith("# notebook: anyskill anchor-study")
+    assert "robust.pth" in capsys.readouterr().out

@@ -103,7 +103,7 @@ def test_split_and_join_files_round_trip(tmp_path):
 def test_one_shot_gpu_training_dry_run_and_resume(tmp_path):
     """``scripts/gpu_train_llc.sh --dry-run`` in-process: Warp's CPU device, the dense path, smoke sizes; ≤ 8 returned
     files of ≤ 16 MiB, a loadable controller, throughput beside the env alone, and a second run resumed from the
-    first one's returned files continues its sample counts."""
+    first one's returned files continues its sample counts (its switched and random latents on named clips)."""
     from anyskill.llc import load_llc
     from anyskill.llc.tracking.oneshot import run
 
@@ -116,8 +116,10 @@ def test_one_shot_gpu_training_dry_run_and_resume(tmp_path):
     assert summary["tracker"]["over_env_alone"] is not None
     load_llc(tmp_path / "a" / "llc.pth")
     second = run(tmp_path / "b", budget_s=5, resume=tmp_path / "a", dry_run=True, eval_timeout_s=240,
-                 work=tmp_path / "wb")
+                 work=tmp_path / "wb", switch_clips=["squat", "bow"])
     assert second["resumed_from"] == {"tracker.pth": True, "llc.pth": True, "train_info.json": True}
+    student = torch.load(tmp_path / "b" / "llc.pth", map_location="cpu", weights_only=False)
+    assert list(student["distill"]["switch_clips"]) == ["squat", "bow"]  # the robust student's switches, named
     assert second["tracker"]["samples"] > first["tracker"]["samples"]
     assert second["distill"]["samples"] > first["distill"]["samples"]
     assert Path(tmp_path / "b" / "llc.pth").is_file()

@@ -65,12 +65,13 @@ def parse_pose_label(label: str) -> tuple[str, float]:
 
 def e2e_rows(e2e_json: str | Path) -> list[dict[str, Any]]:
     """The rows of one ``anyskill domain-e2e`` run (its ``e2e.json``) with their latent action and σ (runs made before
-    the option existed: free)."""
+    the option existed: free), the controller's file name and the training seed."""
     record = json.loads(Path(e2e_json).read_text())
     rows = []
     for r in record["rows"]:
         action, scale = action_label(r.get("latent_action", "free"), r.get("anchor_scale"))
-        rows.append({**r, "latent_action": action, "anchor_scale": scale, "run": str(e2e_json)})
+        rows.append({**r, "latent_action": action, "anchor_scale": scale, "llc": record.get("llc"),
+                     "seed": record.get("settings", {}).get("seed"), "run": str(e2e_json)})
     return rows
 
 
@@ -129,9 +130,9 @@ def _tradeoff(results: Path, folder: Path, controller: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["controller", "measure", "latent_action", "anchor_scale", "value", "source"])
 
 
-E2E_COLUMNS = ("prompt", "fact", "model", "latent_action", "anchor_scale", "num_envs", "epochs", "before_fact_rate",
-               "after_fact_rate", "before_quantity", "after_quantity", "before_fallen_rate", "after_fallen_rate",
-               "after_upright_fact_rate", "train_s", "run")
+E2E_COLUMNS = ("prompt", "fact", "model", "llc", "seed", "latent_action", "anchor_scale", "num_envs", "epochs",
+               "before_fact_rate", "after_fact_rate", "before_quantity", "after_quantity", "before_fallen_rate",
+               "after_fallen_rate", "after_upright_fact_rate", "train_s", "run")
 
 
 def gather_e2e(runs: list[str | Path], out: str | Path) -> pd.DataFrame:
@@ -148,4 +149,24 @@ def gather_e2e(runs: list[str | Path], out: str | Path) -> pd.DataFrame:
     df = df[[c for c in E2E_COLUMNS if c in df]]
     prov.finish().write_csv(df, out)
     return df
+
+
+def e2e_seed_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per controller (``llc``), latent action and σ: the prompts reaching their fact (:data:`REACHED`) and the
+    frames fallen after training, for each seed and over the seeds, from :func:`gather_e2e`'s rows (the domain model's
+    rows of the 5 prompts only)."""
+    import pandas as pd
+
+    from anyskill.domain.e2e import E2E_PROMPTS
+
+    d = df[df["model"].str.startswith("anyskill-domain") & df["prompt"].isin(list(E2E_PROMPTS))].copy()
+    d["anchor_scale"] = d["anchor_scale"].fillna(-1.0)
+    keys = ["llc", "latent_action", "anchor_scale"]
+    per_seed = d.groupby([*keys, "seed"]).agg(reached=("after_fact_rate", lambda x: int((x >= REACHED).sum())),
+                                              fallen=("after_fallen_rate", "mean")).reset_index()
+    out = per_seed.groupby(keys).agg(seeds=("seed", lambda x: ",".join(str(int(v)) for v in sorted(x))),
+                                     reached_per_seed=("reached", lambda x: "/".join(str(v) for v in x)),
+                                     reached_mean=("reached", "mean"), fallen_mean=("fallen", "mean")).reset_index()
+    out["anchor_scale"] = out["anchor_scale"].where(out["anchor_scale"] >= 0)
+    return pd.DataFrame(out)
 

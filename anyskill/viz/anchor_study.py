@@ -34,10 +34,11 @@ def plot_anchor_tradeoff(df, title: str = ""):
             free = d[d["latent_action"] == "free"]["value"]
             if len(free):
                 ax.axhline(float(free.iloc[0]), ls="--", color=colour, label=f"{controller}: free (the paper's)")
-        ax.set_xscale("log")
-        ax.set_xticks(sigmas, [f"{v:g}" for v in sigmas])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlim(min(sigmas) / 1.3, max(sigmas) * 1.3)
+        if sigmas:  # else only free actions were measured: their lines alone
+            ax.set_xscale("log")
+            ax.set_xticks(sigmas, [f"{v:g}" for v in sigmas])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlim(min(sigmas) / 1.3, max(sigmas) * 1.3)
         ax.set_ylim(bottom=0)
         ax.set_xlabel("σ of the anchored action")
         ax.set_title(measure, fontsize=9)
@@ -65,6 +66,18 @@ def _anchor_study(args: argparse.Namespace) -> int:
         if missing:
             raise FileNotFoundError(f"--e2e: no such e2e.json: {', '.join(map(str, missing))}")
         gather_e2e(args.e2e, results / "domain_e2e_latent_action.csv")
+    if args.seeds:
+        from anyskill.eval.anchor_study import e2e_seed_summary
+
+        missing = [p for p in args.seeds if not Path(p).is_file()]
+        if missing:
+            raise FileNotFoundError(f"--seeds: no such e2e.json: {', '.join(map(str, missing))}")
+        rows = gather_e2e(args.seeds, results / "domain_e2e_seeds.csv")
+        summary = e2e_seed_summary(rows)
+        Provenance("anyskill anchor-study --seeds", config={"runs": [str(r) for r in args.seeds]},
+                   clip_weights="anyskill-domain (domain model of this humanoid, closed vocabulary — not CLIP)"
+                   ).finish().write_csv(summary, results / "domain_e2e_seeds_summary.csv")
+        print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     df = anchor_tradeoff(results)
     if df.empty:
         raise FileNotFoundError(f"{results} holds none of the study's measurements (anyskill.eval.anchor_study)")
@@ -86,5 +99,8 @@ def add_anchor_study_command(sub) -> None:
     c.add_argument("--results", default=str(REPO_ROOT / "results"))
     c.add_argument("--e2e", nargs="+", metavar="E2E_JSON", help="first gather these domain-e2e runs into "
                    "RESULTS/domain_e2e_latent_action.csv (replacing it)")
+    c.add_argument("--seeds", nargs="+", metavar="E2E_JSON", help="also gather these domain-e2e runs (several "
+                   "controllers, actions and seeds) into RESULTS/domain_e2e_seeds.csv and summarise the prompts "
+                   "reached and frames fallen per seed in RESULTS/domain_e2e_seeds_summary.csv")
     c.add_argument("--figure", default=str(REPO_ROOT / "figures" / "04_anchor_tradeoff.png"))
     c.set_defaults(func=_anchor_study)

@@ -118,8 +118,10 @@ def _read_csv(path: Path) -> list[dict]:
 
 def run(out: str | Path, budget_s: float = 480.0, resume: str | Path | None = None, dry_run: bool = False,
         eval_timeout_s: float = 120.0, work: str | Path | None = None, seed: int = 0,
-        process_start: float | None = None) -> dict[str, Any]:
-    """The one-shot training (module docstring); returns the summary written to ``out/summary.json``."""
+        process_start: float | None = None, switch_clips: list[str] | None = None) -> dict[str, Any]:
+    """The one-shot training (module docstring); returns the summary written to ``out/summary.json``.
+    ``switch_clips``: as ``train-llc --switch-clips`` (e.g. ["tracked"]; the evaluation it needs counts in the
+    budget)."""
     from anyskill.config.tracking import route_profile
     from anyskill.llc.motions import load_motions
     from anyskill.llc.tracking.route import train_tracking_route
@@ -151,7 +153,8 @@ def run(out: str | Path, budget_s: float = 480.0, resume: str | Path | None = No
                 tar.extractall(run_dir, members=[m for m in tar.getmembers() if m.name == "train_info.json"])
             resumed["train_info.json"] = (run_dir / "train_info.json").is_file()
     prov = Provenance("anyskill.llc.tracking.oneshot", config={"budget_s": budget_s, "scale": scale, "device": device,
-                                                                "resume": str(resume) if resume else None}, seed=seed,
+                                                                "resume": str(resume) if resume else None,
+                                                                "switch_clips": switch_clips}, seed=seed,
                       device=device)
     summary: dict[str, Any] = {"kind": "gpu_train_llc", "dry_run": dry_run, "budget_s": budget_s, "sizes": scale,
                                "resumed_from": {k: v for k, v in resumed.items()} or None,
@@ -175,7 +178,8 @@ def run(out: str | Path, budget_s: float = 480.0, resume: str | Path | None = No
     info = train_tracking_route(lib, run_dir, scale=scale, time_budget_s=budget_s, seed=seed, progress=False,
                                 log_every=1, device=device, backend=backend,
                                 tracker_samples=done["tracker.pth"] + prof.ppo.total_samples,
-                                distill_samples=done["llc.pth"] + prof.distill.total_samples)
+                                distill_samples=done["llc.pth"] + prof.distill.total_samples,
+                                switch_clips=switch_clips)
     summary["train_wall_s"] = time.time() - t_train
     tracker_rows = _read_csv(run_dir / "tracker_curve.csv")
     distill_rows = _read_csv(run_dir / "distill_curve.csv")
@@ -275,10 +279,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds for the evaluation (default 120; 0 skips it, e.g. to evaluate elsewhere on CPUs)")
     ap.add_argument("--work", help="scratch folder (default: OUT_work beside OUT)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--switch-clips", nargs="+", metavar="CLIP",
+                    help="the student's switched and random latents go to these clips' windows; 'tracked': those the "
+                         "tracker finishes (default: every clip)")
     args = ap.parse_args(argv)
     t0 = float(os.environ.get("ANYSKILL_T0", "0")) or None
     s = run(args.out, budget_s=args.budget, resume=args.resume, dry_run=args.dry_run, eval_timeout_s=args.eval_timeout,
-            work=args.work, seed=args.seed, process_start=t0)
+            work=args.work, seed=args.seed, process_start=t0, switch_clips=args.switch_clips)
     keys = ("env_alone", "tracker", "distill", "cold_start_to_first_iteration_s", "wall_s")
     print(json.dumps({k: s[k] for k in keys if k in s}, indent=1, default=str))
     return 0
