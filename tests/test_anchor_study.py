@@ -129,6 +129,7 @@ def test_seed_summary_counts_prompts_reached_per_controller_action_and_seed(tmp_
     results.mkdir()
     (results / "table1.csv").write_text("key,ours: fall rate\nours_full,0.5\n")
     assert main(["anchor-study", "--results", str(results), "--figure", str(tmp_path / "f.png"), "--seeds",
-                 *map(str, runs)]) == 0
+                 *map(str, runs[:2]), f"replaced={runs[2]}"]) == 0
     assert (results / "domain_e2e_seeds_summary.csv").read_text().startswith("# notebook: anyskill anchor-study")
+    assert set(pd.read_csv(results / "domain_e2e_seeds_summary.csv", comment="#")["llc"]) == {"robust.pth", "replaced"}
     assert "robust.pth" in capsys.readouterr().out

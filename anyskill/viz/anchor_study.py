@@ -69,12 +69,15 @@ def _anchor_study(args: argparse.Namespace) -> int:
     if args.seeds:
         from anyskill.eval.anchor_study import e2e_seed_summary
 
-        missing = [p for p in args.seeds if not Path(p).is_file()]
+        pairs = [item.rpartition("=")[::2] for item in args.seeds]  # [LABEL=]E2E_JSON
+        runs = [path for _, path in pairs]
+        missing = [p for p in runs if not Path(p).is_file()]
         if missing:
             raise FileNotFoundError(f"--seeds: no such e2e.json: {', '.join(map(str, missing))}")
-        rows = gather_e2e(args.seeds, results / "domain_e2e_seeds.csv")
+        labels = {path: label for label, path in pairs if label}
+        rows = gather_e2e(runs, results / "domain_e2e_seeds.csv", labels)
         summary = e2e_seed_summary(rows)
-        Provenance("anyskill anchor-study --seeds", config={"runs": [str(r) for r in args.seeds]},
+        Provenance("anyskill anchor-study --seeds", config={"runs": runs, "llc_labels": labels},
                    clip_weights="anyskill-domain (domain model of this humanoid, closed vocabulary — not CLIP)"
                    ).finish().write_csv(summary, results / "domain_e2e_seeds_summary.csv")
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
@@ -99,8 +102,9 @@ def add_anchor_study_command(sub) -> None:
     c.add_argument("--results", default=str(REPO_ROOT / "results"))
     c.add_argument("--e2e", nargs="+", metavar="E2E_JSON", help="first gather these domain-e2e runs into "
                    "RESULTS/domain_e2e_latent_action.csv (replacing it)")
-    c.add_argument("--seeds", nargs="+", metavar="E2E_JSON", help="also gather these domain-e2e runs (several "
-                   "controllers, actions and seeds) into RESULTS/domain_e2e_seeds.csv and summarise the prompts "
-                   "reached and frames fallen per seed in RESULTS/domain_e2e_seeds_summary.csv")
+    c.add_argument("--seeds", nargs="+", metavar="[LABEL=]E2E_JSON", help="also gather these domain-e2e runs "
+                   "(several controllers, actions and seeds; LABEL names the controller where its recorded file name "
+                   "does not) into RESULTS/domain_e2e_seeds.csv and summarise the prompts reached and frames fallen "
+                   "per seed in RESULTS/domain_e2e_seeds_summary.csv")
     c.add_argument("--figure", default=str(REPO_ROOT / "figures" / "04_anchor_tradeoff.png"))
     c.set_defaults(func=_anchor_study)
