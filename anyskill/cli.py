@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from anyskill.config import SCALES, profile
+from anyskill.config.eval import LATENT_CHECK_ENVS
 from anyskill.config.hlc import LATENT_ACTIONS
 
 
@@ -128,6 +129,47 @@ def _eval_llc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latent_robustness(args: argparse.Namespace) -> int:
+    """``anyskill latent-robustness``: random and untrained-π_H latents of each controller over several seeds, rows
+    of other controllers kept from ``--out``."""
+    from pathlib import Path
+
+    import pandas as pd
+    import torch
+
+    from anyskill.llc import load_llc
+    from anyskill.llc.latent_checks import ROBUSTNESS_COLUMNS, latent_robustness
+    from anyskill.llc.motions import load_motions
+    from anyskill.llc.prior import latent_prior
+    from anyskill.provenance import Provenance, git_commit
+
+    torch.set_num_threads(1)
+    pairs = [c.partition("=") for c in args.controller]
+    if any(not sep or not label or not path for label, sep, path in pairs):
+        raise ValueError(f"--controller takes LABEL=CHECKPOINT, got {args.controller}")
+    lib, _ = load_motions(args.motions)
+    prov = Provenance("anyskill latent-robustness", config={"controllers": args.controller, "envs": args.envs,
+                                                             "anchor_scale": args.anchor_scale,
+                                                             "seconds": args.seconds}, seed=args.seeds)
+    out = Path(args.out)
+    kept = pd.read_csv(out, comment="#") if out.is_file() else pd.DataFrame()
+    labels = [label for label, _, _ in pairs]
+    frames = [kept[~kept["controller"].isin(labels)]] if len(kept) else []
+    for label, _, path in pairs:
+        llc = load_llc(path)
+        df = latent_robustness(llc, lib, latent_prior(llc, lib), args.seeds, args.envs, args.anchor_scale,
+                               args.seconds)
+        df.insert(0, "checkpoint", path)
+        df.insert(0, "controller", label)
+        df["commit"] = git_commit()
+        frames.append(df)
+        stats = "; ".join(f"{c} {df[c].mean():.0%} ({df[c].min():.0%}-{df[c].max():.0%})" for c in ROBUSTNESS_COLUMNS)
+        print(f"{label}: stay up over seeds {args.seeds} x {args.envs} characters: {stats}", flush=True)
+    prov.finish().write_csv(pd.concat(frames, ignore_index=True), out)
+    print(f"wrote {out}")
+    return 0
+
+
 def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
     """The sliding-latent, random-latent (with an untrained high-level policy's latents, free and anchored) and
     tracker checks of ``eval-llc`` (anyskill.llc.latent_checks)."""
@@ -151,16 +193,17 @@ def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
         print(f"sliding latents from each clip's first frame: {int(df['finished'].sum())}/{len(df)} finished "
               f"without a fall, mean root-relative body error {df['local_error_m'].mean():.3f} m")
     if args.random_latents:
-        r = evaluate_random_latents(llc, lib, seed=args.seed)
+        r = evaluate_random_latents(llc, lib, num=args.latent_envs, seed=args.seed)
         summary["random_latents"] = r
-        print(f"random unit latents from standing, {r['seconds']:g} s: held stay up {r['held_survival']:.0%} "
+        print(f"random unit latents from standing, {r['num']:.0f} characters, {r['seconds']:g} s: held stay up "
+              f"{r['held_survival']:.0%} "
               f"(pose spread {r['held_pose_spread_m']:.3f} m), switched every 5 steps stay up "
               f"{r['switched_survival']:.0%} ({r['switched_pose_spread_m']:.3f} m)")
         from anyskill.llc.latent_checks import evaluate_untrained_hlc
         from anyskill.llc.prior import latent_prior
 
         prior = latent_prior(llc, lib, on_status=print)
-        h = evaluate_untrained_hlc(llc, lib, prior, seed=args.seed)
+        h = evaluate_untrained_hlc(llc, lib, prior, num=args.latent_envs, seed=args.seed)
         h["prior"] = {k: v for k, v in prior.record.items() if k != "curve"}
         summary["untrained_hlc"] = h
         print(f"an untrained high-level policy's latents from standing, {h['seconds']:g} s (its initial mean and std, "
@@ -175,9 +218,9 @@ def _eval_interface(args: argparse.Namespace, checkpoint, prov) -> None:
                     "anchored_previous_pose_spread_m")
             rows = []
             for scale in args.anchor_scales:
-                r = evaluate_untrained_hlc(llc, lib, prior, seed=args.seed, anchor_scale=scale,
+                r = evaluate_untrained_hlc(llc, lib, prior, num=args.latent_envs, seed=args.seed, anchor_scale=scale,
                                            modes=("anchored", "anchored_previous"))
-                rows.append({"anchor_scale": scale, "free_survival": h["free_survival"],
+                rows.append({"anchor_scale": scale, "characters": int(h["num"]), "free_survival": h["free_survival"],
                              "free_pose_spread_m": h["free_pose_spread_m"], **{k: r[k] for k in keys}})
             summary["untrained_hlc_by_anchor_scale"] = rows
             prov.finish().write_csv(pd.DataFrame(rows), out / "llc_untrained_hlc_anchor_scales.csv")
@@ -285,9 +328,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--anchor-scales", type=float, nargs="+", metavar="SIGMA",
                    help="with --random-latents: also the untrained policy through anchored actions of each sigma (and "
                         "anchored on the previous latent), into llc_untrained_hlc_anchor_scales.csv")
+    e.add_argument("--latent-envs", type=int, default=LATENT_CHECK_ENVS, metavar="N",
+                   help=f"with --random-latents: characters per mode (default {LATENT_CHECK_ENVS}: a stay-up "
+                        "fraction's standard error at most 0.5/sqrt(N))")
     e.add_argument("--tracker", help="a tracker checkpoint (tracking route) to evaluate with the reference")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval_llc)
+
+    lr = sub.add_parser("latent-robustness", help="stay-up rates of random latents and of an untrained high-level "
+                        "policy's latents (free and anchored) on each controller, over several seeds")
+    lr.add_argument("--controller", nargs="+", required=True, metavar="LABEL=CHECKPOINT",
+                    help="controllers to measure; rows of other labels already in --out are kept")
+    lr.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    lr.add_argument("--envs", type=int, default=LATENT_CHECK_ENVS, help="characters per mode and seed")
+    lr.add_argument("--anchor-scale", type=float, default=None,
+                    help="sigma of the anchored latent action (default: the config's ANCHOR_SCALE)")
+    lr.add_argument("--seconds", type=float, default=10.0, help="rollout from standing, s")
+    lr.add_argument("--motions", help="motion manifest YAML (default: the bundled one)")
+    lr.add_argument("--out", default="results/llc_latent_robustness.csv")
+    lr.set_defaults(func=_latent_robustness)
 
     from anyskill.domain.cli import add_domain_commands
     from anyskill.eval.table_runs import add_table_task_command

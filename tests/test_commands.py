@@ -60,6 +60,7 @@ def test_ship_llc_writes_the_controller_its_results_and_card(two_clips, tmp_path
     card = (ck / "llc_laptop.md").read_text()
     assert card.startswith("# Model card: `llc_laptop.pth`") and "CALM `laptop` (the default before" in card
     assert card in capsys.readouterr().out and "previous default" not in card
+    assert "switched every 5 steps: stay up (of 128 characters)" in card
     # another run shipped over it: the replaced default's recorded numbers stay on the card, with their commit
     import shutil
 
@@ -109,5 +110,8 @@ def test_the_cards_high_level_section_shows_each_latent_action_and_the_sigma_swe
     assert "| shipped | anchored | 0.300 | 0.250 |" in lines[-1] and not any("σ —" in ln for ln in lines)
     (tmp_path / ANCHOR_SWEEP).write_text("anchor_scale,anchored_survival\n0.3,1.0\n2.0,0.19\n")
     lines = hlc_section(pose)
-    assert any("untrained π_H" in ln for ln in lines) and "| 2 | 0.190 |" in lines[-1]
+    assert any("untrained π_H" in ln and "32 characters" in ln for ln in lines) and "| 2 | 0.190 |" in lines[-1]
+    (tmp_path / ANCHOR_SWEEP).write_text("anchor_scale,characters,anchored_survival\n0.3,128,1.0\n")
+    lines = hlc_section(pose)
+    assert any("128 characters" in ln for ln in lines) and lines[-1].endswith("| 0.300 | 1 |")
     assert hlc_section(tmp_path / "missing.csv") == []

@@ -250,7 +250,7 @@ def test_eval_llc_reports_what_an_untrained_high_level_policy_does(llc_path, mot
     assert list((tmp_path / "cache" / "prior").glob("prior-*.pt"))  # the prior was fitted and cached
     out = tmp_path / "eval"
     assert main(["eval-llc", str(llc_path), "--no-baseline", "--no-skills", "--no-sliding", "--seconds", "0.2",
-                 "--out", str(out), "--anchor-scales", "0.5", "2"]) == 0
+                 "--out", str(out), "--anchor-scales", "0.5", "2", "--latent-envs", "4"]) == 0
     summary = json.loads((out / "llc_interface.json").read_text())
     hlc = summary["untrained_hlc"]
     assert {"free_survival", "anchored_survival", "free_pose_spread_m", "anchored_pose_spread_m",
@@ -260,6 +260,30 @@ def test_eval_llc_reports_what_an_untrained_high_level_policy_does(llc_path, mot
     assert 0.0 <= summary["random_latents"]["held_pose_spread_m"] <= 1.0
     sweep = pd.read_csv(out / "llc_untrained_hlc_anchor_scales.csv", comment="#")
     assert sweep["anchor_scale"].tolist() == [0.5, 2.0] and sweep["anchored_previous_survival"].between(0, 1).all()
+    assert (sweep["characters"] == 4).all() and summary["random_latents"]["num"] == 4
     assert summary["untrained_hlc_by_anchor_scale"] == sweep.to_dict("records")
     printed = capsys.readouterr().out
     assert "untrained high-level policy" in printed and "anchored" in printed and "sigma 2:" in printed
+
+
+def test_latent_robustness_measures_each_controller_over_seeds_and_keeps_the_others(llc_path, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """``anyskill latent-robustness``: one row per controller and seed, stay-up fractions in [0, 1]; measuring a
+    controller again replaces its rows and keeps the other controllers'."""
+    from anyskill.cli import main
+
+    monkeypatch.setenv("ANYSKILL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "robust.csv"
+    args = ["latent-robustness", "--seeds", "0", "1", "--envs", "4", "--seconds", "0.3", "--out", str(out)]
+    assert main([*args, "--controller", f"a={llc_path}", f"b={llc_path}"]) == 0
+    assert main([*args[:2], "4", *args[3:], "--controller", f"a={llc_path}"]) == 0
+    df = pd.read_csv(out, comment="#")
+    assert sorted(zip(df["controller"], df["seed"], strict=True)) == [("a", 1), ("a", 4), ("b", 0), ("b", 1)]
+    assert df[["random_held", "random_switched", "hlc_free", "hlc_anchored"]].stack().between(0, 1).all()
+    assert (df["characters"] == 4).all() and df["commit"].notna().all()
+    assert "a: stay up over seeds [4, 1] x 4 characters" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="LABEL=CHECKPOINT"):
+        main([*args, "--controller", "no-path"])
+    with pytest.raises(ValueError, match="cannot be split between 4 untrained policies"):
+        main(["latent-robustness", "--envs", "3", "--seconds", "0.3", "--out", str(tmp_path / "x.csv"),
+              "--controller", f"a={llc_path}"])

@@ -171,3 +171,26 @@ def test_tracked_clips_are_those_the_tracker_finishes(motion_lib):
     torch.nn.init.zeros_(replay.actor[-1].weight)
     torch.nn.init.zeros_(replay.actor[-1].bias)
     assert tracked_clips(replay, lib, track) == ["arms_crossed", "wave_right_hand"]
+
+
+def test_held_random_latents_switch_only_when_an_episode_ends(motion_lib, tmp_path):
+    """DistillConfig.random_hold_prob: a random episode that holds its latent switches (to a new random latent) only
+    when it ends; one that does not switches at the high-level cadence (every ``llc_steps``)."""
+    from anyskill.config.tracking import DistillConfig
+    from anyskill.llc.tracking.distill import distill
+    from anyskill.llc.tracking.tracker import Tracker
+
+    lib = _lib(motion_lib, "idle_stand", "wave_right_hand")
+    track = TrackingConfig(num_envs=8, episode_length=10_000)
+    env = TrackingEnv(track, lib)
+    teacher = Tracker(env.num_obs, env.num_actions, (16,), (16,)).eval()
+    rates = {}
+    for hold in (1.0, 0.0):
+        cfg = DistillConfig(num_envs=8, horizon=10, total_samples=8 * 10 * 4, sliding_prob=0.0, switch_prob=0.0,
+                            random_latent_prob=1.0, random_hold_prob=hold, cadence_switch_prob=1.0, replay_size=512,
+                            updates=1, minibatch=32, reg_batch=8, enc_units=(32,), policy_units=(32,),
+                            checkpoint_every_s=1e9)
+        curve = distill(lib, teacher, track, tmp_path / str(hold), cfg, progress=False).curve
+        rates[hold] = [(r["switches_per_step"], r["terminations_per_step"]) for r in curve[1:]]
+    assert all(abs(sw - term) < 1e-9 for sw, term in rates[1.0])
+    assert all(sw >= 0.19 for sw, _ in rates[0.0])

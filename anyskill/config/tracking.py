@@ -173,6 +173,10 @@ class DistillConfig:
     """clips whose windows the switch and random regimes go to (empty: every clip). Naming the clips the teacher
     performs keeps a switched or random latent from being labelled with a motion the teacher falls in (held and
     sliding episodes still cover every clip, so every clip keeps its latent)."""
+    random_hold_prob: float = 0.0
+    """random episodes that hold their one random latent until the episode ends (the reference plays on from the
+    nearest window and loops), as a held random latent or a converged high-level policy's steady output sends;
+    the others switch as ``cadence_switch_prob`` says."""
     cadence_switch_prob: float = 0.5
     """switches at the high-level cadence (every ``llc_steps``), else after U[llc_steps, max_switch_steps] steps."""
     max_switch_steps: int = 90
@@ -199,16 +203,18 @@ class DistillConfig:
     eval_every_iters: int = 0
     learn_threads: int = 1
     precision: str = "auto"
+    """of the supervised update: "bfloat16" autocast, "float32", or "auto" (bfloat16 where the CPU has AMX or
+    AVX512-BF16: 2.3x faster on the encoder's first layer, measured)."""
 
     def __post_init__(self) -> None:
         probs = (self.sliding_prob, self.switch_prob, self.random_latent_prob)
         if min(probs) < 0 or sum(probs) > 1 + 1e-9:
             raise ValueError(f"DistillConfig: sliding_prob, switch_prob, random_latent_prob must be >= 0 and sum to "
                              f"<= 1, got {probs}")
+        if not 0.0 <= self.random_hold_prob <= 1.0:
+            raise ValueError(f"DistillConfig.random_hold_prob must be in [0, 1], got {self.random_hold_prob}")
         if self.max_switch_steps < self.llc_steps:
             raise ValueError(f"DistillConfig.max_switch_steps must be >= llc_steps, got {self.max_switch_steps}")
-    """of the supervised update: "bfloat16" autocast, "float32", or "auto" (bfloat16 where the CPU has AMX or
-    AVX512-BF16: 2.3x faster on the encoder's first layer, measured)."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def interface_metrics(llc, lib, seed: int, skill_seconds: float = 10.0, idle_sec
     return ({"top1": s["top1_accuracy"], "survival": s["survival_rate"], "idle_60s": bool(s["idle_survived"]),
              "own_distance_m": s["mean_own_distance_m"], "sliding_finished": int(sliding["finished"].sum()),
              "sliding_error_m": float(sliding["local_error_m"].mean()), "random_held": rnd["held_survival"],
-             "random_switched": rnd["switched_survival"],
+             "random_switched": rnd["switched_survival"], "random_envs": int(rnd["num"]),
              "identified": ",".join(skills.per_clip.loc[skills.per_clip["identified"], "clip"])}, skills, sliding)
 
 
@@ -48,7 +48,9 @@ def regimes(d: dict) -> str:
         parts += [f"{switch:.0%} switching to random {to} at the high-level cadence or after up to "
                   f"{d.get('max_switch_steps', 90)} steps",
                   f"{rand:.0%} switching as often to random unit latents, labelled with the tracker following the "
-                  "nearest of those windows"]
+                  "nearest of those windows"
+                  + (f" ({d['random_hold_prob']:.0%} of them holding one random latent to the episode's end)"
+                     if d.get("random_hold_prob") else "")]
     parts.append(f"{1 - sliding - switch - rand:.0%} with one latent held while the reference plays on and loops")
     return ", ".join(parts)
 
@@ -74,10 +76,17 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
             ("sliding latents: mean root-relative body error (m)", "sliding_error_m", "≤ 0.08", ""),
             ("random unit latents held 10 s from standing: stay up", "random_held", "≥ 90 %", "pct"),
             ("random unit latents switched every 5 steps: stay up", "random_switched", "≥ 90 %", "pct")]
+    envs_note = m["shipped"].get("random_envs", 32)
+    rows = [(f"{label} (of {envs_note} characters)" if key.startswith("random_") else label, key, goal, kind)
+            for label, key, goal, kind in rows]
+
+    envs = m["shipped"].get("random_envs", 32)
 
     def cell(d: dict, key: str, kind: str) -> str:
         v = d[key]
-        return f"{v:.0%}" if kind == "pct" else _fmt(v)
+        text = f"{v:.0%}" if kind == "pct" else _fmt(v)
+        n = d.get("random_envs", 32)  # recorded before the count was: 32 characters
+        return text + (f" (of {n})" if key.startswith("random_") and n != envs else "")
 
     prev = m.get("previous")
     prev_head = f" previous default (recorded at {prev['commit'][:7]}) |" if prev else ""
@@ -179,10 +188,12 @@ def _anchor_sweep(path: Path) -> list[str]:
     """The untrained-π_H rows of ``anyskill eval-llc --anchor-scales`` at ``path`` (nothing when it is missing)."""
     if not path.is_file():
         return []
-    return ["", "The price of a larger σ: an untrained π_H (its initial mean and std, a new latent every 5 steps, 32 "
-            "characters from standing, 10 s) through anchored actions of each σ — fraction that stays up and pose "
-            f"spread (m) (`anyskill eval-llc --anchor-scales`, `results/{path.name}`):", "",
-            markdown_table(pd.read_csv(path, comment="#"))]
+    df = pd.read_csv(path, comment="#")
+    n = int(df.pop("characters").iloc[0]) if "characters" in df else 32  # recorded before the count was: 32
+    return ["", "The price of a larger σ: an untrained π_H (its initial mean and std, a new latent every 5 steps, "
+            f"{n} characters from standing, 10 s) through anchored actions of each σ — fraction that stays up and "
+            f"pose spread (m) (`anyskill eval-llc --anchor-scales`, `results/{path.name}`):", "",
+            markdown_table(df)]
 
 
 def markdown_table(df: pd.DataFrame) -> str:

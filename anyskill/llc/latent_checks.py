@@ -15,6 +15,8 @@
   normalize(a) and through the anchored action normalize(μ_p(s) + σ a) (:mod:`anyskill.llc.prior`), from standing,
   for ``seconds``: the fraction that stays up and the pose spread, so that a controller that survives by standing
   still shows as a spread near 0 (the clips' own spread is reported beside it).
+* **Over seeds** (:func:`latent_robustness`, ``anyskill latent-robustness``): both of the above per seed, so that
+  controllers are compared on several draws of :data:`~anyskill.config.eval.LATENT_CHECK_ENVS` characters.
 
 **Pose spread** (m): the root-relative body positions (15 bodies, each character's heading frame) of every env at
 every control step before its fall, their RMS distance per body to the mean pose over time and envs; ``_time``: the
@@ -32,6 +34,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from anyskill.config.eval import LATENT_CHECK_ENVS
 from anyskill.llc.evaluate import heading_local
 
 if TYPE_CHECKING:
@@ -181,8 +184,8 @@ def rollout_latents(llc: Any, lib: MotionLibrary, draw: LatentDraw, num: int = 3
 
 
 @torch.no_grad()
-def evaluate_random_latents(llc: Any, lib: MotionLibrary, num: int = 32, seconds: float = 10.0, llc_steps: int = 5,
-                            seed: int = 0) -> dict[str, float]:
+def evaluate_random_latents(llc: Any, lib: MotionLibrary, num: int = LATENT_CHECK_ENVS, seconds: float = 10.0,
+                            llc_steps: int = 5, seed: int = 0) -> dict[str, float]:
     """Random unit latents from standing (module docstring): {"held_survival", "switched_survival"} fractions and
     each mode's pose spread ("held_pose_spread_m", ...; :func:`pose_spread`)."""
     gen = torch.Generator().manual_seed(seed)
@@ -234,6 +237,9 @@ def untrained_hlc_draw(num: int, latent_dim: int, mode: str, prior: Any = None, 
     unit latents) for the anchored ones)."""
     from anyskill.llc.prior import latent_from_action
 
+    if num < policies:
+        raise ValueError(f"{num} characters cannot be split between {policies} untrained policies: use at least "
+                         f"{policies}")
     actors = [UntrainedActor(latent_dim, units=units, seed=seed + 1000 + i) for i in range(policies)]
     owner = torch.arange(num) * policies // num
     gen = torch.Generator().manual_seed(seed)
@@ -275,8 +281,8 @@ def untrained_hlc_rollouts(llc: Any, lib: MotionLibrary, prior: Any = None, num:
 
 
 @torch.no_grad()
-def evaluate_untrained_hlc(llc: Any, lib: MotionLibrary, prior: Any = None, num: int = 32, seconds: float = 10.0,
-                           llc_steps: int = 5, seed: int = 0, anchor_scale: float | None = None,
+def evaluate_untrained_hlc(llc: Any, lib: MotionLibrary, prior: Any = None, num: int = LATENT_CHECK_ENVS,
+                           seconds: float = 10.0, llc_steps: int = 5, seed: int = 0, anchor_scale: float | None = None,
                            modes: tuple[str, ...] = ("free", "anchored"), policies: int = 4,
                            units: tuple[int, ...] | None = None) -> dict[str, Any]:
     """An untrained high-level policy's latents from standing (module docstring, :func:`untrained_hlc_rollouts`),
@@ -293,3 +299,26 @@ def evaluate_untrained_hlc(llc: Any, lib: MotionLibrary, prior: Any = None, num:
     out.update({"library_pose_spread_m": library_pose_spread(lib), "num": float(num), "seconds": float(seconds),
                 "anchor_scale": scale, "init_log_std": INIT_LOG_STD, "policies": policies, "cadence": llc_steps})
     return out
+
+
+ROBUSTNESS_COLUMNS = ("random_held", "random_switched", "hlc_free", "hlc_anchored")
+"""The stay-up fractions of :func:`latent_robustness`, each against the goal of 90-95 % (issue 27)."""
+
+
+@torch.no_grad()
+def latent_robustness(llc: Any, lib: MotionLibrary, prior: Any, seeds: list[int], num: int = LATENT_CHECK_ENVS,
+                      anchor_scale: float | None = None, seconds: float = 10.0) -> pd.DataFrame:
+    """Random latents held and switched, and an untrained π_H's latents free and anchored (σ ``anchor_scale``), from
+    standing, ``seconds``, ``num`` characters each, once per seed of ``seeds``: one row per seed with the stay-up
+    fractions (:data:`ROBUSTNESS_COLUMNS`) and the pose spreads (m) of the held random and the anchored latents, so
+    that a controller that survives by standing still shows."""
+    rows = []
+    for seed in seeds:
+        r = evaluate_random_latents(llc, lib, num=num, seconds=seconds, seed=seed)
+        h = evaluate_untrained_hlc(llc, lib, prior, num=num, seconds=seconds, seed=seed, anchor_scale=anchor_scale)
+        rows.append({"seed": seed, "characters": num, "seconds": seconds, "anchor_scale": h["anchor_scale"],
+                     "random_held": r["held_survival"], "random_switched": r["switched_survival"],
+                     "hlc_free": h["free_survival"], "hlc_anchored": h["anchored_survival"],
+                     "random_held_pose_spread_m": r["held_pose_spread_m"],
+                     "hlc_anchored_pose_spread_m": h["anchored_pose_spread_m"]})
+    return pd.DataFrame(rows)

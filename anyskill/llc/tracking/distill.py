@@ -12,7 +12,9 @@ runs one of four latent regimes per episode:
   steps) the reference jumps to a random window, blended in from the character's pose, and z = E(that window) — how a
   high-level policy changes skill;
 * **random** (``random_latent_prob``): as switch, but z is a random unit vector and the reference is the window whose
-  latent is nearest — what an exploring high-level policy sends;
+  latent is nearest — what an exploring high-level policy sends; a fraction ``random_hold_prob`` of these episodes
+  hold their one random latent to the end (the reference plays on and loops, τ passes the timing horizon), as a held
+  random latent does;
 * **held** (the rest): one z = E(the window of the episode's first clip frame) for the whole episode (up to 10 s),
   while the reference plays on and loops — CALM's semantics, which the skill evaluation from standing tests.
 
@@ -81,8 +83,8 @@ def forward_windows(grid: AmpFrameGrid, start_rows: Tensor, steps: int) -> Tenso
 HELD, SLIDING, SWITCH, RANDOM = 0, 1, 2, 3
 """Latent regimes of an episode (module docstring)."""
 REGIMES = ("held", "sliding", "switch", "random")
-"""Their names, in that order (the curve's ``action_mse_<name>``: the student's action error in each regime's
-episodes, NaN where none ran)."""
+"""Their names, in that order (the curve's ``action_mse_<name>`` and ``terminations_<name>``: the student's action
+error and the terminations per env-step in each regime's episodes, NaN where none ran)."""
 
 
 def draw_regimes(cfg: DistillConfig, n: int, gen: torch.Generator, device: torch.device) -> Tensor:
@@ -192,7 +194,10 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
     noise = torch.zeros(n, cfg.latent_dim, device=dev)
     tau = torch.zeros(n, dtype=torch.long, device=dev)
     since = torch.zeros(n, dtype=torch.long, device=dev)
-    due = switch_intervals(cfg, n, gen, dev)
+    due = torch.where(regime >= SWITCH, 0, switch_intervals(cfg, n, gen, dev))  # switching envs start on a switch
+    never = torch.iinfo(torch.long).max
+    hold = (regime == RANDOM) & (torch.rand(n, generator=gen, device=dev) < cfg.random_hold_prob)
+    """(N,) the episode is RANDOM and holds its one random latent (``random_hold_prob``)."""
     free = torch.zeros(n, dtype=torch.bool, device=dev)
     """(N,) the env's latent is a random unit vector (RANDOM regime), not an encoded window plus noise."""
     free_z = torch.zeros(n, cfg.latent_dim, device=dev)
@@ -238,7 +243,7 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
             g["lr"] = lr
         t0 = time.time()
         stats = torch.zeros(4, device=dev)  # local error, terminations, action error, switches: summed on the device
-        by_regime = torch.zeros(2, len(REGIMES), device=dev)  # action error summed per regime, env-steps per regime
+        by_regime = torch.zeros(3, len(REGIMES), device=dev)  # per regime: action error, terminations, env-steps
         net.eval()
         with torch.no_grad():
             bank = encode_bank(net, grid, cfg) if cfg.random_latent_prob > 0 else None
@@ -261,6 +266,8 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
                 tau, since = tau + 1, since + 1
                 # new episodes draw a regime; SWITCH and RANDOM envs start on a switch, the others on the reset's clip
                 regime = torch.where(done, draw_regimes(cfg, n, gen, dev), regime)
+                hold = torch.where(done, (regime == RANDOM)
+                                   & (torch.rand(n, generator=gen, device=dev) < cfg.random_hold_prob), hold)
                 switching = regime >= SWITCH
                 switch = switching & (done | (since >= due))
                 sliding = (regime == SLIDING) & (tau >= cfg.llc_steps) & ~done
@@ -282,14 +289,14 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
                 noise = torch.where(renew[:, None], fresh_noise, noise)
                 tau = torch.where(renew, 0, tau)
                 since = torch.where(switch, 0, since)
-                due = torch.where(switch, switch_intervals(cfg, n, gen, dev), due)
+                due = torch.where(switch, torch.where(hold, never, switch_intervals(cfg, n, gen, dev)), due)
                 if env.maybe(renew):
                     z = latents(win_start, noise, renew, z)
                 err = (student_a - label).square().mean(-1)
                 stats += torch.stack([info["local_error_m"].mean(), info["terminate"].sum().float(), err.mean(),
                                       switch.sum().float()])
                 one_hot = F.one_hot(acting, len(REGIMES)).float()
-                by_regime += torch.stack([err @ one_hot, one_hot.sum(0)])
+                by_regime += torch.stack([err @ one_hot, info["terminate"].float() @ one_hot, one_hot.sum(0)])
         t_sim = time.time() - t0
         net.train()
         losses = torch.zeros(3, device=dev)  # behaviour cloning, align, uniform
@@ -313,7 +320,7 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
         torch.set_num_threads(1)
         # data-parallel: statistics and failure rates averaged over the processes, samples counted over all
         st, ls = ddp.all_reduce_mean(stats).tolist(), ddp.all_reduce_mean(losses / cfg.updates).tolist()
-        err_sum, steps = ddp.all_reduce_mean(by_regime).tolist()
+        err_sum, term_sum, steps = ddp.all_reduce_mean(by_regime).tolist()
         env.fail_rate = ddp.all_reduce_mean(env.fail_rate)
         new = n * cfg.horizon * procs
         samples += new
@@ -324,6 +331,8 @@ def distill(lib: MotionLibrary, teacher: Tracker, track: TrackingConfig, out_dir
                "terminations_per_step": st[1] / (cfg.horizon * n), "switches_per_step": st[3] / (cfg.horizon * n),
                **{f"action_mse_{name}": e / k if k else float("nan")
                   for name, e, k in zip(REGIMES, err_sum, steps, strict=True)},
+               **{f"terminations_{name}": t / k if k else float("nan")
+                  for name, t, k in zip(REGIMES, term_sum, steps, strict=True)},
                "samples_per_s": new / wall, "sim_fraction": t_sim / wall}
         if main and evaluate is not None and cfg.eval_every_iters and it % cfg.eval_every_iters == 0:
             probe = out / "llc_probe.pth"
