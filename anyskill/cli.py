@@ -62,6 +62,9 @@ def _train_llc_route(args: argparse.Namespace, route: str) -> int:
         if args.resume or args.epochs:
             raise ValueError("--resume/--epochs apply to --route calm; the tracking route resumes from whatever "
                              "--out holds and is sized by --tracker-samples/--distill-samples")
+        from anyskill.config.tracking import distill_overrides
+
+        settings = distill_overrides(args.distill_set or [])
         lib, _ = load_motions(args.motions)
         # on a GPU the laptop/paper sizes give way to the gpu profile (thousands of Warp worlds, large batches)
         on_gpu = (args.device or "cpu").startswith("cuda")
@@ -71,7 +74,8 @@ def _train_llc_route(args: argparse.Namespace, route: str) -> int:
                                     tracker_samples=args.tracker_samples, distill_samples=args.distill_samples,
                                     num_envs=args.envs, num_threads=args.threads, seed=args.seed,
                                     progress=not args.no_progress, device=args.device or "cpu",
-                                    backend=args.backend, tracker=args.tracker, switch_clips=args.switch_clips)
+                                    backend=args.backend, tracker=args.tracker, switch_clips=args.switch_clips,
+                                    distill_settings=settings)
         if ddp.is_main():
             print(f"tracker: {info['tracker']['samples'] if 'tracker' in info else 'done before'} samples; "
                   f"student: {info['distill']['samples']} samples")
@@ -302,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tracking route: the clips whose windows the student's switched and random latents go to "
                         "(default: every clip); 'tracked': those the trained tracker finishes from their first frame "
                         "and from standing")
+    t.add_argument("--distill-set", nargs="+", metavar="KEY=VALUE",
+                   help="tracking route: student settings (DistillConfig fields), e.g. random_latent_prob=0.25 "
+                        "random_hold_prob=0.4")
     t.add_argument("--threads", type=int, help="tracking route: MuJoCo stepping threads (default: the scale's)")
     t.add_argument("--tracker", choices=["ppo", "model_based"], default="ppo",
                    help="tracking route: the tracker's training, PPO (default) or through a learnt world model (an "

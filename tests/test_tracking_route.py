@@ -105,9 +105,11 @@ def test_smoke_route_trains_resumes_and_evaluates_through_the_cli(tmp_path, caps
     from anyskill.llc.controller import load_llc
 
     out = tmp_path / "run"
-    assert main(["train-llc", "--scale", "smoke", "--out", str(out), "--no-progress"]) == 0
+    assert main(["train-llc", "--scale", "smoke", "--out", str(out), "--no-progress", "--distill-set",
+                 "random_latent_prob=0.3", "random_hold_prob=0.5"]) == 0
     info = json.loads((out / "train_info.json").read_text())
     assert info["route"] == "tracking" and info["distill"]["samples"] >= 128
+    assert (info["distill"]["random_latent_prob"], info["distill"]["random_hold_prob"]) == (0.3, 0.5)
     llc = load_llc(out / "llc.pth")
     assert isinstance(llc, StudentController) and (llc.latent_dim, llc.obs_dim, llc.action_dim) == (64, 223, 28)
     # a second call resumes: both stages are complete, nothing is trained again
@@ -118,7 +120,8 @@ def test_smoke_route_trains_resumes_and_evaluates_through_the_cli(tmp_path, caps
     assert before <= (out / "llc.pth").stat().st_mtime_ns
     ev = tmp_path / "eval"
     assert main(["eval-llc", str(out / "llc.pth"), "--no-baseline", "--tracker", str(out / "tracker.pth"),
-                 "--skill-seconds", "0.5", "--idle-seconds", "0.5", "--seconds", "0.5", "--out", str(ev)]) == 0
+                 "--skill-seconds", "0.5", "--idle-seconds", "0.5", "--seconds", "0.5", "--latent-envs", "8",
+                 "--out", str(ev)]) == 0
     summary = json.loads((ev / "llc_interface.json").read_text())
     assert set(summary) >= {"sliding", "random_latents", "tracker", "provenance"}
     assert summary["sliding"]["clips"] == 18 and 0.0 <= summary["random_latents"]["held_survival"] <= 1.0
@@ -138,6 +141,12 @@ def test_route_rejects_calm_only_options(tmp_path):
 
     with pytest.raises(ValueError, match="--route calm"):
         main(["train-llc", "--scale", "smoke", "--out", str(tmp_path), "--epochs", "3"])
+    # student settings: known DistillConfig fields of their own type only, said before anything is trained
+    for bad, says in (("bogus=1", "KEY one of"), ("updates=0.5", "updates must be a int"),
+                      ("switch_clips=squat", "KEY one of"), ("random_hold_prob", "KEY one of")):
+        with pytest.raises(ValueError, match=says):
+            main(["train-llc", "--scale", "smoke", "--out", str(tmp_path / "x"), "--distill-set", bad])
+    assert not (tmp_path / "x").exists()
 
 
 def test_switch_clips_choose_the_windows_of_switched_and_random_latents(motion_lib):

@@ -3,7 +3,8 @@ distillation, and their sizes per scale (:func:`route_profile`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 @dataclass
@@ -215,6 +216,24 @@ class DistillConfig:
             raise ValueError(f"DistillConfig.random_hold_prob must be in [0, 1], got {self.random_hold_prob}")
         if self.max_switch_steps < self.llc_steps:
             raise ValueError(f"DistillConfig.max_switch_steps must be >= llc_steps, got {self.max_switch_steps}")
+
+
+def distill_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["random_hold_prob=0.4", ...]`` -> typed :class:`DistillConfig` fields (``train-llc --distill-set``); a
+    field that is not a number or a string (``switch_clips``: use ``--switch-clips``) or an unknown name is an error
+    that lists the settable ones."""
+    kinds: dict[str, type] = {f.name: type(f.default) for f in fields(DistillConfig)
+                              if type(f.default) in (int, float, str)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in kinds:
+            raise ValueError(f"--distill-set takes KEY=VALUE with KEY one of {', '.join(sorted(kinds))}; got {pair!r}")
+        try:
+            out[key] = kinds[key](value)
+        except ValueError:
+            raise ValueError(f"--distill-set {key} must be a {kinds[key].__name__}, got {value!r}") from None
+    return out
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from anyskill.llc.skills import SkillEvaluation, evaluate_skills
 GOALS = {"top1": 0.6, "survival": 0.9, "sliding_finished": 15, "sliding_error_m": 0.08, "tracker_finished": 16,
          "tracker_error_m": 0.05, "random_held": 0.9, "random_switched": 0.9}
 """What the card reads each metric against (the issue's targets for the CPU-trained controller)."""
+LEGACY_CHECK_ENVS = 32
+"""Characters of the random-latent checks recorded before the count was (now
+:data:`~anyskill.config.eval.LATENT_CHECK_ENVS`)."""
 
 
 def strip(state: dict, keep: tuple[str, ...]) -> dict:
@@ -76,16 +79,14 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
             ("sliding latents: mean root-relative body error (m)", "sliding_error_m", "≤ 0.08", ""),
             ("random unit latents held 10 s from standing: stay up", "random_held", "≥ 90 %", "pct"),
             ("random unit latents switched every 5 steps: stay up", "random_switched", "≥ 90 %", "pct")]
-    envs_note = m["shipped"].get("random_envs", 32)
-    rows = [(f"{label} (of {envs_note} characters)" if key.startswith("random_") else label, key, goal, kind)
+    envs = m["shipped"].get("random_envs", LEGACY_CHECK_ENVS)
+    rows = [(f"{label} (of {envs} characters)" if key.startswith("random_") else label, key, goal, kind)
             for label, key, goal, kind in rows]
-
-    envs = m["shipped"].get("random_envs", 32)
 
     def cell(d: dict, key: str, kind: str) -> str:
         v = d[key]
         text = f"{v:.0%}" if kind == "pct" else _fmt(v)
-        n = d.get("random_envs", 32)  # recorded before the count was: 32 characters
+        n = d.get("random_envs", LEGACY_CHECK_ENVS)
         return text + (f" (of {n})" if key.startswith("random_") and n != envs else "")
 
     prev = m.get("previous")
@@ -189,7 +190,7 @@ def _anchor_sweep(path: Path) -> list[str]:
     if not path.is_file():
         return []
     df = pd.read_csv(path, comment="#")
-    n = int(df.pop("characters").iloc[0]) if "characters" in df else 32  # recorded before the count was: 32
+    n = int(df.pop("characters").iloc[0]) if "characters" in df else LEGACY_CHECK_ENVS
     return ["", "The price of a larger σ: an untrained π_H (its initial mean and std, a new latent every 5 steps, "
             f"{n} characters from standing, 10 s) through anchored actions of each σ — fraction that stays up and "
             f"pose spread (m) (`anyskill eval-llc --anchor-scales`, `results/{path.name}`):", "",

@@ -51,7 +51,8 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
                          num_envs: int | None = None, num_threads: int | None = None, seed: int = 0,
                          progress: bool = True, log_every: int = 0, device: str | None = None,
                          backend: str | None = None, tracker: str = "ppo",
-                         switch_clips: Sequence[str] | None = None) -> dict:
+                         switch_clips: Sequence[str] | None = None,
+                         distill_settings: dict[str, Any] | None = None) -> dict:
     """Both stages of the route into ``out_dir`` (module docstring), resuming whatever is there. Returns the
     ``train_info.json`` dict. ``scale``: a :data:`~anyskill.config.tracking.ROUTE_PROFILES` name; ``device``
     (default: the profile's) and ``backend`` ("mujoco" | "warp" | "auto") override the profile's. ``tracker``:
@@ -59,7 +60,8 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
     ``docs/model_based_tracker.md``; same samples, same checkpoint, same distillation). ``switch_clips``: the clips
     the student's switch and random latent regimes go to (:class:`~anyskill.config.tracking.DistillConfig`); the
     single name "tracked" picks the clips the trained tracker finishes both from their first frame and from
-    standing (:func:`tracked_clips`)."""
+    standing (:func:`tracked_clips`). ``distill_settings``: other :class:`~anyskill.config.tracking.DistillConfig`
+    fields for the student's stage (e.g. the regime probabilities; recorded in ``train_info.json``)."""
     if tracker not in ("ppo", "model_based"):
         raise ValueError(f"tracker must be 'ppo' or 'model_based', got {tracker!r}")
     torch.set_num_threads(1)
@@ -72,7 +74,7 @@ def train_tracking_route(lib, out_dir: str | Path, scale: str = "laptop", time_b
     ppo = replace(prof.ppo, total_samples=tracker_samples or prof.ppo.total_samples)
     mb = replace(prof.model_based, total_samples=ppo.total_samples)
     dcfg = replace(prof.distill, **envs)
-    dcfg = replace(dcfg, total_samples=distill_samples or dcfg.total_samples)
+    dcfg = replace(dcfg, **{"total_samples": distill_samples or dcfg.total_samples, **(distill_settings or {})})
     if ddp.world_size() > 1 and torch.device(track.device).type == "cpu":  # data-parallel: the cores are shared
         share = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", ddp.world_size())))
         track = replace(track, num_threads=num_threads or min(track.num_threads, share))
