@@ -133,6 +133,27 @@ def _eval_llc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune_llc(args: argparse.Namespace) -> int:
+    """``anyskill finetune-llc``: the RL fine-tune of a distilled controller on random and switching latents."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from anyskill.config.tracking import LatentFinetuneConfig, field_overrides
+    from anyskill.llc.motions import load_motions
+    from anyskill.llc.tracking.latent_finetune import latent_finetune
+
+    settings = field_overrides(LatentFinetuneConfig, args.set or [], "--set")
+    if args.samples:
+        settings["total_samples"] = args.samples
+    cfg = replace(LatentFinetuneConfig(), **settings)
+    lib, _ = load_motions(args.motions)
+    run = latent_finetune(lib, args.checkpoint, args.out, cfg, time_budget_s=args.time_budget, seed=args.seed,
+                          progress=not args.no_progress, log_every=args.log_every)
+    print(f"{run.samples} samples in {run.wall_s:.0f} s -> {run.checkpoint} "
+          f"(curve: {Path(args.out) / 'latent_finetune_curve.csv'})")
+    return 0
+
+
 def _latent_robustness(args: argparse.Namespace) -> int:
     """``anyskill latent-robustness``: random and untrained-π_H latents of each controller over several seeds, rows
     of other controllers kept from ``--out``."""
@@ -341,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tracker", help="a tracker checkpoint (tracking route) to evaluate with the reference")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval_llc)
+
+    ft = sub.add_parser("finetune-llc", help="RL fine-tune of a distilled controller (tracking route) on the random "
+                        "and switching latents a high-level policy sends: PPO on survival, kept near the distilled "
+                        "policy (resumes what --out holds)")
+    ft.add_argument("checkpoint", help="the distilled controller (llc.pth of the tracking route)")
+    ft.add_argument("--out", required=True, help="run folder: llc.pth (a controller) and latent_finetune_curve.csv")
+    ft.add_argument("--samples", type=int, help="total samples, counted across resumes (default: the config's)")
+    ft.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                    help="LatentFinetuneConfig fields, e.g. action_std=0.02 anchor_coef=0.2 clip_start_prob=0.1")
+    ft.add_argument("--time-budget", type=float, metavar="SECONDS",
+                    help="stop cleanly after the iteration in which this many seconds passed (checkpoint written)")
+    ft.add_argument("--motions", help="motion manifest YAML (default: the bundled one)")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--log-every", type=int, default=0, metavar="ITERS", help="print a curve row every ITERS")
+    ft.add_argument("--no-progress", action="store_true")
+    ft.set_defaults(func=_finetune_llc)
 
     lr = sub.add_parser("latent-robustness", help="stay-up rates of random latents and of an untrained high-level "
                         "policy's latents (free and anchored) on each controller, over several seeds")

@@ -218,22 +218,89 @@ class DistillConfig:
             raise ValueError(f"DistillConfig.max_switch_steps must be >= llc_steps, got {self.max_switch_steps}")
 
 
-def distill_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["random_hold_prob=0.4", ...]`` -> typed :class:`DistillConfig` fields (``train-llc --distill-set``); a
-    field that is not a number or a string (``switch_clips``: use ``--switch-clips``) or an unknown name is an error
-    that lists the settable ones."""
-    kinds: dict[str, type] = {f.name: type(f.default) for f in fields(DistillConfig)
-                              if type(f.default) in (int, float, str)}
+@dataclass
+class LatentFinetuneConfig:
+    """The RL fine-tune of a distilled π_L on the latents a high-level policy sends
+    (:mod:`anyskill.llc.tracking.latent_finetune`): PPO on survival, the policy kept near the distilled one."""
+
+    num_envs: int = 256
+    horizon: int = 32
+    """control steps per env per iteration."""
+    total_samples: int = 8_000_000
+    held_random_prob: float = 0.3
+    """episodes that hold one random unit latent to their end."""
+    cadence_random_prob: float = 0.3
+    """episodes whose random unit latent is redrawn every ``llc_steps`` steps (the high-level cadence)."""
+    interval_random_prob: float = 0.15
+    """episodes whose random unit latent is redrawn after U[llc_steps, max_switch_steps] steps; the rest of the
+    episodes hold the encoder's latent of a clip window (the skills, which must not be lost)."""
+    llc_steps: int = 5
+    max_switch_steps: int = 90
+    clip_start_prob: float = 0.3
+    """episodes that start in a clip's state at a random time (else the standing pose)."""
+    episode_length: int = 300
+    """control steps (10 s) before a time-out."""
+    action_std: float = 0.03
+    """exploration noise, env action units (the action range is [-1, 1])."""
+    anchor_coef: float = 0.2
+    """weight of KL(π_θ || π_distilled) = |μ_θ - μ_0|² / (2 std²) (summed over the action, mean over states)."""
+    gamma: float = 0.97
+    lam: float = 0.95
+    clip: float = 0.2
+    epochs: int = 4
+    minibatch: int = 2048
+    lr: float = 1e-5
+    """initial actor learning rate, then adapted to keep the KL per epoch near ``kl_target``."""
+    kl_target: float = 0.02
+    lr_min: float = 1e-7
+    lr_max: float = 1e-4
+    critic_lr: float = 5e-4
+    critic_units: tuple[int, ...] = (512, 256)
+    critic_warmup_iters: int = 10
+    """iterations at the start of a run in which only the critic learns (its first values are noise)."""
+    max_grad_norm: float = 1.0
+    num_threads: int = 2
+    """MuJoCo stepping threads."""
+    learn_threads: int = 2
+    checkpoint_every_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        probs = (self.held_random_prob, self.cadence_random_prob, self.interval_random_prob)
+        if min(probs) < 0 or sum(probs) > 1 + 1e-9:
+            raise ValueError(f"LatentFinetuneConfig: held_random_prob, cadence_random_prob, interval_random_prob "
+                             f"must be >= 0 and sum to <= 1, got {probs}")
+        if not 0.0 <= self.clip_start_prob <= 1.0:
+            raise ValueError(f"LatentFinetuneConfig.clip_start_prob must be in [0, 1], got {self.clip_start_prob}")
+        for name in ("num_envs", "horizon", "llc_steps", "epochs", "minibatch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LatentFinetuneConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_switch_steps < self.llc_steps:
+            raise ValueError("LatentFinetuneConfig.max_switch_steps must be >= llc_steps, got "
+                             f"{self.max_switch_steps}")
+        if self.action_std <= 0:
+            raise ValueError(f"LatentFinetuneConfig.action_std must be > 0, got {self.action_std}")
+
+
+def field_overrides(cls: type, pairs: list[str], flag: str) -> dict[str, Any]:
+    """``["name=value", ...]`` -> typed fields of the dataclass ``cls`` (the CLI's ``flag``, e.g. ``--distill-set``);
+    a field that is not a number or a string, or an unknown name, is an error that lists the settable ones."""
+    kinds: dict[str, type] = {f.name: type(f.default) for f in fields(cls) if type(f.default) in (int, float, str)}
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key not in kinds:
-            raise ValueError(f"--distill-set takes KEY=VALUE with KEY one of {', '.join(sorted(kinds))}; got {pair!r}")
+            raise ValueError(f"{flag} takes KEY=VALUE with KEY one of {', '.join(sorted(kinds))}; got {pair!r}")
         try:
             out[key] = kinds[key](value)
         except ValueError:
-            raise ValueError(f"--distill-set {key} must be a {kinds[key].__name__}, got {value!r}") from None
+            raise ValueError(f"{flag} {key} must be a {kinds[key].__name__}, got {value!r}") from None
     return out
+
+
+def distill_overrides(pairs: list[str]) -> dict[str, Any]:
+    """:class:`DistillConfig` fields from ``train-llc --distill-set`` (:func:`field_overrides`; ``switch_clips``:
+    use ``--switch-clips``)."""
+    return field_overrides(DistillConfig, pairs, "--distill-set")
 
 
 @dataclass(frozen=True)
