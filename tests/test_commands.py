@@ -73,6 +73,27 @@ def test_ship_llc_writes_the_controller_its_results_and_card(two_clips, tmp_path
     assert again["previous"]["random_held"] == summary["interface"]["shipped"]["random_held"]
     card = (ck / "llc_laptop.md").read_text()
     assert "| previous default (recorded at" in card and "* It continues the student shipped before." in card
+    # the same run's student after an RL fine-tune on random latents ships in its place, the distilled one beside it
+    from anyskill.config.tracking import LatentFinetuneConfig
+    from anyskill.llc.tracking.latent_finetune import latent_finetune
+
+    latent_finetune(load_motions(two_clips)[0], tmp_path / "run2" / "llc.pth", tmp_path / "ft",
+                    LatentFinetuneConfig(num_envs=4, horizon=4, minibatch=8, epochs=1, critic_warmup_iters=1,
+                                         total_samples=32, num_threads=1, learn_threads=1), progress=False)
+    assert main(["ship-llc", str(tmp_path / "run2"), "--finetune", str(tmp_path / "ft"), "--root", str(root),
+                 "--calm", str(CHECKPOINTS / "llc_calm_laptop.pth"), "--motions", str(two_clips), "--skill-seconds",
+                 "0.5", "--idle-seconds", "0.5", "--random-seconds", "0.5"]) == 0
+    tuned = json.loads((root / "results" / "llc_laptop_interface.json").read_text())
+    assert tuned["previous"]["random_held"] == again["interface"]["shipped"]["random_held"]
+    assert 0.0 <= tuned["interface"]["shipped"]["hlc_free"] <= 1.0
+    state = torch.load(ck / "llc_laptop.pth", map_location="cpu", weights_only=False)
+    assert state["samples"] == 32 and "critic" not in state and "anchor_student" not in state
+    card = (ck / "llc_laptop.md").read_text()
+    assert "* Stage 3, RL fine-tune of π_L" in card and "**32 samples" in card
+    assert "RL fine-tune (stage 3): falls per 1000 env-steps" in card
+    assert "| latents of an untrained π_H (free action, every 5 steps): stay up (of 128 characters) | ≥ 95 % |" in card
+    assert (root / "figures" / "llc_laptop_latent_finetune.png").stat().st_size > 1000
+    assert (ck / "llc_laptop_latent_finetune_curve.csv").is_file()
 
 
 def test_compare_llc_pose_trains_and_keeps_other_rows(llc_path, tmp_path):

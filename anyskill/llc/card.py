@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from anyskill.llc.latent_checks import evaluate_random_latents, evaluate_sliding
+from anyskill.llc.latent_checks import evaluate_random_latents, evaluate_sliding, evaluate_untrained_hlc
 from anyskill.llc.skills import SkillEvaluation, evaluate_skills
 
 GOALS = {"top1": 0.6, "survival": 0.9, "sliding_finished": 15, "sliding_error_m": 0.08, "tracker_finished": 16,
-         "tracker_error_m": 0.05, "random_held": 0.9, "random_switched": 0.9}
+         "tracker_error_m": 0.05, "random_held": 0.9, "random_switched": 0.9, "hlc_free": 0.95}
 """What the card reads each metric against (the issue's targets for the CPU-trained controller)."""
 LEGACY_CHECK_ENVS = 32
 """Characters of the random-latent checks recorded before the count was (now
@@ -28,15 +28,18 @@ def interface_metrics(llc, lib, seed: int, skill_seconds: float = 10.0, idle_sec
                       random_seconds: float = 10.0) -> tuple[dict, SkillEvaluation, pd.DataFrame]:
     """The card's numbers of one controller on ``lib``: held latents from standing (``skill_seconds``; the idle
     latent ``idle_seconds``), sliding latents from each clip's first frame, random unit latents held / switched
-    (``random_seconds``). Returns them, the skill evaluation and the sliding table."""
+    (``random_seconds``), the latents of untrained high-level policies through the free action (``random_seconds``).
+    Returns them, the skill evaluation and the sliding table."""
     skills = evaluate_skills(llc, lib, seconds=skill_seconds, idle_seconds=idle_seconds, seed=seed)
     sliding = evaluate_sliding(llc, lib, seed=seed)
     rnd = evaluate_random_latents(llc, lib, seconds=random_seconds, seed=seed)
+    hlc = evaluate_untrained_hlc(llc, lib, seconds=random_seconds, seed=seed, modes=("free",))
     s = skills.summary
     return ({"top1": s["top1_accuracy"], "survival": s["survival_rate"], "idle_60s": bool(s["idle_survived"]),
              "own_distance_m": s["mean_own_distance_m"], "sliding_finished": int(sliding["finished"].sum()),
              "sliding_error_m": float(sliding["local_error_m"].mean()), "random_held": rnd["held_survival"],
              "random_switched": rnd["switched_survival"], "random_envs": int(rnd["num"]),
+             "hlc_free": hlc["free_survival"],
              "identified": ",".join(skills.per_clip.loc[skills.per_clip["identified"], "clip"])}, skills, sliding)
 
 
@@ -58,9 +61,25 @@ def regimes(d: dict) -> str:
     return ", ".join(parts)
 
 
+def finetune_line(f: dict) -> str:
+    """The card's line on stage 3, the RL fine-tune (``info["finetune"]``: LatentFinetuneConfig fields, samples,
+    wall_s)."""
+    clip = 1 - f["held_random_prob"] - f["cadence_random_prob"] - f["interval_random_prob"]
+    return (f"* Stage 3, RL fine-tune of π_L on the latents a high-level policy sends (`anyskill finetune-llc`, "
+            f"`anyskill.llc.tracking.latent_finetune`): PPO on survival (1 per control step, a fall ends the episode; "
+            f"fixed std {f['action_std']}, KL to the distilled policy × {f['anchor_coef']}, encoder frozen) on the "
+            f"high-level env from standing ({f['clip_start_prob']:.0%} of episodes from a clip's state), with "
+            f"{f['held_random_prob']:.0%} of episodes holding one random unit latent, {f['cadence_random_prob']:.0%} "
+            f"redrawing it every {f['llc_steps']} steps, {f['interval_random_prob']:.0%} after up to "
+            f"{f['max_switch_steps']} steps and {clip:.0%} holding a clip window's latent: **{f['samples']:,} "
+            f"samples, {f['wall_s'] / 60:.0f} min**.")
+
+
 def _fmt(v) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, float) and v != v:
+        return "—"
     if isinstance(v, float):
         return f"{v:.3f}" if v < 1.0 or v != int(v) else f"{v:.0f}"
     return str(v)
@@ -78,16 +97,19 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
              "≥ 15", ""),
             ("sliding latents: mean root-relative body error (m)", "sliding_error_m", "≤ 0.08", ""),
             ("random unit latents held 10 s from standing: stay up", "random_held", "≥ 90 %", "pct"),
-            ("random unit latents switched every 5 steps: stay up", "random_switched", "≥ 90 %", "pct")]
+            ("random unit latents switched every 5 steps: stay up", "random_switched", "≥ 90 %", "pct"),
+            ("latents of an untrained π_H (free action, every 5 steps): stay up", "hlc_free", "≥ 95 %", "pct")]
     envs = m["shipped"].get("random_envs", LEGACY_CHECK_ENVS)
-    rows = [(f"{label} (of {envs} characters)" if key.startswith("random_") else label, key, goal, kind)
+    rows = [(f"{label} (of {envs} characters)" if key.startswith(("random_", "hlc_")) else label, key, goal, kind)
             for label, key, goal, kind in rows]
 
     def cell(d: dict, key: str, kind: str) -> str:
+        if key not in d:  # recorded before the metric was
+            return "—"
         v = d[key]
         text = f"{v:.0%}" if kind == "pct" else _fmt(v)
         n = d.get("random_envs", LEGACY_CHECK_ENVS)
-        return text + (f" (of {n})" if key.startswith("random_") and n != envs else "")
+        return text + (f" (of {n})" if key.startswith(("random_", "hlc_")) and n != envs else "")
 
     prev = m.get("previous")
     prev_head = f" previous default (recorded at {prev['commit'][:7]}) |" if prev else ""
@@ -133,6 +155,7 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
         f"counted by the controller; saturates at {info['distill']['timing_horizon']}): {regimes(info['distill'])}; "
         f"{info['distill']['latent_noise_prob']:.0%} of latents noised; CALM's align + uniform encoder "
         f"regulariser: **{di['samples']:,} samples, {di['wall_s'] / 60:.0f} min**.",
+        *([finetune_line(info["finetune"])] if "finetune" in info else []),
         *(f"* {line}" for line in info.get("history", [])),
         f"* Machine: {info['machine']}; seed {info['seed']}; commit {info['commit']}.",
         "",
@@ -155,6 +178,7 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
         "",
         curves["distill_table"],
         "",
+        *([curves["finetune_table"], ""] if "finetune_table" in curves else []),
         "## What it cannot do (measured)",
         *info["limits"],
         *(hlc_section(hlc_csv) if hlc_csv is not None else []),
@@ -204,9 +228,10 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 
 
-def curve_tables(run: Path) -> dict:
+def curve_tables(run: Path, finetune: Path | None = None) -> dict:
     """Markdown tables of the evaluations in a route run's ``tracker_curve.csv`` and ``distill_curve.csv`` (every 20th
-    row of the student's when it holds no evaluations)."""
+    row of the student's when it holds no evaluations) and, with a ``finetune-llc`` folder, of its falls per env-step
+    per latent regime (means over blocks of iterations)."""
     out = {}
     tc = pd.read_csv(run / "tracker_curve.csv")
     cols = [c for c in ("samples", "eval_finished", "eval_local_error_m", "eval_stand_finished",
@@ -219,4 +244,16 @@ def curve_tables(run: Path) -> dict:
     d = dc.dropna(subset=[c for c in cols if c.startswith("eval")])[cols] if any(
         c.startswith("eval") for c in cols) else dc[cols].iloc[::20]
     out["distill_table"] = "Student:\n\n" + markdown_table(d)
+    if finetune is not None:
+        fc = pd.read_csv(Path(finetune) / "latent_finetune_curve.csv")
+        cols = ["falls_per_step", *(c for c in fc.columns if c.startswith("falls_") and c != "falls_per_step"),
+                "anchor_kl"]
+        block = max(1, len(fc) // 8)
+        t = fc.groupby(fc.index // block).agg({"samples": "last", **dict.fromkeys(cols, "mean")})
+        t[cols[:-1]] *= 1000.0
+        t = t.rename(columns={c: "all regimes" if c == "falls_per_step" else c.removeprefix("falls_")
+                              for c in cols[:-1]})
+        out["finetune_table"] = ("RL fine-tune (stage 3): falls per 1000 env-steps of each latent regime under the "
+                                 f"exploration noise, and the KL to the distilled policy, means over {block} "
+                                 "iterations:\n\n" + markdown_table(t))
     return out

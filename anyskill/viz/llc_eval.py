@@ -159,6 +159,36 @@ def plot_route_curves(tracker_curve: pd.DataFrame, distill_curve: pd.DataFrame, 
     return fig
 
 
+def plot_latent_finetune(curve: pd.DataFrame, title: str = "", window: int = 10):
+    """The RL fine-tune (``latent_finetune_curve.csv`` of ``anyskill finetune-llc``) over samples: falls per env-step
+    of each latent regime under the exploration noise (rolling mean over ``window`` iterations; fewer is better), and
+    the KL to the distilled policy with the learning rate (how far the fine-tune moved π_L)."""
+    fig, ax = plt.subplots(1, 2, figsize=(12, 3.8))
+    m = curve["samples"] / 1e6
+    for col in [c for c in curve.columns if c.startswith("falls_")]:
+        name = "all regimes" if col == "falls_per_step" else col.removeprefix("falls_").replace("_", " ")
+        ax[0].plot(m, curve[col].rolling(window, min_periods=1).mean(), lw=2.0 if col == "falls_per_step" else 1.0,
+                   label=name)
+    ax[0].set(xlabel="fine-tune samples (M)", ylabel="falls per env-step", title="falls under exploration noise")
+    if "actor_learning" in curve:
+        warm = curve.loc[~curve["actor_learning"].astype(bool), "samples"]
+        if len(warm):
+            ax[0].axvspan(0, warm.max() / 1e6, color="0.9", label="critic warm-up")
+    ax[1].plot(m, curve["anchor_kl"], lw=0.8, label="KL to the distilled policy")
+    ax[1].set(xlabel="fine-tune samples (M)", title="distance from the distilled π_L")
+    lr = ax[1].twinx()
+    lr.plot(m, curve["lr"], lw=0.8, color="C3", label="actor learning rate")
+    lr.set_ylabel("learning rate")
+    for a in ax:
+        a.legend(fontsize=8, loc="upper right")
+        a.grid(alpha=0.3)
+    lr.legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_sliding(df: pd.DataFrame, title: str = ""):
     """Per clip: root-relative body error of the sliding-latent replay (:func:`anyskill.llc.latent_checks.
     evaluate_sliding`), bars hatched where the humanoid fell, with the fall time written on them."""
