@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 import torch
@@ -78,6 +80,20 @@ def test_critic_warms_up_then_the_policy_learns_resumes_and_loads_as_a_controlle
     curve = pd.read_csv(tmp_path / "ft" / "latent_finetune_curve.csv")
     assert list(curve["actor_learning"]) == [False, False, True, True]
     assert (curve["anchor_kl"].iloc[2:] > 0).all()
+    # continued with other settings into another folder: π_0 stays the distilled policy, the first part is recorded
+    more = latent_finetune(lib, tmp_path / "ft" / "llc.pth", tmp_path / "ft2",
+                           dataclasses.replace(cfg, anchor_coef=0.05, total_samples=64), progress=False)
+    part2 = torch.load(more.checkpoint, weights_only=False)
+    (tmp_path / "ft2" / "STOP").touch()  # stops after one more iteration, with its checkpoint and curve
+    stopped = latent_finetune(lib, tmp_path / "ft" / "llc.pth", tmp_path / "ft2",
+                              dataclasses.replace(cfg, total_samples=10**6), progress=False)
+    assert stopped.samples == 128 and not (tmp_path / "ft2" / "STOP").exists()
+    assert len(pd.read_csv(tmp_path / "ft2" / "latent_finetune_curve.csv")) == 2
+    assert all(torch.equal(part2["anchor_student"][k], v) for k, v in src.state_dict().items())
+    assert part2["finetuned_from"] == str(tmp_path / "student.pth") and part2["samples"] == 64
+    (first,) = part2["finetune_phases"]
+    assert first["samples"] == 256 and first["settings"]["anchor_coef"] == 0.2 and first["wall_s"] > 0
+    assert part2["latent_finetune"]["anchor_coef"] == 0.05
     llc = load_llc(tmp_path / "ft" / "llc.pth")
     assert isinstance(llc, StudentController)
     a = llc.act(torch.zeros(3, 223), torch.nn.functional.normalize(torch.randn(3, 64), dim=-1))

@@ -61,18 +61,24 @@ def regimes(d: dict) -> str:
     return ", ".join(parts)
 
 
-def finetune_line(f: dict) -> str:
-    """The card's line on stage 3, the RL fine-tune (``info["finetune"]``: LatentFinetuneConfig fields, samples,
-    wall_s)."""
-    clip = 1 - f["held_random_prob"] - f["cadence_random_prob"] - f["interval_random_prob"]
-    return (f"* Stage 3, RL fine-tune of π_L on the latents a high-level policy sends (`anyskill finetune-llc`, "
-            f"`anyskill.llc.tracking.latent_finetune`): PPO on survival (1 per control step, a fall ends the episode; "
-            f"fixed std {f['action_std']}, KL to the distilled policy × {f['anchor_coef']}, encoder frozen) on the "
+def finetune_lines(parts: list[dict]) -> list[str]:
+    """The card's lines on stage 3, the RL fine-tune, one per part (``info["finetune"]``: dicts of ``settings``, the
+    LatentFinetuneConfig fields, ``samples`` and ``wall_s``; a part continues the one before with other settings)."""
+    out = []
+    for k, part in enumerate(parts):
+        f = part["settings"]
+        clip = 1 - f["held_random_prob"] - f["cadence_random_prob"] - f["interval_random_prob"]
+        head = "Stage 3" + (f", part {k + 1} of {len(parts)}" if len(parts) > 1 else "")
+        out.append(
+            f"* {head}, RL fine-tune of π_L on the latents a high-level policy sends (`anyskill finetune-llc`, "
+            f"`anyskill.llc.tracking.latent_finetune`): PPO on survival (1 per control step, a fall ends the episode;"
+            f" fixed std {f['action_std']}, KL to the distilled policy × {f['anchor_coef']}, encoder frozen) on the "
             f"high-level env from standing ({f['clip_start_prob']:.0%} of episodes from a clip's state), with "
             f"{f['held_random_prob']:.0%} of episodes holding one random unit latent, {f['cadence_random_prob']:.0%} "
             f"redrawing it every {f['llc_steps']} steps, {f['interval_random_prob']:.0%} after up to "
-            f"{f['max_switch_steps']} steps and {clip:.0%} holding a clip window's latent: **{f['samples']:,} "
-            f"samples, {f['wall_s'] / 60:.0f} min**.")
+            f"{f['max_switch_steps']} steps and {clip:.0%} holding a clip window's latent: **{part['samples']:,} "
+            f"samples, {part['wall_s'] / 60:.0f} min**.")
+    return out
 
 
 def _fmt(v) -> str:
@@ -155,7 +161,7 @@ def model_card(info: dict, m: dict, tracker: dict, curves: dict, calm_path: str,
         f"counted by the controller; saturates at {info['distill']['timing_horizon']}): {regimes(info['distill'])}; "
         f"{info['distill']['latent_noise_prob']:.0%} of latents noised; CALM's align + uniform encoder "
         f"regulariser: **{di['samples']:,} samples, {di['wall_s'] / 60:.0f} min**.",
-        *([finetune_line(info["finetune"])] if "finetune" in info else []),
+        *finetune_lines(info.get("finetune", [])),
         *(f"* {line}" for line in info.get("history", [])),
         f"* Machine: {info['machine']}; seed {info['seed']}; commit {info['commit']}.",
         "",

@@ -26,7 +26,7 @@ from pathlib import Path
 from anyskill.provenance import REPO_ROOT
 
 STUDENT_KEYS = ("student_config", "student", "route", "samples", "iteration", "tracking", "distill", "seed",
-                "latent_finetune", "finetuned_from")
+                "latent_finetune", "finetuned_from", "finetune_phases")
 TRACKER_KEYS = ("tracker", "tracker_config", "tracking", "ppo", "samples", "iteration", "seed")
 
 
@@ -49,6 +49,7 @@ def ship_llc(run: str | Path, calm: str | Path = CALM_LAPTOP, root: str | Path =
     from anyskill.llc.controller import load_llc
     from anyskill.llc.evaluate import untrained_llc
     from anyskill.llc.motions import load_motions
+    from anyskill.llc.tracking.latent_finetune import curve_wall_s
     from anyskill.llc.tracking.tracker import Tracker, evaluate_tracker, load_tracker
     from anyskill.provenance import Provenance, git_commit, machine
     from anyskill.viz.llc_eval import plot_latent_finetune, plot_route_curves, plot_sliding, write_skill_eval
@@ -128,9 +129,9 @@ def ship_llc(run: str | Path, calm: str | Path = CALM_LAPTOP, root: str | Path =
                  "commit": git_commit(root), "machine": machine() + " (shared with other work)",
                  "limits": list(limits or []), "history": list(history or [])})
     if ft_curve is not None:
-        wall = float((ft_curve["samples"].diff().fillna(ft_curve["samples"].iloc[0]) / ft_curve["samples_per_s"]).sum())
-        info["finetune"] = {**student_state["latent_finetune"], "samples": int(student_state["samples"]),
-                            "wall_s": wall}
+        info["finetune"] = [*student_state.get("finetune_phases", []),
+                            {"settings": student_state["latent_finetune"], "samples": int(student_state["samples"]),
+                             "wall_s": curve_wall_s(student_state["curve"])}]
     card = model_card(info, {**metrics, **({"previous": previous} if previous else {})}, tracker,
                       curve_tables(run, finetune), str(calm), results / "llc_hlc_pose_goals.csv")
     (ck / "llc_laptop.md").write_text(card)

@@ -20,6 +20,9 @@ motion it had:
   control steps since the env's latent changed, as :class:`~anyskill.llc.tracking.student.StudentController` does.
   Episodes start standing, or (``clip_start_prob``) in a clip's state at a random time.
 
+A fine-tune can continue another with other settings (``student_ckpt`` a fine-tune's ``llc.pth``): π_0 stays the
+distilled policy, the critic goes on, and the earlier parts are recorded in ``finetune_phases``.
+
 Resumable: the checkpoint is a student checkpoint (:func:`anyskill.llc.load_llc` loads it) that also holds the
 critic, both optimisers, π_0's weights and the curve. The curve (``latent_finetune_curve.csv``) has the falls per
 env-step of each latent regime, the anchor's KL and the throughput.
@@ -84,6 +87,15 @@ def next_switch(cfg: LatentFinetuneConfig, regime: Tensor, gen: torch.Generator)
     return torch.where(regime == CADENCE_RANDOM, cfg.llc_steps, torch.where(regime == INTERVAL_RANDOM, span, never))
 
 
+def curve_wall_s(curve: list[dict]) -> float:
+    """Seconds of training in a fine-tune's curve rows (each iteration's samples over its samples per second)."""
+    done, wall = 0, 0.0
+    for row in curve:
+        wall += (int(row["samples"]) - done) / float(row["samples_per_s"])
+        done = int(row["samples"])
+    return wall
+
+
 def _timing(net: StudentNetworks, tau: Tensor) -> Tensor:
     h = float(net.cfg["timing_horizon"])
     return (tau.float().clamp(max=h) / h)[:, None]
@@ -96,8 +108,9 @@ def latent_finetune(lib: MotionLibrary, student_ckpt: str | Path, out_dir: str |
     """Fine-tune the student of ``student_ckpt`` (a tracking-route ``llc.pth``) by PPO on survival (module docstring)
     into ``out_dir/llc.pth`` (a controller for :func:`anyskill.llc.load_llc`) and
     ``out_dir/latent_finetune_curve.csv``. With ``resume`` an existing ``out_dir/llc.pth`` of this stage is
-    continued (its samples count towards ``cfg.total_samples``). Stops at ``cfg.total_samples`` or after
-    ``time_budget_s`` s (after the running iteration), with a checkpoint."""
+    continued (its samples count towards ``cfg.total_samples``). Stops at ``cfg.total_samples``, after
+    ``time_budget_s`` s, or when a file ``out_dir/STOP`` appears (after the running iteration; the file is removed),
+    with a checkpoint and the curve."""
     from tqdm.auto import tqdm
 
     from anyskill.sim.env import EnvConfig, HumanoidEnv
@@ -120,11 +133,13 @@ def latent_finetune(lib: MotionLibrary, student_ckpt: str | Path, out_dir: str |
             raise ValueError(f"{path} exists but is not a latent fine-tune checkpoint; choose another out_dir")
         net.load_state_dict(state["student"])
     anchor = StudentNetworks(net.cfg)
-    anchor.load_state_dict(state.get("anchor_student", src["student"]))
+    anchor.load_state_dict(state.get("anchor_student", src.get("anchor_student", src["student"])))
     for p in [*anchor.parameters(), *net.encoder.parameters()]:
         p.requires_grad_(False)
     obs_dim, latent_dim, act_dim = int(net.cfg["obs_dim"]), int(net.cfg["latent_dim"]), int(net.cfg["actions_num"])
     critic = LatentCritic(obs_dim, latent_dim, cfg.critic_units)
+    if "critic" in src and tuple(src["latent_finetune"]["critic_units"]) == tuple(cfg.critic_units):
+        critic.load_state_dict(src["critic"])  # a fine-tune continued with other settings: its critic goes on
     opt = torch.optim.Adam(net.policy.parameters(), lr=cfg.lr)
     opt_v = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
     samples, it, curve, lr = 0, 0, [], cfg.lr
@@ -159,9 +174,14 @@ def latent_finetune(lib: MotionLibrary, student_ckpt: str | Path, out_dir: str |
     tau = torch.zeros(n, dtype=torch.long)
     due = next_switch(cfg, regime, gen)
     extra = {k: src[k] for k in ("tracking", "distill") if k in src}
+    phases = list(src.get("finetune_phases", []))
+    if "latent_finetune" in src:  # the source is itself a fine-tune: its part is recorded before this one
+        phases.append({"settings": src["latent_finetune"], "samples": int(src["samples"]),
+                       "wall_s": curve_wall_s(src["curve"]), "checkpoint": str(student_ckpt)})
 
     def save(target: Path) -> None:
-        save_student(target, net, **extra, latent_finetune=asdict(cfg), finetuned_from=str(student_ckpt),
+        save_student(target, net, **extra, latent_finetune=asdict(cfg), finetune_phases=phases,
+                     finetuned_from=src.get("finetuned_from", str(student_ckpt)),
                      anchor_student={k: v.cpu() for k, v in anchor.state_dict().items()},
                      critic=critic.state_dict(), optimizer=opt.state_dict(), critic_optimizer=opt_v.state_dict(),
                      samples=samples, iteration=it, curve=curve, lr=lr, seed=seed)
@@ -285,9 +305,10 @@ def latent_finetune(lib: MotionLibrary, student_ckpt: str | Path, out_dir: str |
         if time.time() - last_ckpt > cfg.checkpoint_every_s:
             save(path)
             last_ckpt = time.time()
-        if time_budget_s is not None and time.time() - start > time_budget_s:
+        if (time_budget_s is not None and time.time() - start > time_budget_s) or (out / "STOP").is_file():
             break
     bar.close()
+    (out / "STOP").unlink(missing_ok=True)
     save(path)
     import pandas as pd
 
