@@ -6,7 +6,8 @@ and :mod:`anyskill.reproduce`; the rl-games configs are generated from them.
   agent (:class:`CALMSettings`) and latent prior (:class:`LatentPriorSettings`);
 * :mod:`anyskill.config.tracking` — the tracking route: task (:class:`TrackingConfig`), tracker PPO
   (:class:`TrackerPPOConfig`), the model-based tracker (:class:`ModelBasedConfig`), distillation
-  (:class:`DistillConfig`), sizes per scale (:func:`route_profile`);
+  (:class:`DistillConfig`), the latent fine-tune (:class:`LatentFinetuneConfig`), sizes per scale
+  (:func:`route_profile`);
 * :mod:`anyskill.config.hlc` — π_H's network (:class:`HLCNetworkSettings`), its environment (:class:`HLCEnvConfig`)
   and the state projection's calibration per scale (:class:`CalibrationSizes`, :data:`CALIBRATION_SIZES`);
 * :mod:`anyskill.config.reward` — Eq. 3 (:class:`RewardConfig`) and early termination (:class:`EarlyTerminationConfig`);
@@ -33,6 +34,7 @@ from anyskill.config.reward import EarlyTerminationConfig, RewardConfig
 from anyskill.config.sim import STATE_INITS, EnvConfig
 from anyskill.config.tracking import (
     DistillConfig,
+    LatentFinetuneConfig,
     ModelBasedConfig,
     RouteProfile,
     TrackerPPOConfig,
@@ -46,4 +48,5 @@ __all__ = [
     "TrackerPPOConfig", "TrackingConfig", "route_profile", "CALIBRATION_SIZES", "CalibrationSizes", "DomainModelConfig",
     "DomainTrainSettings", "E2ESettings", "EarlyTerminationConfig", "HLCEnvConfig", "KinematicSettings", "LLMSettings",
     "RewardConfig", "EnvConfig", "STATE_INITS", "LatentPriorSettings", "ModelBasedConfig",
+    "LatentFinetuneConfig",
 ]

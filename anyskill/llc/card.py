@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from anyskill.llc.latent_checks import evaluate_random_latents, evaluate_sliding, evaluate_untrained_hlc
@@ -234,10 +235,11 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 
 
-def curve_tables(run: Path, finetune: Path | None = None) -> dict:
+def curve_tables(run: Path, finetune: Path | None = None, parts: int = 1) -> dict:
     """Markdown tables of the evaluations in a route run's ``tracker_curve.csv`` and ``distill_curve.csv`` (every 20th
     row of the student's when it holds no evaluations) and, with a ``finetune-llc`` folder, of its falls per env-step
-    per latent regime (means over blocks of iterations)."""
+    per latent regime (means over 8 near-equal blocks of iterations). ``parts``: how many fine-tune parts made the
+    controller (a continuation's curve covers its own part only, and the caption says so)."""
     out = {}
     tc = pd.read_csv(run / "tracker_curve.csv")
     cols = [c for c in ("samples", "eval_finished", "eval_local_error_m", "eval_stand_finished",
@@ -254,12 +256,13 @@ def curve_tables(run: Path, finetune: Path | None = None) -> dict:
         fc = pd.read_csv(Path(finetune) / "latent_finetune_curve.csv")
         cols = ["falls_per_step", *(c for c in fc.columns if c.startswith("falls_") and c != "falls_per_step"),
                 "anchor_kl"]
-        block = max(1, len(fc) // 8)
-        t = fc.groupby(fc.index // block).agg({"samples": "last", **dict.fromkeys(cols, "mean")})
+        blocks = min(8, len(fc))
+        t = fc.groupby(np.arange(len(fc)) * blocks // len(fc)).agg({"samples": "last", **dict.fromkeys(cols, "mean")})
         t[cols[:-1]] *= 1000.0
         t = t.rename(columns={c: "all regimes" if c == "falls_per_step" else c.removeprefix("falls_")
                               for c in cols[:-1]})
-        out["finetune_table"] = ("RL fine-tune (stage 3): falls per 1000 env-steps of each latent regime under the "
-                                 f"exploration noise, and the KL to the distilled policy, means over {block} "
-                                 "iterations:\n\n" + markdown_table(t))
+        which = f", part {parts} of {parts}; the curve covers this part only" if parts > 1 else ""
+        out["finetune_table"] = (f"RL fine-tune (stage 3{which}): falls per 1000 env-steps of each latent regime "
+                                 "under the exploration noise, and the KL to the distilled policy, means over "
+                                 f"{len(fc) // blocks}-{-(-len(fc) // blocks)} iterations:\n\n" + markdown_table(t))
     return out

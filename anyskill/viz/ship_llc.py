@@ -116,8 +116,9 @@ def ship_llc(run: str | Path, calm: str | Path = CALM_LAPTOP, root: str | Path =
     fig = plot_sliding(pd.read_csv(results / "llc_laptop_sliding.csv", comment="#"))
     prov.finish().save_figure(fig, root / "figures" / "llc_laptop_sliding.png")
     if ft_curve is not None:
+        parts = len(student_state.get("finetune_phases", [])) + 1
         fig = plot_latent_finetune(ft_curve, title="llc_laptop.pth: RL fine-tune on the latents a high-level policy "
-                                   "sends")
+                                   "sends" + (f" (part {parts} of {parts})" if parts > 1 else ""))
         prov.finish().save_figure(fig, root / "figures" / "llc_laptop_latent_finetune.png")
     info = json.loads((run / "train_info.json").read_text()) if (run / "train_info.json").is_file() else {}
     info.update({"tracking": student_state["tracking"], "ppo": tracker_state["ppo"],
@@ -133,7 +134,8 @@ def ship_llc(run: str | Path, calm: str | Path = CALM_LAPTOP, root: str | Path =
                             {"settings": student_state["latent_finetune"], "samples": int(student_state["samples"]),
                              "wall_s": curve_wall_s(student_state["curve"])}]
     card = model_card(info, {**metrics, **({"previous": previous} if previous else {})}, tracker,
-                      curve_tables(run, finetune), str(calm), results / "llc_hlc_pose_goals.csv")
+                      curve_tables(run, finetune, len(info.get("finetune", [None]))), str(calm),
+                      results / "llc_hlc_pose_goals.csv")
     (ck / "llc_laptop.md").write_text(card)
     return card
 
