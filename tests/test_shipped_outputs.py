@@ -2,13 +2,14 @@
 
 The reference file was written by ``python tests/test_shipped_outputs.py --record`` (first before the architecture
 redesign of issue 10, re-recorded when the retrained laptop controller was shipped and again when the tracking
-route's distilled student replaced CALM as the shipped controller, and when the robust student, distilled on
-switched and random latents too, replaced that one); this test recomputes every entry with the current
-code. It checks the whole inference path of the shipped low-level controller: the motion library's AMP windows and
-policy observations (humanoid FK, observation functions), the encoder's latents, the policy's actions, the
-discriminator's logits (NaN for the student, which has none: NaN must stay NaN), a short deterministic rollout in the
-MuJoCo env, and a few high-level env steps toward a pose goal on top of it (Eq. 3 reward with early
-termination). Re-record only on purpose (a new shipped checkpoint, a deliberate change of behaviour).
+route's distilled student replaced CALM as the shipped controller, when the robust student, distilled on
+switched and random latents too, replaced that one, and when its RL fine-tune on random latents replaced it); this
+test recomputes every entry with the current code. It checks the whole inference path of the shipped low-level
+controller: the motion library's AMP windows and policy observations (humanoid FK, observation functions), the
+encoder's latents, the policy's actions, the discriminator's logits (NaN for the student, which has none: NaN must
+stay NaN), a short deterministic rollout in the MuJoCo env, and a few high-level env steps toward a pose goal on top
+of it (Eq. 3 reward with early termination). Re-record only on purpose (a new shipped checkpoint, a deliberate
+change of behaviour).
 """
 
 from __future__ import annotations
