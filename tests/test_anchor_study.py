@@ -133,3 +133,13 @@ def test_seed_summary_counts_prompts_reached_per_controller_action_and_seed(tmp_
     assert (results / "domain_e2e_seeds_summary.csv").read_text().startswith("# notebook: anyskill anchor-study")
     assert set(pd.read_csv(results / "domain_e2e_seeds_summary.csv", comment="#")["llc"]) == {"robust.pth", "replaced"}
     assert "robust.pth" in capsys.readouterr().out
+    # a later run is added, the earlier rows kept though their run folders are gone; a run given again replaces its rows
+    (tmp_path / "a0" / "e2e.json").unlink()
+    later = _e2e(tmp_path / "c0" / "e2e.json", [0.9, 0.9], llc="finetuned.pth", seed=0)
+    assert main(["anchor-study", "--results", str(results), "--figure", str(tmp_path / "f.png"), "--keep", "--seeds",
+                 str(later), str(runs[1])]) == 0
+    rows = pd.read_csv(results / "domain_e2e_seeds.csv", comment="#")
+    assert sorted(rows["run"].value_counts().items()) == sorted((str(r), 4) for r in (*runs, later))
+    assert "kept_rows" in (results / "domain_e2e_seeds.csv").read_text().splitlines()[2]
+    summary = pd.read_csv(results / "domain_e2e_seeds_summary.csv", comment="#")
+    assert set(summary["llc"]) == {"robust.pth", "replaced", "finetuned.pth"}

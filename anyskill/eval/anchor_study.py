@@ -135,22 +135,31 @@ E2E_COLUMNS = ("prompt", "fact", "model", "llc", "seed", "latent_action", "ancho
                "after_fallen_rate", "after_upright_fact_rate", "train_s", "run")
 
 
-def gather_e2e(runs: list[str | Path], out: str | Path, labels: dict[str, str] | None = None) -> pd.DataFrame:
+def gather_e2e(runs: list[str | Path], out: str | Path, labels: dict[str, str] | None = None,
+               keep: bool = False) -> pd.DataFrame:
     """The domain-model end-to-end rows of the ``e2e.json`` files ``runs`` (each ``anyskill domain-e2e`` run's, or a
     model's recorded one such as ``anyskill/checkpoints/anyskill_domain_e2e.json``) in one CSV at ``out``, with the
     provenance of this gathering (the runs' own commits are not in their JSON: name them in the commit message).
     ``labels``: run path -> the controller's name in the llc column, where the file name recorded in the run does not
-    tell the controller (the same name shipped twice)."""
+    tell the controller (the same name shipped twice). ``keep``: the rows already in ``out`` whose run is not among
+    ``runs`` stay (measured earlier, their run folders possibly gone); their file's commit is recorded."""
     import pandas as pd
 
-    from anyskill.provenance import Provenance
+    from anyskill.provenance import Provenance, read_csv
 
     labels = labels or {}
+    kept, kept_from = pd.DataFrame(), {}
+    if keep and Path(out).is_file():
+        old, meta = read_csv(out)
+        kept = old[~old["run"].astype(str).isin([str(r) for r in runs])]
+        kept_from = {"kept_rows": {"commit": meta.get("commit", "?"), "runs": sorted(set(kept["run"].astype(str)))}}
     prov = Provenance("anyskill anchor-study --e2e", config={"runs": [str(r) for r in runs],
-                                                             **({"llc_labels": labels} if labels else {})},
+                                                             **({"llc_labels": labels} if labels else {}),
+                                                             **kept_from},
                       clip_weights="anyskill-domain (domain model of this humanoid, closed vocabulary — not CLIP)")
     df = pd.DataFrame([{**r, **({"llc": labels[str(run)]} if str(run) in labels else {})}
                        for run in runs for r in e2e_rows(run)])
+    df = pd.concat([kept, df[[c for c in E2E_COLUMNS if c in df]]], ignore_index=True)
     df = df[[c for c in E2E_COLUMNS if c in df]]
     prov.finish().write_csv(df, out)
     return df

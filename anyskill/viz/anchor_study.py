@@ -75,7 +75,7 @@ def _anchor_study(args: argparse.Namespace) -> int:
         if missing:
             raise FileNotFoundError(f"--seeds: no such e2e.json: {', '.join(map(str, missing))}")
         labels = {path: label for label, path in pairs if label}
-        rows = gather_e2e(runs, results / "domain_e2e_seeds.csv", labels)
+        rows = gather_e2e(runs, results / "domain_e2e_seeds.csv", labels, keep=args.keep)
         summary = e2e_seed_summary(rows)
         Provenance("anyskill anchor-study --seeds", config={"runs": runs, "llc_labels": labels},
                    clip_weights="anyskill-domain (domain model of this humanoid, closed vocabulary — not CLIP)"
@@ -106,5 +106,7 @@ def add_anchor_study_command(sub) -> None:
                    "(several controllers, actions and seeds; LABEL names the controller where its recorded file name "
                    "does not) into RESULTS/domain_e2e_seeds.csv and summarise the prompts reached and frames fallen "
                    "per seed in RESULTS/domain_e2e_seeds_summary.csv")
+    c.add_argument("--keep", action="store_true", help="with --seeds: keep the rows of RESULTS/domain_e2e_seeds.csv "
+                   "whose runs are not given again (measured earlier; their run folders may be gone)")
     c.add_argument("--figure", default=str(REPO_ROOT / "figures" / "04_anchor_tradeoff.png"))
     c.set_defaults(func=_anchor_study)
