@@ -73,18 +73,21 @@ def test_robust_student_learns_random_and_switched_latents(motion_lib, tmp_path,
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 def test_tracker_learns_to_finish_a_kick_that_pd_replay_falls_on(motion_lib, tmp_path, seed):
-    """PPO on the kick clip (64 humanoids, 300 k samples, KL target 0.02, ~2.5 min on one core): deterministic, from
+    """PPO on the kick clip (64 humanoids, 400 k samples, KL target 0.02, ~2 min on one core): deterministic, from
     the clip's first frame and from standing, the zero-residual tracker (the clip's joint angles as PD targets) falls
     and errs by ~0.09-0.11 m; the trained one must finish the clip and cut the error by 40 %.
 
-    Seeds: 0-4 pass (measured 2026-12-04 on the 2-core VM); the suite runs 0-2 to keep CI short. With the default KL
-    target 0.05 PPO learns the kick and then oscillates: 200 k samples failed seeds 0, 1 and 4 after this release's
-    reset draws changed (the env now draws every step), 300 k failed seed 2; KL 0.02 passes all five."""
+    Seeds: 0-4 pass at 400 k samples (measured 2026-12-06 on the 2-core VM with torch 2.14.1, mujoco 4.0.1, numpy
+    2.4.6; seed 0 also at 500 k); the suite runs 0-2 to keep CI short. At 300 k all five passed on 2026-12-04's
+    packages, but with these seed 0 fell at 2.6 s: the outcome depends on the library versions, so the budget keeps
+    a margin. With the default KL target 0.05 PPO learns the kick and then oscillates: 200 k samples failed seeds 0,
+    1 and 4 after this release's reset draws changed (the env now draws every step), 300 k failed seed 2; KL 0.02
+    passes all five."""
     torch.set_num_threads(1)
     lib = MotionLibrary([motion_lib.clips[motion_lib.clip_names.index("kick")]])
     track = TrackingConfig(num_envs=64, episode_length=120, seed=seed)
     ppo = TrackerPPOConfig(horizon=32, epochs=4, minibatch=512, actor_units=(256, 128), critic_units=(256, 128),
-                           total_samples=300_000, kl_target=0.02)
+                           total_samples=400_000, kl_target=0.02)
     run = train_tracker(lib, tmp_path, track, ppo, seed=seed, progress=False)
     trained, _ = load_tracker(run.checkpoint)
     replay = Tracker(trained.obs_dim, trained.act_dim, trained.actor_units, trained.critic_units).eval()
