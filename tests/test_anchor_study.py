@@ -143,3 +143,5 @@ def test_seed_summary_counts_prompts_reached_per_controller_action_and_seed(tmp_
     assert "kept_rows" in (results / "domain_e2e_seeds.csv").read_text().splitlines()[2]
     summary = pd.read_csv(results / "domain_e2e_seeds_summary.csv", comment="#")
     assert set(summary["llc"]) == {"robust.pth", "replaced", "finetuned.pth"}
+    assert main(["anchor-study", "--results", str(results), "--keep"]) != 0
+    assert "--keep only applies with --seeds" in capsys.readouterr().err

@@ -159,7 +159,7 @@ def gather_e2e(runs: list[str | Path], out: str | Path, labels: dict[str, str] |
                       clip_weights="anyskill-domain (domain model of this humanoid, closed vocabulary — not CLIP)")
     df = pd.DataFrame([{**r, **({"llc": labels[str(run)]} if str(run) in labels else {})}
                        for run in runs for r in e2e_rows(run)])
-    df = pd.concat([kept, df[[c for c in E2E_COLUMNS if c in df]]], ignore_index=True)
+    df = pd.concat([kept, df], ignore_index=True)
     df = df[[c for c in E2E_COLUMNS if c in df]]
     prov.finish().write_csv(df, out)
     return df

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from anyskill.provenance import REPO_ROOT
@@ -60,6 +61,10 @@ def _anchor_study(args: argparse.Namespace) -> int:
     from anyskill.eval.anchor_study import anchor_tradeoff, gather_e2e
     from anyskill.provenance import Provenance
 
+    if args.keep and not args.seeds:
+        print("anyskill anchor-study: error: --keep only applies with --seeds (it keeps the earlier rows of "
+              "domain_e2e_seeds.csv); add --seeds LABEL=E2E_JSON ...", file=sys.stderr)
+        return 2
     results = Path(args.results)
     if args.e2e:
         missing = [p for p in args.e2e if not Path(p).is_file()]
@@ -77,7 +82,8 @@ def _anchor_study(args: argparse.Namespace) -> int:
         labels = {path: label for label, path in pairs if label}
         rows = gather_e2e(runs, results / "domain_e2e_seeds.csv", labels, keep=args.keep)
         summary = e2e_seed_summary(rows)
-        Provenance("anyskill anchor-study --seeds", config={"runs": runs, "llc_labels": labels},
+        Provenance("anyskill anchor-study --seeds", config={"runs": runs, "llc_labels": labels,
+                                                            "kept_earlier_rows": bool(args.keep)},
                    clip_weights="anyskill-domain (domain model of this humanoid, closed vocabulary — not CLIP)"
                    ).finish().write_csv(summary, results / "domain_e2e_seeds_summary.csv")
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
