@@ -398,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     from anyskill.gpu.ingest import add_gpu_ingest_command
     from anyskill.hlc.calibrate_cli import add_calibrate_command
     from anyskill.hlc.cli import add_hlc_commands
+    from anyskill.hlc.et_study import add_et_study_command
     from anyskill.hlc.pose_comparison import add_compare_command
     from anyskill.reproduce import add_notebook_times_command
     from anyskill.viz.anchor_study import add_anchor_study_command
@@ -410,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_domain_commands(sub)
     add_hlc_commands(sub)
     add_compare_command(sub)
+    add_et_study_command(sub)
     add_calibrate_command(sub)
     add_notebook_times_command(sub)
     add_table_task_command(sub)

@@ -14,7 +14,7 @@ from anyskill.cli import main
 
 NEW_COMMANDS = {"ship-llc": "--calm", "compare-llc-pose": "--controller", "notebook-times": "--results",
                 "calibration-times": "cache_dirs", "domain-e2e": "--random-floor", "gpu-check": "--train-seconds",
-                "gpu-ingest": "--allow-dry-run"}
+                "gpu-ingest": "--allow-dry-run", "et-study": "--variants"}
 
 
 @pytest.mark.parametrize("command", sorted(NEW_COMMANDS))
@@ -119,6 +119,27 @@ def test_compare_llc_pose_trains_and_keeps_other_rows(llc_path, tmp_path):
     assert all(v["commit"] and v["started"] for v in sources.values()) and '\\"' not in out.read_text()
     with pytest.raises(ValueError, match="LABEL=CHECKPOINT"):
         main([*args, "--controller", "no-path"])
+
+
+def test_et_study_merges_each_run_into_its_file(llc_path, tmp_path):
+    out = tmp_path / "et.csv"
+    args = ["et-study", "--epochs", "1", "--envs", "2", "--clips", "authored_squat", "--eval-seconds", "0.3",
+            "--llc", str(llc_path), "--out", str(out)]
+    assert main([*args, "--variants", "paper", "truncate"]) == 0
+    first = pd.read_csv(out, comment="#")
+    assert main([*args, "--variants", "paper", "--seeds", "1"]) == 0
+    assert main([*args, "--variants", "paper"]) == 0  # measured again: replaces its row
+    df = pd.read_csv(out, comment="#")
+    assert sorted(zip(df["early_termination"], df["seed"], strict=True)) == [("paper", 0), ("paper", 1),
+                                                                             ("truncate", 0)]
+    assert (df["pose_error_untrained_m"] > 0).all() and df["commit"].notna().all()
+    row = df[(df["early_termination"] == "paper") & (df["seed"] == 0)].iloc[0]
+    assert row["started"] >= first[first["early_termination"] == "paper"].iloc[0]["started"]
+    assert row["pose_error_untrained_m"] == pytest.approx(first["pose_error_untrained_m"].iloc[0])  # deterministic
+    with pytest.raises(ValueError, match="unknown early termination"):
+        from anyskill.hlc.et_study import study_early_termination
+
+        study_early_termination(out, ("authored_squat",), ("sometimes",))
 
 
 def test_the_cards_high_level_section_shows_each_latent_action_and_the_sigma_sweep(tmp_path):

@@ -92,6 +92,27 @@ def test_similarity_decreases_terminate_and_reset(llc, motion_lib):
     assert not dones.any()
 
 
+def test_truncated_similarity_resets_are_bootstrapped_and_falls_still_terminate(llc, motion_lib):
+    et = EarlyTerminationConfig(mode="successive", reset_prob=1.0, head_rule=False, similarity_end="truncate")
+    env = _env(llc, motion_lib, DecreasingGoal(), early_termination=et)
+    first_obs = env.reset()["obs"].clone()
+    env.step(_actions())
+    _, _, dones, info = env.step(_actions(1))
+    # the same reset at the same LLC step as with "terminate", but a time-out to PPO (value bootstrapped)
+    assert dones.all() and info["time_outs"].all() and not info["terminate"].any()
+    assert info["et_similarity_resets"] == N and info["time_out_resets"] == 0
+    assert info["scored"].tolist() == [[True, True, True, True, False]] * N
+    assert torch.allclose(env._obs, first_obs, atol=1e-5)
+    # a fall is still a termination
+    et = EarlyTerminationConfig(mode="successive", head_height=1.40, similarity_end="truncate")
+    env = _env(llc, motion_lib, early_termination=et)
+    env.reset()
+    _, _, dones, info = env.step(_actions())
+    assert dones.all() and info["terminate"].all() and not info["time_outs"].any()
+    with pytest.raises(ValueError, match="similarity_end"):
+        EarlyTerminationConfig(similarity_end="bootstrap")
+
+
 def test_similarity_rule_off_for_the_ablation(llc, motion_lib):
     env = _env(llc, motion_lib, DecreasingGoal(), early_termination=NO_ET)
     env.reset()

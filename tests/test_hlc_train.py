@@ -108,8 +108,10 @@ def test_cli_train_hlc_with_a_pose_clip_and_rollout(llc_path, tmp_path, capsys):
 
     out = tmp_path / "run"
     assert main(["train-hlc", "--pose-clip", "authored_squat", "--pose-time", "1.0", "--llc", str(llc_path),
-                 "--scale", "smoke", "--epochs", "1", "--num-envs", "2", "--out", str(out), "--no-progress"]) == 0
+                 "--scale", "smoke", "--epochs", "1", "--num-envs", "2", "--out", str(out), "--no-progress",
+                 "--truncate-similarity-resets"]) == 0
     assert (out / "hlc.pth").is_file() and "squat@1.00s" in capsys.readouterr().out
+    assert '"similarity_end": "truncate"' in (out / "provenance.json").read_text()  # the option is recorded
     assert main(["rollout", str(out / "hlc.pth"), "--llc", str(llc_path), "--seconds", "0.3", "--no-render",
                  "--out", str(tmp_path / "roll")]) == 0
     printed = capsys.readouterr().out

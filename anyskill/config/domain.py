@@ -62,3 +62,5 @@ class E2ESettings:
     """how π_H's action becomes a latent (:attr:`anyskill.config.hlc.HLCEnvConfig.latent_action`)."""
     anchor_scale: float = ANCHOR_SCALE
     """σ of anchored latent actions."""
+    early_termination: str = "paper"
+    """a name of :data:`anyskill.config.reward.EARLY_TERMINATIONS`."""

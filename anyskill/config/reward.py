@@ -24,10 +24,32 @@ class RewardConfig:
 @dataclass(frozen=True)
 class EarlyTerminationConfig:
     """Reset after ``decreases`` similarity decreases (``mode``: successive or cumulative) with ``reset_prob``, or when
-    the head is below ``head_height`` m (``head_rule``)."""
+    the head is below ``head_height`` m (``head_rule``).
+
+    ``similarity_end`` says what a similarity reset is to PPO: "terminate" (the paper's text: an end without a value
+    bootstrap, so with Eq. 3's positive rewards it costs the policy its future reward) or "truncate" (a named
+    departure: the env restarts from standing but the value is bootstrapped, as at a time-out, so the rule moves
+    experience away from decreasing stretches without making "never decrease 8 times" worth more than the goal).
+    Falls always terminate."""
 
     mode: Literal["successive", "cumulative", "off"] = "successive"
     decreases: int = 8
     reset_prob: float = 0.8
     head_height: float = 0.15  # m
     head_rule: bool = True
+    similarity_end: Literal["terminate", "truncate"] = "terminate"
+
+    def __post_init__(self) -> None:
+        if self.similarity_end not in ("terminate", "truncate"):
+            raise ValueError(f"similarity_end must be 'terminate' or 'truncate', got {self.similarity_end!r}")
+
+
+EARLY_TERMINATIONS: dict[str, EarlyTerminationConfig] = {
+    "paper": EarlyTerminationConfig(),
+    "truncate": EarlyTerminationConfig(similarity_end="truncate"),
+    "falls-only": EarlyTerminationConfig(mode="off"),
+}
+"""Named early terminations for the command line: "paper" (the paper's text: 8 successive decreases reset with
+p 0.8 as a termination, falls terminate), "truncate" (the same resets, bootstrapped), "falls-only" (only the head
+rule: what the authors' code does, where the decrease counter only decides whether a fallen env may recover, facts
+§3.4)."""

@@ -47,7 +47,8 @@ def _domain_e2e(args: argparse.Namespace) -> int:
 
         args.llc = shipped_llc()
     settings = E2ESettings(num_envs=args.envs, epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
-                            latent_action=args.latent_action, anchor_scale=args.anchor_scale)
+                            latent_action=args.latent_action, anchor_scale=args.anchor_scale,
+                            early_termination=args.early_termination)
     domain = ClipModel(ClipSpec(weights=args.weights))
     rnd = proj = None
     notes = []
@@ -69,6 +70,7 @@ def _domain_e2e(args: argparse.Namespace) -> int:
 def add_domain_commands(sub) -> None:
     """Register ``train-domain-clip`` and ``domain-e2e`` on the ``anyskill`` parser's sub-parsers."""
     from anyskill.config.hlc import ANCHOR_SCALE, LATENT_ACTIONS
+    from anyskill.config.reward import EARLY_TERMINATIONS
 
     d = sub.add_parser("train-domain-clip", help="render + caption this humanoid and train the project's domain "
                        "text-image model (closed vocabulary, not CLIP; clip_weights='anyskill-domain')")
@@ -112,6 +114,9 @@ def add_domain_commands(sub) -> None:
                    "latent: free (the paper's) or anchored on the latent prior (anyskill.llc.prior)")
     e.add_argument("--anchor-scale", type=float, default=ANCHOR_SCALE, help="σ of anchored latent actions (default: "
                    "%(default)s)")
+    e.add_argument("--early-termination", choices=list(EARLY_TERMINATIONS), default="paper",
+                   help="paper: similarity resets terminate (the paper's text); truncate: they are bootstrapped; "
+                   "falls-only: no similarity rule (the authors' code) (default: %(default)s)")
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_domain_e2e)

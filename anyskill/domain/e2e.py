@@ -23,6 +23,7 @@ import torch
 
 from anyskill.config.domain import E2ESettings
 from anyskill.config.hlc import HLCEnvConfig
+from anyskill.config.reward import EARLY_TERMINATIONS
 from anyskill.domain.captions import measure_facts, measure_quantities
 from anyskill.domain.data import DomainData
 from anyskill.hlc.clip_goals import TextGoal
@@ -123,13 +124,15 @@ def train_and_measure(clip_model: ClipModel, projection: StateProjection, prompt
     t0 = time.perf_counter()
     result = train_hlc(train_goal, llc, "laptop", out_dir, seed=s.seed, num_envs=s.num_envs, max_epochs=s.epochs,
                        env_config=HLCEnvConfig(episode_length=s.episode_length, latent_action=s.latent_action,
-                                               anchor_scale=s.anchor_scale),
+                                               anchor_scale=s.anchor_scale,
+                                               early_termination=EARLY_TERMINATIONS[s.early_termination]),
                        overrides=overrides, motion_lib=motion_lib, progress=False)
     train_s = time.perf_counter() - t0
     row: dict[str, Any] = {"prompt": prompt, "fact": fact, "model": clip_model.spec.description,
                            "reward_source": reward_source, "latent_action": s.latent_action,
                            "anchor_scale": s.anchor_scale if s.latent_action != "free" else None,
-                           "num_envs": s.num_envs, "epochs": s.epochs, "train_s": round(train_s, 1)}
+                           "early_termination": s.early_termination, "num_envs": s.num_envs, "epochs": s.epochs,
+                           "train_s": round(train_s, 1)}
     assert result.initial_checkpoint is not None  # train_hlc always writes it
     for tag, ckpt in (("before", result.initial_checkpoint), ("after", result.checkpoint)):
         m = measure_policy(ckpt, llc, goal, fact, s.eval_seconds, s.eval_envs, motion_lib=motion_lib, upright=upright)

@@ -65,12 +65,14 @@ def parse_pose_label(label: str) -> tuple[str, float]:
 
 def e2e_rows(e2e_json: str | Path) -> list[dict[str, Any]]:
     """The rows of one ``anyskill domain-e2e`` run (its ``e2e.json``) with their latent action and σ (runs made before
-    the option existed: free), the controller's file name and the training seed."""
+    the option existed: free), early termination (before the option: "paper"), the controller's file name and the
+    training seed."""
     record = json.loads(Path(e2e_json).read_text())
     rows = []
     for r in record["rows"]:
         action, scale = action_label(r.get("latent_action", "free"), r.get("anchor_scale"))
         rows.append({**r, "latent_action": action, "anchor_scale": scale, "llc": record.get("llc"),
+                     "early_termination": r.get("early_termination", "paper"),
                      "seed": record.get("settings", {}).get("seed"), "run": str(e2e_json)})
     return rows
 
@@ -130,7 +132,8 @@ def _tradeoff(results: Path, folder: Path, controller: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["controller", "measure", "latent_action", "anchor_scale", "value", "source"])
 
 
-E2E_COLUMNS = ("prompt", "fact", "model", "llc", "seed", "latent_action", "anchor_scale", "num_envs", "epochs",
+E2E_COLUMNS = ("prompt", "fact", "model", "llc", "seed", "latent_action", "anchor_scale", "early_termination",
+               "num_envs", "epochs",
                "before_fact_rate", "after_fact_rate", "before_quantity", "after_quantity", "before_fallen_rate",
                "after_fallen_rate", "after_upright_fact_rate", "train_s", "run")
 
@@ -160,22 +163,25 @@ def gather_e2e(runs: list[str | Path], out: str | Path, labels: dict[str, str] |
     df = pd.DataFrame([{**r, **({"llc": labels[str(run)]} if str(run) in labels else {})}
                        for run in runs for r in e2e_rows(run)])
     df = pd.concat([kept, df], ignore_index=True)
+    df["early_termination"] = df["early_termination"].fillna("paper")  # rows gathered before the option
     df = df[[c for c in E2E_COLUMNS if c in df]]
     prov.finish().write_csv(df, out)
     return df
 
 
 def e2e_seed_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per controller (``llc``), latent action and σ: the prompts reaching their fact (:data:`REACHED`) and the
-    frames fallen after training, for each seed and over the seeds, from :func:`gather_e2e`'s rows (the domain model's
-    rows of the 5 prompts only)."""
+    """Per controller (``llc``), latent action, σ and early termination: the prompts reaching their fact
+    (:data:`REACHED`) and the frames fallen after training, for each seed and over the seeds, from
+    :func:`gather_e2e`'s rows (the domain model's rows of the 5 prompts only)."""
     import pandas as pd
 
     from anyskill.domain.e2e import E2E_PROMPTS
 
     d = df[df["model"].str.startswith("anyskill-domain") & df["prompt"].isin(list(E2E_PROMPTS))].copy()
     d["anchor_scale"] = d["anchor_scale"].fillna(-1.0)
-    keys = ["llc", "latent_action", "anchor_scale"]
+    if "early_termination" not in d:
+        d["early_termination"] = "paper"
+    keys = ["llc", "latent_action", "anchor_scale", "early_termination"]
     per_seed = d.groupby([*keys, "seed"]).agg(reached=("after_fact_rate", lambda x: int((x >= REACHED).sum())),
                                               fallen=("after_fallen_rate", "mean")).reset_index()
     out = per_seed.groupby(keys).agg(seeds=("seed", lambda x: ",".join(str(int(v)) for v in sorted(x))),

@@ -74,7 +74,8 @@ def _train(args: argparse.Namespace) -> int:
     motion_lib = default_library()
     goal = _goal_from_args(args, motion_lib)
     et = EarlyTerminationConfig(mode="off" if args.no_early_termination else "successive",
-                                head_rule=not args.no_head_rule)
+                                head_rule=not args.no_head_rule,
+                                similarity_end="truncate" if args.truncate_similarity_resets else "terminate")
     env_cfg = HLCEnvConfig(early_termination=et, scene=args.scene, latent_action=args.latent_action,
                            anchor_scale=args.anchor_scale)
     if args.episode_length is not None:
@@ -178,6 +179,9 @@ def add_hlc_commands(sub) -> None:
     t.add_argument("--no-early-termination", action="store_true",
                    help="ablation: no reset after 8 successive similarity decreases")
     t.add_argument("--no-head-rule", action="store_true", help="ablation: no reset when the head is below 0.15 m")
+    t.add_argument("--truncate-similarity-resets", action="store_true",
+                   help="a similarity reset is bootstrapped like a time-out instead of terminating (results/"
+                   "early_termination_pose_goals.csv)")
     t.add_argument("--latent-action", choices=LATENT_ACTIONS, default=HLCEnvConfig.latent_action,
                    help="how the policy's action becomes the latent: free normalize(a) (the paper's), anchored "
                         "normalize(prior(s) + sigma a) around the controller's latent prior (fitted once per "

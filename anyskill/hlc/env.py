@@ -22,8 +22,9 @@ Scenes (paper §4.4): with ``scene`` set, every env holds that scene's objects (
 at each episode start; the policy still observes only the humanoid, the goal sees the objects only in rendered
 frames, and with ``record_states`` the infos also carry the objects' velocities and contacts.
 
-Episodes: an env ends at the first LLC step that triggers early termination (**terminate**: no value bootstrap)
-or reaches ``episode_length`` LLC steps or blows up numerically (**time-out**: bootstrapped). The LLC steps left
+Episodes: an env ends at the first LLC step that triggers early termination (**terminate**: no value bootstrap;
+a similarity reset is a **time-out** instead with ``EarlyTerminationConfig.similarity_end="truncate"``) or reaches
+``episode_length`` LLC steps or blows up numerically (**time-out**: bootstrapped). The LLC steps left
 in that HLC step are simulated (the batch moves together) but not scored; the env is then reset, so the returned
 observation of a done env is its new episode's first observation, as in :class:`HumanoidEnv`.
 """
@@ -144,7 +145,7 @@ class HighLevelEnv:
         sims = torch.zeros(n, t_max, device=self.device)
         scored = torch.zeros(n, t_max, dtype=torch.bool, device=self.device)
         ended = torch.zeros(n, dtype=torch.bool, device=self.device)
-        terminate, time_out, fired, fell = (torch.zeros_like(ended) for _ in range(4))
+        terminate, time_out, limit, fired, fell = (torch.zeros_like(ended) for _ in range(5))
         blowups = 0
         record: dict[str, list[Tensor]] = {"llc_qpos": [], "llc_body_pos": [], "llc_body_rot": []}
         if self.scene is not None:
@@ -173,12 +174,15 @@ class HighLevelEnv:
             sims[:, t] = sim
             scored[:, t] = live & ~blowup
             root_last = torch.where(scored[:, t, None], states.body_pos[:, 0].to(self.device), root_last)
-            term_now = live & et["reset"] & ~blowup
-            out_now = live & ~term_now & (blowup | self._timed_out())
+            ends = et["reset"] if self.cfg.early_termination.similarity_end == "terminate" else et["fallen"]
+            term_now = live & ends & ~blowup
+            limit_now = live & ~term_now & (blowup | self._timed_out())
+            out_now = limit_now | (live & ~term_now & et["similarity"])
             fired |= live & et["similarity"] & ~blowup
             fell |= live & et["fallen"] & ~blowup
             terminate |= term_now
             time_out |= out_now
+            limit |= limit_now
             ended |= term_now | out_now
 
         sim_mean = (sims * scored).sum(1) / scored.sum(1).clamp_min(1)
@@ -207,7 +211,7 @@ class HighLevelEnv:
             "head_height": head_height,
             "et_similarity_resets": int(fired.sum()),
             "et_fall_resets": int(fell.sum()),
-            "time_out_resets": int(time_out.sum()),
+            "time_out_resets": int(limit.sum()),
             "sim_blowups": blowups,
             "z": z,
         }
