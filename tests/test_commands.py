@@ -136,6 +136,10 @@ def test_et_study_merges_each_run_into_its_file(llc_path, tmp_path):
     row = df[(df["early_termination"] == "paper") & (df["seed"] == 0)].iloc[0]
     assert row["started"] >= first[first["early_termination"] == "paper"].iloc[0]["started"]
     assert row["pose_error_untrained_m"] == pytest.approx(first["pose_error_untrained_m"].iloc[0])  # deterministic
+    from anyskill.viz.hlc import plot_early_termination_study
+
+    fig = plot_early_termination_study(df)  # one panel (one training size), a bar per early termination
+    assert len(fig.axes) == 1 and len(fig.axes[0].patches) == 2
     with pytest.raises(ValueError, match="unknown early termination"):
         from anyskill.hlc.et_study import study_early_termination
 

@@ -103,6 +103,15 @@ def test_truncated_similarity_resets_are_bootstrapped_and_falls_still_terminate(
     assert info["et_similarity_resets"] == N and info["time_out_resets"] == 0
     assert info["scored"].tolist() == [[True, True, True, True, False]] * N
     assert torch.allclose(env._obs, first_obs, atol=1e-5)
+    # the 8th decrease on the episode's last LLC step: one time-out, counted once, as a similarity reset
+    for end in ("terminate", "truncate"):
+        et = EarlyTerminationConfig(mode="successive", reset_prob=1.0, head_rule=False, similarity_end=end)
+        env = _env(llc, motion_lib, DecreasingGoal(), early_termination=et, episode_length=9)
+        env.reset()
+        env.step(_actions())
+        _, _, dones, info = env.step(_actions(1))
+        assert dones.all() and info["et_similarity_resets"] == N and info["time_out_resets"] == 0
+        assert info["time_outs"].all() == (end == "truncate") and info["terminate"].all() == (end == "terminate")
     # a fall is still a termination
     et = EarlyTerminationConfig(mode="successive", head_height=1.40, similarity_end="truncate")
     env = _env(llc, motion_lib, early_termination=et)

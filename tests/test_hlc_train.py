@@ -35,6 +35,8 @@ def test_paper_scale_config_matches_the_reference():
     assert space["mu_activation"] == "tanh" and space["fixed_sigma"] and space["sigma_init"]["val"] == -2.3
     smoke = hlc_config("smoke", num_envs=6)["params"]["config"]
     assert (smoke["horizon_length"] * 6) % smoke["minibatch_size"] == 0
+    # time-outs (and truncated similarity resets) are bootstrapped at every scale
+    assert all(hlc_config(s)["params"]["config"]["value_bootstrap"] for s in ("smoke", "laptop"))
     with pytest.raises(ValueError, match="scale"):
         hlc_config("huge")
 
@@ -109,9 +111,12 @@ def test_cli_train_hlc_with_a_pose_clip_and_rollout(llc_path, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train-hlc", "--pose-clip", "authored_squat", "--pose-time", "1.0", "--llc", str(llc_path),
                  "--scale", "smoke", "--epochs", "1", "--num-envs", "2", "--out", str(out), "--no-progress",
-                 "--truncate-similarity-resets"]) == 0
+                 "--early-termination", "truncate"]) == 0
     assert (out / "hlc.pth").is_file() and "squat@1.00s" in capsys.readouterr().out
     assert '"similarity_end": "truncate"' in (out / "provenance.json").read_text()  # the option is recorded
+    with pytest.raises(ValueError, match="give one of them"):
+        main(["train-hlc", "--pose-clip", "authored_squat", "--llc", str(llc_path), "--scale", "smoke",
+              "--no-early-termination", "--early-termination", "truncate"])
     assert main(["rollout", str(out / "hlc.pth"), "--llc", str(llc_path), "--seconds", "0.3", "--no-render",
                  "--out", str(tmp_path / "roll")]) == 0
     printed = capsys.readouterr().out

@@ -107,7 +107,7 @@ def test_notebook_04_high_level_training(tmp_path):
     _, text_meta = read_csv(tmp_path / "results" / "04_text_rollout.csv")
     assert _names_scoring_model(text_meta["clip_weights"])
     for name in ("04_pose_goal_curves", "04_projection_fit", "04_text_goal_curves", "04_text_filmstrip",
-                 "04_anchored_action", "04_anchor_tradeoff"):
+                 "04_anchored_action", "04_anchor_tradeoff", "04_early_termination"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
 
 

@@ -64,3 +64,10 @@ class E2ESettings:
     """σ of anchored latent actions."""
     early_termination: str = "paper"
     """a name of :data:`anyskill.config.reward.EARLY_TERMINATIONS`."""
+
+    def __post_init__(self) -> None:
+        from anyskill.config.reward import EARLY_TERMINATIONS
+
+        if self.early_termination not in EARLY_TERMINATIONS:
+            raise ValueError(f"early_termination must be one of {list(EARLY_TERMINATIONS)}, "
+                             f"got {self.early_termination!r}")

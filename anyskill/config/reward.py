@@ -29,8 +29,9 @@ class EarlyTerminationConfig:
     ``similarity_end`` says what a similarity reset is to PPO: "terminate" (the paper's text: an end without a value
     bootstrap, so with Eq. 3's positive rewards it costs the policy its future reward) or "truncate" (a named
     departure: the env restarts from standing but the value is bootstrapped, as at a time-out, so the rule moves
-    experience away from decreasing stretches without making "never decrease 8 times" worth more than the goal).
-    Falls always terminate."""
+    experience away from decreasing stretches without making "never decrease 8 times" worth more than the goal;
+    rl-games bootstraps a time-out with the value of the HLC step's starting observation, not of the state where the
+    rule fired). Falls always terminate."""
 
     mode: Literal["successive", "cumulative", "off"] = "successive"
     decreases: int = 8

@@ -117,6 +117,8 @@ def _tradeoff(results: Path, folder: Path, controller: str) -> pd.DataFrame:
 
         df = pd.read_csv(e2e, comment="#")
         df = df[df["model"].str.startswith("anyskill-domain") & df["prompt"].isin(list(E2E_PROMPTS))]
+        if "early_termination" in df:  # the study compares latent actions under the paper's early termination
+            df = df[df["early_termination"].fillna("paper") == "paper"]
         for (action, scale), g in df.groupby(["latent_action", df["anchor_scale"].fillna(-1.0)]):
             key = action_label(str(action), None if scale < 0 else float(scale))
             add(E2E_REACHED, *key, (g["after_fact_rate"] >= REACHED).sum(), e2e)
@@ -133,9 +135,8 @@ def _tradeoff(results: Path, folder: Path, controller: str) -> pd.DataFrame:
 
 
 E2E_COLUMNS = ("prompt", "fact", "model", "llc", "seed", "latent_action", "anchor_scale", "early_termination",
-               "num_envs", "epochs",
-               "before_fact_rate", "after_fact_rate", "before_quantity", "after_quantity", "before_fallen_rate",
-               "after_fallen_rate", "after_upright_fact_rate", "train_s", "run")
+               "num_envs", "epochs", "before_fact_rate", "after_fact_rate", "before_quantity", "after_quantity",
+               "before_fallen_rate", "after_fallen_rate", "after_upright_fact_rate", "train_s", "run")
 
 
 def gather_e2e(runs: list[str | Path], out: str | Path, labels: dict[str, str] | None = None,
@@ -163,7 +164,8 @@ def gather_e2e(runs: list[str | Path], out: str | Path, labels: dict[str, str] |
     df = pd.DataFrame([{**r, **({"llc": labels[str(run)]} if str(run) in labels else {})}
                        for run in runs for r in e2e_rows(run)])
     df = pd.concat([kept, df], ignore_index=True)
-    df["early_termination"] = df["early_termination"].fillna("paper")  # rows gathered before the option
+    if "early_termination" in df:
+        df["early_termination"] = df["early_termination"].fillna("paper")  # rows gathered before the option
     df = df[[c for c in E2E_COLUMNS if c in df]]
     prov.finish().write_csv(df, out)
     return df
@@ -179,8 +181,7 @@ def e2e_seed_summary(df: pd.DataFrame) -> pd.DataFrame:
 
     d = df[df["model"].str.startswith("anyskill-domain") & df["prompt"].isin(list(E2E_PROMPTS))].copy()
     d["anchor_scale"] = d["anchor_scale"].fillna(-1.0)
-    if "early_termination" not in d:
-        d["early_termination"] = "paper"
+    d["early_termination"] = d["early_termination"].fillna("paper") if "early_termination" in d else "paper"
     keys = ["llc", "latent_action", "anchor_scale", "early_termination"]
     per_seed = d.groupby([*keys, "seed"]).agg(reached=("after_fact_rate", lambda x: int((x >= REACHED).sum())),
                                               fallen=("after_fallen_rate", "mean")).reset_index()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from anyskill.config import SCALES, profile
 from anyskill.config.hlc import ANCHOR_SCALE, LATENT_ACTIONS, HLCEnvConfig
+from anyskill.config.reward import EARLY_TERMINATIONS
 
 
 def _clip_and_renderer(weights: str | None, device: str = "cpu", scene: str | None = None):
@@ -67,15 +68,15 @@ def _goal_from_args(args: argparse.Namespace, motion_lib):
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from anyskill.config.reward import EarlyTerminationConfig
     from anyskill.data import default_library
     from anyskill.hlc.train import train_hlc
 
     motion_lib = default_library()
     goal = _goal_from_args(args, motion_lib)
-    et = EarlyTerminationConfig(mode="off" if args.no_early_termination else "successive",
-                                head_rule=not args.no_head_rule,
-                                similarity_end="truncate" if args.truncate_similarity_resets else "terminate")
+    if args.no_early_termination and args.early_termination != "paper":
+        raise ValueError("--no-early-termination is --early-termination falls-only; give one of them")
+    et = replace(EARLY_TERMINATIONS["falls-only" if args.no_early_termination else args.early_termination],
+                 head_rule=not args.no_head_rule)
     env_cfg = HLCEnvConfig(early_termination=et, scene=args.scene, latent_action=args.latent_action,
                            anchor_scale=args.anchor_scale)
     if args.episode_length is not None:
@@ -179,9 +180,10 @@ def add_hlc_commands(sub) -> None:
     t.add_argument("--no-early-termination", action="store_true",
                    help="ablation: no reset after 8 successive similarity decreases")
     t.add_argument("--no-head-rule", action="store_true", help="ablation: no reset when the head is below 0.15 m")
-    t.add_argument("--truncate-similarity-resets", action="store_true",
-                   help="a similarity reset is bootstrapped like a time-out instead of terminating (results/"
-                   "early_termination_pose_goals.csv)")
+    t.add_argument("--early-termination", choices=list(EARLY_TERMINATIONS), default="paper",
+                   help="paper: similarity resets terminate (the paper's text); truncate: they are bootstrapped like "
+                   "time-outs; falls-only: no similarity rule, as --no-early-termination (results/"
+                   "early_termination_pose_goals.csv) (default: %(default)s)")
     t.add_argument("--latent-action", choices=LATENT_ACTIONS, default=HLCEnvConfig.latent_action,
                    help="how the policy's action becomes the latent: free normalize(a) (the paper's), anchored "
                         "normalize(prior(s) + sigma a) around the controller's latent prior (fitted once per "

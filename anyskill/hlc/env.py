@@ -127,14 +127,17 @@ class HighLevelEnv:
     def step(self, actions: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, dict]:
         """One HLC step for actions (N, 64) in [-1, 1]; returns obs dict, reward (N,), dones (N,), infos.
 
-        infos: ``time_outs``/``terminate`` (N,) bool; ``similarity`` (N,) mean scored similarity; ``similarities``
-        (N, T) per LLC step and ``scored`` (N, T) bool (steps inside the episode); ``reward`` (N,) and its Eq. 3
-        terms ``reward_clip``/``reward_latent``/``reward_velocity`` (N,) and ``root_velocity`` (N, 3) m/s, the root's
-        mean velocity over the scored LLC steps; ``head_height`` (N,) m after the last LLC step; counts (int)
-        of this step's ``et_similarity_resets``, ``et_fall_resets``, ``time_out_resets``, ``sim_blowups``;
-        ``z`` (N, 64); with ``record_states``: ``llc_qpos`` (N, T, 35 + K), ``llc_body_pos`` (N, T, 15, 3) and
-        ``llc_body_rot`` (N, T, 15, 4), in a scene also ``llc_object_qvel`` (N, T, Kv) and ``llc_object_contacts``
-        (N, T, 15) bool (:meth:`~anyskill.sim.backend.Backend.object_contacts`), before the resets.
+        infos: ``time_outs``/``terminate`` (N,) bool (``time_outs`` also holds the similarity resets when they are
+        truncated, ``EarlyTerminationConfig.similarity_end``); ``similarity`` (N,) mean scored similarity;
+        ``similarities`` (N, T) per LLC step and ``scored`` (N, T) bool (steps inside the episode); ``reward`` (N,) and
+        its Eq. 3 terms ``reward_clip``/``reward_latent``/``reward_velocity`` (N,) and ``root_velocity`` (N, 3) m/s, the
+        root's mean velocity over the scored LLC steps; ``head_height`` (N,) m after the last LLC step; counts (int) of
+        this step's ``et_similarity_resets``, ``et_fall_resets``, ``time_out_resets`` (time limits and blow-ups only: an
+        episode counts once, a similarity reset that coincides with its time limit as a similarity reset),
+        ``sim_blowups``; ``z`` (N, 64); with ``record_states``: ``llc_qpos`` (N, T, 35 + K), ``llc_body_pos`` (N, T, 15,
+        3) and ``llc_body_rot`` (N, T, 15, 4), in a scene also ``llc_object_qvel`` (N, T, Kv) and
+        ``llc_object_contacts`` (N, T, 15) bool (:meth:`~anyskill.sim.backend.Backend.object_contacts`), before the
+        resets.
         """
         n, t_max = self.num_envs, self.cfg.llc_steps
         actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
@@ -151,6 +154,7 @@ class HighLevelEnv:
         if self.scene is not None:
             record.update(llc_object_qvel=[], llc_object_contacts=[])
         obs = self._obs
+        truncate_similarity = self.cfg.early_termination.similarity_end == "truncate"
         root_start = self.env.backend.body_pos()[:, 0].to(self.device)
         root_last = root_start.clone()  # the root at each env's last scored LLC step
         for t in range(t_max):
@@ -174,15 +178,14 @@ class HighLevelEnv:
             sims[:, t] = sim
             scored[:, t] = live & ~blowup
             root_last = torch.where(scored[:, t, None], states.body_pos[:, 0].to(self.device), root_last)
-            ends = et["reset"] if self.cfg.early_termination.similarity_end == "terminate" else et["fallen"]
-            term_now = live & ends & ~blowup
+            term_now = live & (et["fallen"] if truncate_similarity else et["reset"]) & ~blowup
             limit_now = live & ~term_now & (blowup | self._timed_out())
             out_now = limit_now | (live & ~term_now & et["similarity"])
             fired |= live & et["similarity"] & ~blowup
             fell |= live & et["fallen"] & ~blowup
             terminate |= term_now
             time_out |= out_now
-            limit |= limit_now
+            limit |= limit_now & ~(et["similarity"] & ~blowup)  # counted once: as a similarity reset
             ended |= term_now | out_now
 
         sim_mean = (sims * scored).sum(1) / scored.sum(1).clamp_min(1)

@@ -9,16 +9,17 @@ than one that reaches the goal and drifts past it. The authors' code never ends 
 named early termination of :data:`anyskill.config.reward.EARLY_TERMINATIONS` and measures the mean pose error (m)
 of 8 deterministic 2-s rollouts from standing, untrained vs trained (as ``anyskill compare-llc-pose`` does).
 
-Each finished run is merged into ``--out`` at once (a lock guards the file, so several processes can share it); a
-run given again replaces its row, others stay, and every row names the commit and time that measured it.
+Each finished run is merged into ``--out`` at once (a lock file beside it guards it, so several processes can share
+it; the file is replaced whole, never left half-written); a run given again (same clip, early termination, seed, size,
+controller and evaluation length) replaces its row, others stay, and every row names the commit and time that
+measured it.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
-import hashlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,17 +33,17 @@ from anyskill.provenance import REPO_ROOT
 if TYPE_CHECKING:
     import pandas as pd
 
-KEY = ["goal_clip", "early_termination", "seed", "epochs", "envs"]
+KEY = ["goal_clip", "early_termination", "seed", "epochs", "envs", "llc", "eval_seconds"]
 """Columns that identify a run; a run measured again replaces the row with the same key."""
 DEFAULT_OUT = REPO_ROOT / "results" / "early_termination_pose_goals.csv"
-DEFAULT_LLC = "anyskill/checkpoints/llc_laptop.pth"
 
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock for ``path`` (a lock file in the temp folder, named after the path's hash)."""
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"anyskill-{digest}.lock", "w") as lock:
+    """Hold an exclusive lock on ``path``'s lock file (``<path>.lock``, beside it; POSIX only)."""
+    import fcntl
+
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -52,33 +53,42 @@ def _locked(path: Path) -> Iterator[None]:
 
 def study_early_termination(out: str | Path = DEFAULT_OUT, clips: tuple[str, ...] = ("authored_raise_both_arms",),
                             variants: tuple[str, ...] = ("paper", "truncate", "falls-only"),
-                            seeds: tuple[int, ...] = (0,),
-                            epochs: int = 300, envs: int = 64, llc: str = DEFAULT_LLC,
-                            eval_seconds: float = 2.0) -> pd.DataFrame:
-    """Train and measure every (clip, variant, seed) at ``epochs`` x ``envs`` (``laptop`` PPO otherwise) on the
-    controller ``llc``; returns the whole file at ``out`` after the last merge (module docstring).
+                            seeds: tuple[int, ...] = (0,), epochs: int | None = None, envs: int | None = None,
+                            llc: str | Path | None = None, eval_seconds: float = 2.0) -> pd.DataFrame:
+    """Train and measure every (clip, variant, seed) at ``epochs`` x ``envs`` (default: the ``laptop`` profile's;
+    its PPO otherwise) on the controller ``llc`` (default: the shipped one); returns the whole file at ``out`` after
+    the last merge (module docstring).
 
     Per row: pose error untrained / trained (m); the training's mean goal similarity over its first and last 10
-    epochs and its best epoch; similarity resets per epoch over the last 10; wall time; commit and start."""
+    epochs and at its best epoch; similarity resets per epoch over the last 10; wall time (training and both
+    evaluations, s); commit and start."""
     import pandas as pd
     import torch
 
+    from anyskill.config import profile
     from anyskill.config.hlc import HLCEnvConfig
     from anyskill.config.reward import EARLY_TERMINATIONS
     from anyskill.hlc.goal_spec import find_clip
     from anyskill.hlc.pose_goal import PoseGoal
     from anyskill.hlc.rollout import evaluate
     from anyskill.hlc.train import train_hlc
-    from anyskill.provenance import Provenance, git_commit
+    from anyskill.llc.shipped import shipped_llc
+    from anyskill.provenance import git_commit
 
     unknown = [v for v in variants if v not in EARLY_TERMINATIONS]
     if unknown:
         raise ValueError(f"unknown early termination {unknown}; choose from {list(EARLY_TERMINATIONS)}")
     goals = {clip: PoseGoal.from_clip(find_clip(clip)) for clip in clips}  # fails on a bad clip before any training
+    laptop = profile("laptop").hlc
+    epochs, envs = epochs or laptop.ppo.max_epochs, envs or laptop.num_envs
+    path = Path(llc) if llc is not None else shipped_llc()
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.is_file():
+        raise FileNotFoundError(f"no controller checkpoint at {path}")
+    llc_name = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
     torch.set_num_threads(1)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    path = REPO_ROOT / llc
     commit = git_commit()
     df = pd.DataFrame()
     for clip, goal in goals.items():
@@ -97,27 +107,49 @@ def study_early_termination(out: str | Path = DEFAULT_OUT, clips: tuple[str, ...
                 resets = [s["et_similarity_resets"] for s in run.epoch_stats[-10:]]
                 row: dict[str, Any] = {
                     "goal_clip": clip, "early_termination": variant, "seed": seed, "epochs": epochs, "envs": envs,
+                    "llc": llc_name, "eval_seconds": eval_seconds,
                     "pose_error_untrained_m": before.mean_pose_error, "pose_error_trained_m": after.mean_pose_error,
-                    "similarity_first10": sum(sim[:10]) / len(sim[:10]), "similarity_best_epoch": max(sim),
+                    "similarity_first10": sum(sim[:10]) / len(sim[:10]), "similarity_best": max(sim),
                     "similarity_last10": sum(sim[-10:]) / len(sim[-10:]),
-                    "similarity_resets_last10": sum(resets) / len(resets), "train_s": round(time.time() - t0, 1),
+                    "similarity_resets_last10": sum(resets) / len(resets), "wall_s": round(time.time() - t0, 1),
                     "commit": commit, "started": started}
                 print(json.dumps(row), flush=True)
-                with _locked(out):
-                    old = pd.read_csv(out, comment="#") if out.is_file() else pd.DataFrame(columns=list(row))
-                    same = (old[KEY].astype(str) == pd.Series({k: str(row[k]) for k in KEY})).all(axis=1)
-                    df = pd.concat([old[~same], pd.DataFrame([row])], ignore_index=True).sort_values(KEY)
-                    prov = Provenance("anyskill et-study", config={"llc": llc, "eval_seconds": eval_seconds,
-                                                                   "rows": "each row names its commit and start"},
-                                      clip_weights="none (pose goals)")
-                    prov.finish().write_csv(df, out)
+                df = merge_row(out, row)
+    return df
+
+
+def merge_row(out: Path, row: dict[str, Any]) -> pd.DataFrame:
+    """Put ``row`` into the CSV at ``out`` under its lock, replacing a row with the same :data:`KEY`; the file is
+    written beside and moved over ``out``, so a reader never sees it half-written. Returns the merged table."""
+    import pandas as pd
+
+    from anyskill.provenance import Provenance
+
+    new = pd.DataFrame([row])
+    with _locked(out):
+        if out.is_file():
+            old = pd.read_csv(out, comment="#")
+            same = pd.Series(True, index=old.index)
+            for key in KEY:
+                if isinstance(row[key], str):
+                    same &= old[key].astype(str) == row[key]
+                else:
+                    same &= pd.to_numeric(old[key], errors="coerce") == row[key]
+            new = pd.concat([old[~same], new], ignore_index=True)
+        df = new.sort_values(KEY, ignore_index=True)
+        prov = Provenance("anyskill et-study", config={"rows": "each row names its commit, start and controller"},
+                          clip_weights="none (pose goals)")
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        prov.finish().write_csv(df, tmp)
+        os.replace(tmp, out)
     return df
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (epochs, envs, clip, variant): seeds, the trained pose error per seed and its mean, the untrained mean."""
-    g = df.groupby(["epochs", "envs", "goal_clip", "early_termination"])
-    return g.agg(seeds=("seed", lambda x: ",".join(str(int(v)) for v in sorted(x))),
+    """Per (epochs, envs, clip, variant): the seeds, the trained pose error (m) per seed (in seed order) and its
+    mean, the untrained policies' mean (m)."""
+    g = df.sort_values("seed").groupby(["epochs", "envs", "goal_clip", "early_termination"])
+    return g.agg(seeds=("seed", lambda x: ",".join(str(int(v)) for v in x)),
                  trained_per_seed=("pose_error_trained_m", lambda x: "/".join(f"{v:.3f}" for v in x)),
                  trained_mean_m=("pose_error_trained_m", "mean"),
                  untrained_mean_m=("pose_error_untrained_m", "mean")).reset_index()
@@ -133,6 +165,7 @@ def _study(args: argparse.Namespace) -> int:
 
 def add_et_study_command(sub) -> None:
     """Register ``et-study`` on the ``anyskill`` parser's sub-parsers."""
+    from anyskill.config import profile
     from anyskill.config.reward import EARLY_TERMINATIONS
     from anyskill.hlc.pose_comparison import CLIPS
 
@@ -143,9 +176,10 @@ def add_et_study_command(sub) -> None:
                    help=f"goal clips (their middle frame), e.g. {' '.join(CLIPS)}")
     c.add_argument("--variants", nargs="+", choices=list(EARLY_TERMINATIONS), default=list(EARLY_TERMINATIONS))
     c.add_argument("--seeds", nargs="+", type=int, default=[0])
-    c.add_argument("--epochs", type=int, default=300, help="default: the laptop profile's")
-    c.add_argument("--envs", type=int, default=64, help="default: the laptop profile's")
-    c.add_argument("--llc", default=DEFAULT_LLC, help="controller checkpoint, relative to the repository")
+    laptop = profile("laptop").hlc
+    c.add_argument("--epochs", type=int, help=f"default: the laptop profile's ({laptop.ppo.max_epochs})")
+    c.add_argument("--envs", type=int, help=f"default: the laptop profile's ({laptop.num_envs})")
+    c.add_argument("--llc", help="controller checkpoint (default: the shipped one)")
     c.add_argument("--eval-seconds", type=float, default=2.0, help="deterministic rollout per evaluation, s")
     c.add_argument("--out", type=Path, default=DEFAULT_OUT)
     c.set_defaults(func=_study)
