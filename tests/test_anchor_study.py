@@ -26,7 +26,7 @@ DOMAIN = "anyskill-domain sha256:0 (domain model of this humanoid, closed vocabu
 
 
 def _e2e(path, rates, latent_action=None, anchor_scale=None, prompts=("squat down", "bow"), llc="llc_laptop.pth",
-         seed=0, early_termination=None):
+         seed=0, early_termination=None, epochs=None):
     rows = []
     for prompt, rate in zip(prompts, rates, strict=True):
         row = {"prompt": prompt, "fact": "f", "model": DOMAIN, "after_fact_rate": rate, "after_fallen_rate": 0.5,
@@ -35,6 +35,8 @@ def _e2e(path, rates, latent_action=None, anchor_scale=None, prompts=("squat dow
             row.update(latent_action=latent_action, anchor_scale=anchor_scale)
         if early_termination is not None:
             row.update(early_termination=early_termination)
+        if epochs is not None:
+            row.update(epochs=epochs, num_envs=64)
         rows.append(row)
     rows.append({**rows[0], "model": "ViT-B-32/random", "after_fact_rate": 1.0})  # the random floor: not counted
     rows.append({**rows[0], "prompt": "arms down by the sides", "after_fact_rate": 1.0})  # an opposite: not counted
@@ -123,11 +125,14 @@ def test_seed_summary_counts_prompts_reached_per_controller_action_and_seed(tmp_
             _e2e(tmp_path / "b0" / "e2e.json", [0.0, 0.1], "anchored", 0.6, llc="clip.pth", seed=0)]
     falls_only = _e2e(tmp_path / "a2" / "e2e.json", [0.0, 0.0], llc="robust.pth", seed=0,
                       early_termination="falls-only")
-    summary = e2e_seed_summary(gather_e2e([*runs, falls_only], tmp_path / "seeds.csv"))
-    # runs made before the early-termination option count as the paper's; another early termination is its own row
-    assert sorted(summary["early_termination"]) == ["falls-only", "paper", "paper"]
+    longer = _e2e(tmp_path / "a3" / "e2e.json", [0.9, 0.9], llc="robust.pth", seed=0, epochs=300)
+    summary = e2e_seed_summary(gather_e2e([*runs, falls_only, longer], tmp_path / "seeds.csv"))
+    # runs made before the early-termination option count as the paper's; another early termination, or another
+    # training size, is its own row
+    assert sorted(summary["early_termination"]) == ["falls-only", "paper", "paper", "paper"]
     assert summary[summary["early_termination"] == "falls-only"].iloc[0]["reached_per_seed"] == "0"
-    summary = summary[summary["early_termination"] == "paper"]
+    assert summary[summary["epochs"] == 300].iloc[0]["reached_per_seed"] == "2"
+    summary = summary[(summary["early_termination"] == "paper") & (summary["epochs"] == 60)]
     free = summary[summary["llc"] == "robust.pth"].iloc[0]
     assert free["latent_action"] == "free" and math.isnan(free["anchor_scale"]) and free["seeds"] == "0,1"
     assert free["reached_per_seed"] == "1/2" and free["reached_mean"] == 1.5 and free["fallen_mean"] == 0.5

@@ -172,17 +172,20 @@ def gather_e2e(runs: list[str | Path], out: str | Path, labels: dict[str, str] |
 
 
 def e2e_seed_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per controller (``llc``), latent action, σ and early termination: the prompts reaching their fact
-    (:data:`REACHED`) and the frames fallen after training, for each seed and over the seeds, from
-    :func:`gather_e2e`'s rows (the domain model's rows of the 5 prompts only)."""
+    """Per controller (``llc``), latent action, σ, early termination and training size (epochs, envs): the prompts
+    reaching their fact (:data:`REACHED`) and the frames fallen after training, for each seed and over the seeds,
+    from :func:`gather_e2e`'s rows (the domain model's rows of the 5 prompts only)."""
     import pandas as pd
 
+    from anyskill.config.domain import E2ESettings
     from anyskill.domain.e2e import E2E_PROMPTS
 
     d = df[df["model"].str.startswith("anyskill-domain") & df["prompt"].isin(list(E2E_PROMPTS))].copy()
     d["anchor_scale"] = d["anchor_scale"].fillna(-1.0)
     d["early_termination"] = d["early_termination"].fillna("paper") if "early_termination" in d else "paper"
-    keys = ["llc", "latent_action", "anchor_scale", "early_termination"]
+    keys = ["llc", "latent_action", "anchor_scale", "early_termination", "epochs", "num_envs"]
+    for key, default in (("epochs", E2ESettings.epochs), ("num_envs", E2ESettings.num_envs)):  # rows without them
+        d[key] = d[key].fillna(default).astype(int) if key in d else default
     per_seed = d.groupby([*keys, "seed"]).agg(reached=("after_fact_rate", lambda x: int((x >= REACHED).sum())),
                                               fallen=("after_fallen_rate", "mean")).reset_index()
     out = per_seed.groupby(keys).agg(seeds=("seed", lambda x: ",".join(str(int(v)) for v in sorted(x))),
