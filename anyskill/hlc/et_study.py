@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,9 +68,8 @@ def study_early_termination(out: str | Path = DEFAULT_OUT, clips: tuple[str, ...
     from anyskill.config.hlc import HLCEnvConfig
     from anyskill.config.reward import EARLY_TERMINATIONS
     from anyskill.hlc.goal_spec import find_clip
+    from anyskill.hlc.pose_comparison import train_and_evaluate
     from anyskill.hlc.pose_goal import PoseGoal
-    from anyskill.hlc.rollout import evaluate
-    from anyskill.hlc.train import train_hlc
     from anyskill.llc.shipped import shipped_llc
     from anyskill.provenance import git_commit
 
@@ -96,13 +94,8 @@ def study_early_termination(out: str | Path = DEFAULT_OUT, clips: tuple[str, ...
             for seed in seeds:
                 started = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 t0 = time.time()
-                with tempfile.TemporaryDirectory() as tmp:
-                    run = train_hlc(goal, path, scale="laptop", out_dir=tmp, seed=seed, num_envs=envs,
-                                    max_epochs=epochs, env_config=HLCEnvConfig(
-                                        early_termination=EARLY_TERMINATIONS[variant]), progress=False)
-                    assert run.initial_checkpoint is not None  # train_hlc always writes it
-                    before = evaluate(run.initial_checkpoint, path, goal, seconds=eval_seconds, seed=seed)
-                    after = evaluate(run.checkpoint, path, goal, seconds=eval_seconds, seed=seed)
+                env_config = HLCEnvConfig(early_termination=EARLY_TERMINATIONS[variant])
+                run, before, after = train_and_evaluate(goal, path, epochs, envs, seed, env_config, eval_seconds)
                 sim = [s["similarity"] for s in run.epoch_stats]
                 resets = [s["et_similarity_resets"] for s in run.epoch_stats[-10:]]
                 row: dict[str, Any] = {

@@ -21,6 +21,11 @@ from anyskill.provenance import REPO_ROOT
 if TYPE_CHECKING:
     import pandas as pd
 
+    from anyskill.config.hlc import HLCEnvConfig
+    from anyskill.hlc.pose_goal import PoseGoal
+    from anyskill.hlc.rollout import Evaluation
+    from anyskill.rl.runner import TrainResult
+
 CLIPS = ("authored_raise_both_arms", "authored_squat", "authored_bow", "authored_kick", "authored_wave_right_hand")
 CONTROLLERS = {"tracking route (shipped)": "anyskill/checkpoints/llc_laptop.pth",
                "CALM (previous)": "anyskill/checkpoints/llc_calm_laptop.pth"}
@@ -44,8 +49,6 @@ def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = 
     from anyskill.config.hlc import ANCHOR_SCALE, HLCEnvConfig
     from anyskill.hlc.goal_spec import find_clip
     from anyskill.hlc.pose_goal import PoseGoal
-    from anyskill.hlc.rollout import evaluate
-    from anyskill.hlc.train import train_hlc
     from anyskill.provenance import Provenance
 
     torch.set_num_threads(1)
@@ -64,12 +67,7 @@ def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = 
         for label, ckpt in controllers.items():
             path = REPO_ROOT / ckpt
             t0 = time.time()
-            with tempfile.TemporaryDirectory() as tmp:
-                run = train_hlc(goal, path, scale="laptop", out_dir=tmp, seed=seed, num_envs=envs, max_epochs=epochs,
-                                env_config=env_config, progress=False)
-                assert run.initial_checkpoint is not None  # train_hlc always writes it
-                before = evaluate(run.initial_checkpoint, path, goal, seconds=eval_seconds, seed=seed)
-                after = evaluate(run.checkpoint, path, goal, seconds=eval_seconds, seed=seed)
+            _, before, after = train_and_evaluate(goal, path, epochs, envs, seed, env_config, eval_seconds)
             rows.append({"goal_clip": clip, "controller": label, "latent_action": latent_action,
                          "pose_error_untrained_m": before.mean_pose_error,
                          "pose_error_trained_m": after.mean_pose_error, "train_s": round(time.time() - t0, 1)})
@@ -91,6 +89,23 @@ def compare_on_pose_goals(out: str | Path, controllers: dict[str, str] | None = 
         df = pd.concat([kept, df], ignore_index=True)
     prov.finish().write_csv(df, out)
     return df
+
+
+def train_and_evaluate(goal: PoseGoal, llc: Path, epochs: int, envs: int, seed: int, env_config: HLCEnvConfig,
+                       eval_seconds: float) -> tuple[TrainResult, Evaluation, Evaluation]:
+    """Train π_H toward ``goal`` on the controller at ``llc`` (``laptop`` PPO, ``epochs`` x ``envs``, in a temporary
+    folder) and evaluate its untrained and trained policies (8 deterministic ``eval_seconds``-s rollouts from
+    standing): (the run, whose checkpoints are gone, before, after)."""
+    from anyskill.hlc.rollout import evaluate
+    from anyskill.hlc.train import train_hlc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train_hlc(goal, llc, scale="laptop", out_dir=tmp, seed=seed, num_envs=envs, max_epochs=epochs,
+                        env_config=env_config, progress=False)
+        assert run.initial_checkpoint is not None  # train_hlc always writes it
+        before = evaluate(run.initial_checkpoint, llc, goal, seconds=eval_seconds, seed=seed)
+        after = evaluate(run.checkpoint, llc, goal, seconds=eval_seconds, seed=seed)
+    return run, before, after
 
 
 def row_sources(header: list[str]) -> dict[str, dict]:
